@@ -1,0 +1,42 @@
+"""camwidget: where is my Keras CNN looking? Grad-CAM for any Keras model, and a live notebook explorer.
+
+    import camwidget as cw
+    cw.compute_cam(model, images)          # (N, h, w) maps
+    cw.CAMExplorer(model, "cat.jpg")       # the live explorer
+
+Importing this package is quiet and cheap: TensorFlow is imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = ["CAMExplorer", "compute_cam", "spatial_layers", "default_layer", "METHODS", "__version__"]
+
+_LAZY = {
+    "compute_cam": "api",
+    "spatial_layers": "api",
+    "default_layer": "api",
+    "METHODS": "methods",
+    "CAMExplorer": "widget",
+}
+
+if TYPE_CHECKING:
+    from .api import compute_cam, default_layer, spatial_layers
+    from .methods import METHODS
+    from .widget import CAMExplorer
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'camwidget' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))

@@ -1,0 +1,404 @@
+"""Find a model's layers and read their outputs, without changing the model.
+
+Every kind of Keras model (functional, Sequential, subclassed, nested, loaded) runs its layers through
+``layer.__call__ -> layer.call``. So a layer's output is read by replacing ``call`` on that one layer
+object for the length of one traced forward pass (:func:`capturing`), and putting it back in ``finally``.
+Building ``keras.Model(model.inputs, inner_layer.output)`` instead fails for nested and Sequential models.
+
+The dry run (:func:`describe_model`) traces the model once on a symbolic input, which computes nothing:
+it records every layer's output shape, how often it is called, the call order, and whether the model's
+outputs depend on it (a walk of the traced graph).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from .errors import CAMError, LayerError, closest, quoted
+
+# Layers in these Keras packages move, drop or reshape values but compute no new features; the default
+# layer skips them (pooling, dropout and noise, padding, cropping, reshaping, preprocessing).
+_NON_FEATURE_PACKAGES = (
+    "keras.src.layers.pooling",
+    "keras.src.layers.regularization",
+    "keras.src.layers.reshaping",
+    "keras.src.layers.preprocessing",
+)
+
+# Graph ops that pass values through unchanged in order; walked over to find a softmax or sigmoid.
+_PASS_THROUGH_OPS = ("Identity", "Reshape", "Squeeze", "ExpandDims", "Cast")
+
+_patch_lock = threading.RLock()
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One layer as the dry run saw it."""
+
+    path: str  # "vgg16/block5_conv3"; top-level layers by name alone
+    layer: keras.layers.Layer
+    shape: tuple[int | None, ...] | None  # output shape without the batch axis; None if not one tensor
+    calls: int  # times called in one forward pass
+    order: int  # position in forward order
+    reaches_output: bool  # the model's outputs depend on it
+    computes_features: bool
+
+    @property
+    def is_spatial(self) -> bool:
+        """Output is one (N, h, w, C) tensor."""
+        return self.shape is not None and len(self.shape) == 3
+
+    @property
+    def area(self) -> int | None:
+        if not self.is_spatial or self.shape[0] is None or self.shape[1] is None:
+            return None
+        return self.shape[0] * self.shape[1]
+
+    def describe_shape(self) -> str:
+        return "×".join("?" if d is None else str(d) for d in (self.shape or ()))
+
+
+@dataclass
+class ModelLayout:
+    """What the dry run learned about a model at one input shape."""
+
+    input_shape: tuple[int, ...]  # (H, W, C) the dry run used
+    layers: dict[str, LayerInfo]  # every layer, by path, in forward order
+    output_names: list[str]
+    output_shapes: list[tuple[int | None, ...]]  # without the batch axis
+    output_activations: list[str | None] = field(default_factory=list)  # "softmax" | "sigmoid" | None
+
+    def spatial_paths(self) -> list[str]:
+        """Layers that can be explained: (N, h, w, C) output larger than 1x1, called once, and the output
+        depends on them."""
+        return [
+            p
+            for p, i in self.layers.items()
+            if i.is_spatial and i.calls == 1 and i.reaches_output and i.area != 1
+        ]
+
+    def default_path(self) -> str:
+        """The last spatial layer with h*w > 1 that computes features."""
+        candidates = [
+            p
+            for p in self.spatial_paths()
+            if self.layers[p].computes_features
+        ]
+        if not candidates:
+            raise LayerError(
+                "this model has no layer with a spatial (N, height, width, channels) output of more than "
+                "1x1 that the output depends on, so there is no map to draw; Grad-CAM needs a "
+                "convolutional layer"
+            )
+        return candidates[-1]
+
+    def resolve(self, name: str | None) -> LayerInfo:
+        """The LayerInfo for a user-given layer name (or the default), with errors a person can act on."""
+        if name is None:
+            return self.layers[self.default_path()]
+        if not isinstance(name, str):
+            raise TypeError(f"layer must be a layer name (str) such as {self.default_path()!r}, not {type(name).__name__}")
+        info = self.layers.get(name)
+        if info is None:
+            by_leaf = [p for p in self.layers if p.rsplit("/", 1)[-1] == name]
+            if len(by_leaf) == 1:
+                info = self.layers[by_leaf[0]]
+        if info is None:
+            hint = closest(name, self.spatial_paths()) or closest(name, self.layers)
+            msg = f"layer {name!r} not found"
+            if hint:
+                msg += f"; closest: {quoted(hint)}"
+            msg += f". Spatial layers of this model: {quoted(self.spatial_paths())}"
+            raise LayerError(msg)
+        if info.calls > 1:
+            raise LayerError(
+                f"layer {info.path!r} is called {info.calls} times in one forward pass, so its map would be "
+                f"ambiguous; choose a layer used once, e.g. {self.default_path()!r}"
+            )
+        if not info.is_spatial:
+            shape = "several tensors" if info.shape is None else f"shape (N, {', '.join(map(str, info.shape))})"
+            raise LayerError(
+                f"layer {info.path!r} has output {shape}, not a spatial map (N, height, width, channels); "
+                f"choose a convolutional layer, e.g. {self.default_path()!r}"
+            )
+        if info.area == 1:
+            raise LayerError(
+                f"layer {info.path!r} has a 1x1 output: there is nothing spatial to map; choose an earlier "
+                f"layer, e.g. {self.default_path()!r}"
+            )
+        if not info.reaches_output:
+            raise LayerError(f"the model's output does not depend on layer {info.path!r}; choose another layer")
+        return info
+
+
+def walk_layers(model: keras.layers.Layer) -> Iterator[tuple[str, keras.layers.Layer]]:
+    """(path, layer) for every layer under `model`, depth first; containers are walked into."""
+    seen: set[int] = set()
+
+    def visit(parent: keras.layers.Layer, prefix: str) -> Iterator[tuple[str, keras.layers.Layer]]:
+        for child in _children(parent):
+            if id(child) in seen or isinstance(child, keras.layers.InputLayer):
+                continue
+            seen.add(id(child))
+            path = f"{prefix}{child.name}"
+            yield path, child
+            yield from visit(child, path + "/")
+
+    yield from visit(model, "")
+
+
+def _children(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    if isinstance(layer, keras.Model):
+        return list(layer.layers)
+    flatten = getattr(layer, "_flatten_layers", None)
+    return list(flatten(include_self=False, recursive=False)) if flatten else []
+
+
+def find_layer(model: keras.Model, path: str) -> keras.layers.Layer:
+    for p, layer in walk_layers(model):
+        if p == path:
+            return layer
+    raise LayerError(f"layer {path!r} not found")
+
+
+def model_input_shape(model: keras.Model) -> tuple[int | None, ...] | None:
+    """(H, W, C) from the model's input, or None where the model does not know it yet."""
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if inputs:
+        if len(inputs) > 1:
+            raise CAMError(f"the model has {len(inputs)} inputs; camwidget explains models with one image input")
+        return tuple(inputs[0].shape[1:])
+    shapes = getattr(model, "_build_shapes_dict", None) or {}
+    if len(shapes) == 1:
+        (shape,) = shapes.values()
+        if isinstance(shape, (tuple, list)) and len(shape) == 4:
+            return tuple(shape[1:])
+    return None
+
+
+@contextlib.contextmanager
+def capturing(
+    layers: dict[str, keras.layers.Layer], on_output: Callable[[str, Any], None]
+) -> Iterator[None]:
+    """While inside, each given layer reports every output it computes to ``on_output(path, output)``.
+
+    Replaces ``call`` on the layer objects and restores it in ``finally``, so the model is unchanged after.
+    """
+    patched: list[tuple[keras.layers.Layer, Any]] = []
+    with _patch_lock:
+        try:
+            for path, layer in layers.items():
+                previous = layer.__dict__.get("call", _MISSING)
+                original = layer.call
+
+                def reporting_call(*args: Any, _original=original, _path=path, **kwargs: Any) -> Any:
+                    output = _original(*args, **kwargs)
+                    on_output(_path, output)
+                    return output
+
+                object.__setattr__(layer, "call", reporting_call)
+                patched.append((layer, previous))
+            yield
+        finally:
+            for layer, previous in reversed(patched):
+                if previous is _MISSING:
+                    object.__delattr__(layer, "call")
+                else:
+                    object.__setattr__(layer, "call", previous)
+
+
+_MISSING = object()
+
+
+def call_model(model: keras.Model, x: tf.Tensor) -> list[tf.Tensor]:
+    """The model's outputs as a flat list, in inference mode."""
+    return tf.nest.flatten(model(x, training=False))
+
+
+def output_names(model: keras.Model, raw_output: Any, count: int) -> list[str]:
+    if isinstance(raw_output, dict):
+        return [str(k) for k in sorted(raw_output)]
+    names = getattr(model, "output_names", None)
+    if names and len(names) == count:
+        return [str(n) for n in names]
+    return [f"output_{i}" for i in range(count)]
+
+
+def final_activation(tensor: tf.Tensor) -> tuple[str | None, tf.Tensor]:
+    """("softmax" | "sigmoid" | None, the tensor before that activation) for a traced graph tensor.
+
+    Walks back over ops that only reshape or cast, so a Dense(activation="softmax"), an Activation or Softmax
+    layer, and a softmax followed by a reshape are all found; the model is not touched.
+    """
+    op = tensor.op
+    while op.type in _PASS_THROUGH_OPS and op.inputs:
+        op = op.inputs[0].op
+    kind = {"Softmax": "softmax", "Sigmoid": "sigmoid"}.get(op.type)
+    if kind is None:
+        return None, tensor
+    before = op.inputs[0]
+    return kind, tf.reshape(tf.cast(before, tensor.dtype), tf.shape(tensor))
+
+
+def _depends_on(outputs: list[tf.Tensor]) -> set[str]:
+    """Names of every graph tensor the outputs are computed from."""
+    seen: set[str] = set()
+    stack = [t for t in outputs]
+    while stack:
+        t = stack.pop()
+        if t.name in seen:
+            continue
+        seen.add(t.name)
+        stack.extend(t.op.inputs)
+    return seen
+
+
+def _computes_features(layer: keras.layers.Layer) -> bool:
+    return not any(
+        cls.__module__.startswith(_NON_FEATURE_PACKAGES) for cls in type(layer).__mro__
+    )
+
+
+def describe_model(model: keras.Model, input_shape: tuple[int, ...]) -> ModelLayout:
+    """Trace the model once on a symbolic (None, *input_shape) input and describe its layers."""
+    layers = {p: l for p, l in walk_layers(model) if not isinstance(l, keras.Model)}
+    records: dict[str, list[Any]] = {p: [] for p in layers}
+    order: list[str] = []
+    result: dict[str, Any] = {}
+
+    def on_output(path: str, output: Any) -> None:
+        records[path].append(output)
+        order.append(path)
+
+    def probe(x: tf.Tensor) -> list[tf.Tensor]:
+        with capturing(layers, on_output):
+            raw = model(x, training=False)
+        outputs = tf.nest.flatten(raw)
+        result["outputs"] = outputs
+        result["names"] = output_names(model, raw, len(outputs))
+        result["needed"] = _depends_on(outputs)
+        result["activations"] = [final_activation(t)[0] for t in outputs]
+        return outputs
+
+    spec = tf.TensorSpec((None, *input_shape), tf.float32)
+    try:
+        tf.function(probe).get_concrete_function(spec)
+    except CAMError:
+        raise
+    except Exception as exc:  # the model itself refused this input
+        raise CAMError(
+            f"the model could not be run on images of shape (N, {', '.join(map(str, input_shape))}): "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
+
+    first_seen = {p: i for i, p in reversed(list(enumerate(order)))}
+    infos = {}
+    for path in sorted((p for p in layers if records[p]), key=first_seen.__getitem__):
+        outs = records[path]
+        single = outs[0] if len(outs) >= 1 and isinstance(outs[0], tf.Tensor) else None
+        infos[path] = LayerInfo(
+            path=path,
+            layer=layers[path],
+            shape=tuple(single.shape[1:]) if single is not None else None,
+            calls=len(outs),
+            order=first_seen[path],
+            reaches_output=single is not None and single.name in result["needed"],
+            computes_features=_computes_features(layers[path]),
+        )
+    outputs = result["outputs"]
+    return ModelLayout(
+        input_shape=tuple(input_shape),
+        layers=infos,
+        output_names=result["names"],
+        output_shapes=[tuple(t.shape[1:]) for t in outputs],
+        output_activations=result["activations"],
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The network after a layer: used to re-differentiate from cached activations without re-running the layers
+# before it. Only for graphs Keras describes (functional and Sequential, nested too); None otherwise.
+
+
+def tail_function(model: keras.Model, path: str, output: int) -> Callable[[tf.Tensor], tf.Tensor] | None:
+    """A function activations -> the model's output number `output`, running only the layers after `path`;
+    or None where the model's structure does not allow it (subclassed models, layers used twice, skip
+    connections from before the layer)."""
+    names = path.split("/")
+    reachable = _tail(model, names, None, dry=True)
+    if reachable is None or output >= len(reachable) or reachable[output] is None:
+        return None
+    return lambda activations: _tail(model, names, activations, dry=False)[output]
+
+
+def _run(layer: keras.layers.Layer, *args: Any, **kwargs: Any) -> Any:
+    if getattr(layer, "_call_has_training_arg", False) and "training" not in kwargs:
+        kwargs["training"] = False
+    return layer(*args, **kwargs)
+
+
+def _tail(container: keras.layers.Layer, names: list[str], value: Any, dry: bool) -> list[Any] | None:
+    matches = [c for c in _children(container) if c.name == names[0]]
+    if len(matches) != 1:
+        return None
+    child = matches[0]
+    if len(names) > 1:
+        inner = _tail(child, names[1:], value, dry)
+        if inner is None or len(inner) != 1:
+            return None
+        value = inner[0]
+    if isinstance(container, keras.Sequential):
+        layers = container.layers
+        position = next(i for i, layer in enumerate(layers) if layer is child)
+        if dry:
+            return [True]
+        for layer in layers[position + 1 :]:
+            value = _run(layer, value)
+        return [value]
+    nodes_by_depth = getattr(container, "_nodes_by_depth", None)
+    if not nodes_by_depth:
+        return None
+    nodes = [n for depth in nodes_by_depth.values() for n in depth if n.operation is child]
+    if len(nodes) != 1 or len(nodes[0].outputs) != 1:
+        return None
+    start = nodes[0]
+    if dry:
+        return _tail_reaches_outputs(container, start)
+    known = {id(start.outputs[0]): value}
+    for depth in sorted(nodes_by_depth, reverse=True):
+        for node in nodes_by_depth[depth]:
+            if node is start or not node.operation or node.is_input:
+                continue
+            if not node.input_tensors or any(id(t) not in known for t in node.input_tensors):
+                continue
+            args, kwargs = node.arguments.fill_in(known)
+            for t, v in zip(node.outputs, tf.nest.flatten(_run(node.operation, *args, **kwargs))):
+                known[id(t)] = v
+    return [known.get(id(t)) for t in container.outputs]
+
+
+def _tail_reaches_outputs(container: keras.Model, start: Any) -> list[Any] | None:
+    """Symbolic check that every output downstream of `start` needs nothing from before it."""
+    known = {id(start.outputs[0])}
+    nodes_by_depth = container._nodes_by_depth
+    for depth in sorted(nodes_by_depth, reverse=True):
+        for node in nodes_by_depth[depth]:
+            if node is start or not node.operation or node.is_input or not node.input_tensors:
+                continue
+            needed = [id(t) in known for t in node.input_tensors]
+            if all(needed):
+                known.update(id(t) for t in node.outputs)
+            elif any(needed):
+                return None  # mixes values from after the layer with values from before it
+    outs = [True if id(t) in known else None for t in container.outputs]
+    return outs if any(outs) else None

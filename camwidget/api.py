@@ -1,0 +1,71 @@
+"""The functions people call: :func:`spatial_layers` and :func:`compute_cam`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from .engine import SCORES, class_vector, engine_for, num_classes
+from .errors import CAMError
+from .images import model_batch
+from .methods import finite, get_method, normalize_maps
+
+
+def spatial_layers(model: keras.Model, sample: Any = None) -> list[str]:
+    """Every layer whose output is (N, h, w, C) and on which the model's output depends, in forward order.
+
+    Layers inside nested models are named by path ("vgg16/block5_conv3"). `sample` (one image or a batch,
+    in the model's input space) is needed only when the model does not know its input size.
+    """
+    engine = engine_for(model)
+    shape = None if sample is None else model_batch(sample, "sample").shape[1:]
+    return engine.layout(shape).spatial_paths()
+
+
+def default_layer(model: keras.Model, sample: Any = None) -> str:
+    """The layer compute_cam uses when none is given: the last spatial feature layer larger than 1x1."""
+    engine = engine_for(model)
+    shape = None if sample is None else model_batch(sample, "sample").shape[1:]
+    return engine.layout(shape).default_path()
+
+
+def compute_cam(
+    model: keras.Model,
+    images: Any,
+    *,
+    layer: str | None = None,
+    class_index: int | Sequence[int] | None = None,
+    method: str = "gradcam",
+    score: str = "auto",
+    preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
+    normalize: bool = True,
+    output: str | int | None = None,
+) -> np.ndarray:
+    """Class activation maps, float32 (N, h, w) at the layer's own resolution (one image: (1, h, w)).
+
+    images: (N, H, W, C) or one (H, W, C), in the model's input space unless `preprocess` is given.
+    layer: a name or path from :func:`spatial_layers`; None takes the last spatial feature layer.
+    class_index: None (each image's top class), an int (every image), or one int per image.
+    score: "auto" differentiates the logits when the output ends in a softmax (or sigmoid), "probability"
+    the output as it is. normalize: ReLU, then each map divided by its max (an all-zero map stays zero);
+    False returns the raw signed map. output: name or index, for models with several outputs.
+    """
+    if score not in SCORES:
+        raise CAMError(f"score must be one of {', '.join(map(repr, SCORES))}, not {score!r}")
+    cam_method = get_method(method)
+    batch = model_batch(images)
+    if preprocess is not None:
+        if not callable(preprocess):
+            raise TypeError(f"preprocess must be a function of the images, not {type(preprocess).__name__}")
+        batch = model_batch(preprocess(batch.copy()), "images after preprocess")
+    engine = engine_for(model)
+    layout = engine.layout(batch.shape[1:])
+    info = layout.resolve(layer)
+    out = engine.output_index(layout, output)
+    classes = class_vector(class_index, len(batch), num_classes(layout, out))
+    capture = engine.capture(batch, info, classes, out, score)
+    maps = cam_method.compute(capture)
+    return normalize_maps(maps) if normalize else finite(maps)

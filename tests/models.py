@@ -1,0 +1,113 @@
+"""Tiny and classic models for the tests: every kind of Keras model people have. Random weights, offline."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+
+def gap_head(n_classes: int = 5, name: str = "head") -> keras.Sequential:
+    """The classic question's head: Conv2D(same) -> GlobalAveragePooling2D -> Dense(softmax)."""
+    return keras.Sequential(
+        [
+            layers.Conv2D(16, 3, padding="same", activation="relu", name="head_conv"),
+            layers.GlobalAveragePooling2D(name="head_gap"),
+            layers.Dense(n_classes, activation="softmax", name="head_dense"),
+        ],
+        name=name,
+    )
+
+
+def vgg_composite_input_tensor(size: int = 64, n_classes: int = 5) -> keras.Model:
+    """(a) VGG16(include_top=False, input_tensor=inp), the head called on its output."""
+    inp = keras.Input((size, size, 3))
+    base = keras.applications.VGG16(include_top=False, weights=None, input_tensor=inp)
+    return keras.Model(inp, gap_head(n_classes)(base.output), name="composite_a")
+
+
+def vgg_composite_nested(size: int = 64, n_classes: int = 5) -> keras.Model:
+    """(b) VGG16(include_top=False) used as a layer: Model(inp, head(vgg(inp)))."""
+    base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(size, size, 3))
+    inp = keras.Input((size, size, 3))
+    return keras.Model(inp, gap_head(n_classes)(base(inp)), name="composite_b")
+
+
+def question_head(size: int = 160, n_classes: int = 4) -> keras.Model:
+    """The question's own head: AveragePooling2D((5, 5)) then Dense on a 4-D tensor: output (N, 1, 1, C)."""
+    inp = keras.Input((size, size, 3))
+    base = keras.applications.VGG16(include_top=False, weights=None, input_tensor=inp)
+    x = layers.AveragePooling2D((5, 5), name="avg5")(base.output)
+    out = layers.Dense(n_classes, activation="softmax", name="dense_4d")(x)
+    return keras.Model(inp, out, name="question")
+
+
+def small_cnn(n_classes: int = 3, size: int = 32, final: str = "dense_softmax", name: str = "small") -> keras.Model:
+    """A small functional CNN; `final` picks how the softmax is written."""
+    inp = keras.Input((size, size, 3))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_a")(inp)
+    x = layers.MaxPooling2D(name="pool_a")(x)
+    x = layers.Conv2D(16, 3, padding="same", activation="relu", name="conv_b")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    if final == "dense_softmax":
+        out = layers.Dense(n_classes, activation="softmax", name="dense")(x)
+    elif final == "activation_softmax":
+        out = layers.Activation("softmax", name="act")(layers.Dense(n_classes, name="dense")(x))
+    elif final == "softmax_layer":
+        out = layers.Softmax(name="softmax")(layers.Dense(n_classes, name="dense")(x))
+    elif final == "sigmoid":
+        out = layers.Dense(1, activation="sigmoid", name="dense")(x)
+    elif final == "linear":
+        out = layers.Dense(n_classes, name="dense")(x)
+    else:
+        raise ValueError(final)
+    return keras.Model(inp, out, name=name)
+
+
+def sequential_cnn(with_input: bool = True, n_classes: int = 3, size: int = 32) -> keras.Sequential:
+    stack = [keras.Input((size, size, 3))] if with_input else []
+    return keras.Sequential(
+        stack
+        + [
+            layers.Conv2D(8, 3, padding="same", activation="relu", name="s_conv_a"),
+            layers.MaxPooling2D(name="s_pool"),
+            layers.Conv2D(16, 3, padding="same", activation="relu", name="s_conv_b"),
+            layers.Flatten(name="s_flat"),
+            layers.Dense(n_classes, activation="softmax", name="s_dense"),
+        ],
+        name="seq",
+    )
+
+
+class SubclassedCNN(keras.Model):
+    """A hand-written call()."""
+
+    def __init__(self, n_classes: int = 3) -> None:
+        super().__init__(name="subclassed")
+        self.conv_a = layers.Conv2D(8, 3, padding="same", activation="relu", name="sub_conv_a")
+        self.conv_b = layers.Conv2D(16, 3, padding="same", activation="relu", name="sub_conv_b")
+        self.gap = layers.GlobalAveragePooling2D(name="sub_gap")
+        self.dense = layers.Dense(n_classes, activation="softmax", name="sub_dense")
+
+    def call(self, x):
+        return self.dense(self.gap(self.conv_b(self.conv_a(x))))
+
+
+def nested_three_deep(size: int = 32, n_classes: int = 3) -> keras.Model:
+    """outer( middle( inner(conv) ) ) -> head."""
+    inner_in = keras.Input((size, size, 3))
+    inner = keras.Model(inner_in, layers.Conv2D(8, 3, padding="same", activation="relu", name="deep_conv")(inner_in), name="inner")
+    mid_in = keras.Input((size, size, 3))
+    middle = keras.Model(mid_in, layers.Conv2D(8, 3, padding="same", activation="relu", name="mid_conv")(inner(mid_in)), name="middle")
+    inp = keras.Input((size, size, 3))
+    x = middle(inp)
+    x = layers.GlobalAveragePooling2D(name="outer_gap")(x)
+    return keras.Model(inp, layers.Dense(n_classes, activation="softmax", name="outer_dense")(x), name="outer")
+
+
+def multi_output(size: int = 32) -> keras.Model:
+    inp = keras.Input((size, size, 3))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="mo_conv")(inp)
+    g = layers.GlobalAveragePooling2D(name="mo_gap")(x)
+    a = layers.Dense(3, activation="softmax", name="kind")(g)
+    b = layers.Dense(2, activation="softmax", name="colour")(g)
+    return keras.Model(inp, [a, b], name="multi")
