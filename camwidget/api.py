@@ -60,7 +60,7 @@ def compute_cam(
     if preprocess is not None:
         if not callable(preprocess):
             raise TypeError(f"preprocess must be a function of the images, not {type(preprocess).__name__}")
-        batch = model_batch(preprocess(batch.copy()), "images after preprocess")
+        batch = model_batch(preprocess(batch.copy()), "images after preprocess", single_allowed=False)
     engine = engine_for(model)
     layout = engine.layout(batch.shape[1:])
     info = layout.resolve(layer)

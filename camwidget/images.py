@@ -113,8 +113,9 @@ def resize_to(image: np.ndarray, height: int | None, width: int | None) -> np.nd
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
-def model_batch(images: Any, name: str = "images") -> np.ndarray:
-    """Images already in the model's input space -> float32 (N, H, W, C), checked for rank and finiteness."""
+def model_batch(images: Any, name: str = "images", single_allowed: bool = True) -> np.ndarray:
+    """Images already in the model's input space -> float32 (N, H, W, C), checked for rank and finiteness.
+    One image (H, W, C) becomes a batch of one where `single_allowed`."""
     if hasattr(images, "numpy") and not isinstance(images, np.ndarray):
         images = images.numpy()
     if isinstance(images, (list, tuple)):
@@ -129,7 +130,7 @@ def model_batch(images: Any, name: str = "images") -> np.ndarray:
         )
     if not (np.issubdtype(images.dtype, np.number)) or np.issubdtype(images.dtype, np.complexfloating):
         raise ImageError(f"{name} has dtype {images.dtype}; expected numbers")
-    if images.ndim == 3:
+    if images.ndim == 3 and single_allowed:
         images = images[None]
     if images.ndim != 4:
         raise ImageError(

@@ -1,0 +1,176 @@
+"""The engine's promises: the model is untouched, no NaN, no retracing, no memory growth, cheap class switches."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import psutil
+import pytest
+
+import camwidget as cw
+import models
+from camwidget.adapter import walk_layers
+from camwidget.engine import engine_for
+
+
+def snapshot(model, x):
+    return {
+        "weights": [w.copy() for w in model.get_weights()],
+        "pred": np.asarray(model(x, training=False)).copy(),
+        "trainable": [(p, l.trainable) for p, l in walk_layers(model)],
+        "activation": [(p, getattr(l, "activation", None)) for p, l in walk_layers(model)],
+        "call_overrides": [p for p, l in walk_layers(model) if "call" in vars(l)],
+        "count": len(list(walk_layers(model))),
+    }
+
+
+def assert_same(before, after):
+    for a, b in zip(before["weights"], after["weights"]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(before["pred"], after["pred"])
+    assert before["trainable"] == after["trainable"]
+    assert before["activation"] == after["activation"]
+    assert after["call_overrides"] == []
+    assert before["count"] == after["count"]
+
+
+@pytest.mark.parametrize("make", [models.vgg_composite_nested, models.small_cnn, models.sequential_cnn])
+def test_model_is_unchanged(make, rng):
+    model = make()
+    size = model.input_shape[1]
+    x = rng.uniform(0, 1, (2, size, size, 3)).astype("float32")
+    model.get_layer(model.layers[-1].name).trainable = False  # a user's own flag must survive too
+    before = snapshot(model, x)
+    cw.spatial_layers(model)
+    for layer in cw.spatial_layers(model)[-2:]:
+        cw.compute_cam(model, x, layer=layer)
+        cw.compute_cam(model, x, layer=layer, score="probability", class_index=0)
+    assert_same(before, snapshot(model, x))
+
+
+def test_model_unchanged_when_a_call_fails(small, rng):
+    x = rng.uniform(0, 1, (1, 32, 32, 3)).astype("float32")
+    before = snapshot(small, x)
+    with pytest.raises(ValueError):
+        cw.compute_cam(small, x, class_index=99)
+    with pytest.raises(ValueError):
+        cw.compute_cam(small, x, layer="nope")
+    assert_same(before, snapshot(small, x))
+
+
+def test_all_zero_map_stays_zero_and_never_nan():
+    inp = keras.Input((16, 16, 3))
+    dead = keras.layers.Conv2D(4, 3, padding="same", kernel_initializer="zeros", name="dead")(inp)
+    out = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(dead))
+    model = keras.Model(inp, out)
+    x = np.random.default_rng(0).uniform(0, 1, (2, 16, 16, 3)).astype("float32")
+    cam = cw.compute_cam(model, x)
+    assert np.isfinite(cam).all() and (cam == 0).all()
+    raw = cw.compute_cam(model, x, normalize=False)
+    assert np.isfinite(raw).all()
+
+
+def test_extreme_inputs_give_finite_maps(small):
+    for value in (0.0, 1e4, -1e4):
+        cam = cw.compute_cam(small, np.full((1, 32, 32, 3), value, np.float32))
+        assert np.isfinite(cam).all() and cam.min() >= 0 and cam.max() <= 1
+
+
+def test_no_retrace_for_same_layer_and_shape(rng):
+    model = models.small_cnn()
+    engine = engine_for(model)
+    x = rng.uniform(0, 1, (2, 32, 32, 3)).astype("float32")
+    cw.compute_cam(model, x)
+    traces = engine.trace_count
+    assert traces == 1
+    for c in range(3):
+        cw.compute_cam(model, x, class_index=c)
+        cw.compute_cam(model, x + 0.1, class_index=[c, 2 - c])
+    assert engine.trace_count == traces
+    cw.compute_cam(model, x[:1])  # a new input shape traces once more, then never again
+    cw.compute_cam(model, x[1:])
+    assert engine.trace_count == traces + 1
+
+
+def test_200_calls_do_not_grow_memory(rng):
+    model = models.small_cnn()
+    x = rng.uniform(0, 1, (2, 32, 32, 3)).astype("float32")
+    for _ in range(20):
+        cw.compute_cam(model, x)
+    gc.collect()
+    process = psutil.Process()
+    start = process.memory_info().rss
+    for i in range(200):
+        cw.compute_cam(model, x, class_index=i % 3)
+    gc.collect()
+    grown = (process.memory_info().rss - start) / 2**20
+    assert grown < 20, f"memory grew by {grown:.1f} MB over 200 calls"
+
+
+def test_engine_is_freed_with_the_model():
+    import weakref
+
+    model = models.small_cnn()
+    cw.compute_cam(model, np.zeros((1, 32, 32, 3), np.float32))
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None
+
+
+@pytest.mark.parametrize(
+    "make, layer",
+    [
+        (models.vgg_composite_nested, "vgg16/block5_conv3"),
+        (models.vgg_composite_nested, "head/head_conv"),
+        (models.vgg_composite_input_tensor, "block4_conv3"),
+        (models.sequential_cnn, "s_conv_a"),
+        (models.nested_three_deep, "middle/inner/deep_conv"),
+        (lambda: keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), classes=4), "conv5_block1_out"),
+    ],
+)
+def test_class_switch_from_cached_activations_equals_full_pass(make, layer, rng):
+    model = make()
+    size = model.input_shape[1]
+    engine = engine_for(model)
+    x = rng.uniform(0, 255, (2, size, size, 3)).astype("float32")
+    layout = engine.layout(x.shape[1:])
+    info = layout.resolve(layer)
+    first = engine.capture(x, info, np.array([0, 1], np.int32), 0, "auto")
+    for classes in ([1, 0], [2, 1], [-1, 2]):
+        classes = np.array(classes, np.int32)
+        full = engine.capture(x, info, classes, 0, "auto")
+        fast = engine.recapture(first.activations, info, classes, 0, "auto")
+        assert fast is not None
+        np.testing.assert_allclose(fast.gradients, full.gradients, atol=1e-5, rtol=1e-4)
+        np.testing.assert_allclose(fast.scores, full.scores, atol=1e-4, rtol=1e-4)
+        np.testing.assert_array_equal(fast.class_index, full.class_index)
+
+
+def test_class_switch_falls_back_where_the_model_has_no_graph(rng):
+    model = models.SubclassedCNN()
+    x = rng.uniform(0, 1, (1, 32, 32, 3)).astype("float32")
+    model(x)
+    engine = engine_for(model)
+    info = engine.layout(x.shape[1:]).resolve("sub_conv_b")
+    first = engine.capture(x, info, np.array([0], np.int32), 0, "auto")
+    assert engine.recapture(first.activations, info, np.array([1], np.int32), 0, "auto") is None
+
+
+def test_import_is_quiet_and_opens_no_connection():
+    code = (
+        "import socket\n"
+        "def refuse(*a, **k): raise AssertionError('network used on import')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.create_connection = refuse\n"
+        "import camwidget\n"
+        "import sys\n"
+        "assert 'tensorflow' not in sys.modules, 'TensorFlow imported eagerly'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == ""

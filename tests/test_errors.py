@@ -1,0 +1,139 @@
+"""Bad input gets a clear ValueError / TypeError naming the problem and what would be right."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import camwidget as cw
+import models
+
+
+@pytest.fixture(scope="module")
+def question():
+    return models.question_head(size=160)
+
+
+def x32(n=1):
+    return np.random.default_rng(0).uniform(0, 1, (n, 32, 32, 3)).astype("float32")
+
+
+def test_unknown_layer_suggests_closest(vgg16):
+    x = np.zeros((1, 224, 224, 3), np.float32)
+    with pytest.raises(ValueError, match=r"layer 'block5_conv33' not found; closest: 'block5_conv3'"):
+        cw.compute_cam(vgg16, x, layer="block5_conv33")
+
+
+def test_nested_layer_suggestion_names_the_path(composite_b):
+    with pytest.raises(ValueError, match=r"closest: 'vgg16/block5_conv3'"):
+        cw.compute_cam(composite_b, np.zeros((1, 64, 64, 3), np.float32), layer="vgg16/block5_cnv3")
+
+
+def test_dense_layer_is_not_spatial(vgg16):
+    with pytest.raises(ValueError, match=r"'fc1' has output shape \(N, 4096\), not a spatial map.*'block5_conv3'"):
+        cw.compute_cam(vgg16, np.zeros((1, 224, 224, 3), np.float32), layer="fc1")
+
+
+def test_1x1_pooled_map_is_refused(question):
+    with pytest.raises(ValueError, match=r"'avg5' has a 1x1 output"):
+        cw.compute_cam(question, np.zeros((1, 160, 160, 3), np.float32), layer="avg5")
+
+
+@pytest.mark.parametrize("bad, message", [(3, "out of range: the model's output has 3 classes"), (-1, "negative"), ([0, 5], "out of range")])
+def test_class_index_out_of_range(small, bad, message):
+    with pytest.raises(ValueError, match=message):
+        cw.compute_cam(small, x32(2), class_index=bad)
+
+
+@pytest.mark.parametrize("bad", ["cat", 1.5, True, [0]])
+def test_class_index_wrong_type_or_count(small, bad):
+    with pytest.raises((TypeError, ValueError), match="class_index"):
+        cw.compute_cam(small, x32(2), class_index=bad)
+
+
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        (np.zeros((32, 32), np.float32), r"shape \(32, 32\); expected \(N, height, width, channels\)"),
+        (np.zeros((1, 1, 32, 32, 3), np.float32), "expected"),
+        (np.zeros((1, 32, 32, 1), np.float32), "channels 1, but the model takes 3"),
+        (np.zeros((1, 40, 32, 3), np.float32), "height 40, but the model takes 32.*resize"),
+        (np.zeros((0, 32, 32, 3), np.float32), "empty"),
+        (np.array([["a"]]), "dtype"),
+    ],
+)
+def test_images_of_wrong_shape(small, images, message):
+    with pytest.raises(ValueError, match=message):
+        cw.compute_cam(small, images)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_in_images(small, value):
+    x = x32()
+    x[0, 3, 4, 1] = value
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        cw.compute_cam(small, x)
+
+
+def test_images_wrong_type(small):
+    with pytest.raises(TypeError, match="numpy array"):
+        cw.compute_cam(small, "cat.jpg")
+
+
+def test_model_with_no_spatial_layer():
+    inp = keras.Input((8, 8, 3))
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inp)))
+    with pytest.raises(ValueError, match="no layer with a spatial"):
+        cw.compute_cam(model, np.zeros((1, 8, 8, 3), np.float32))
+    assert cw.spatial_layers(model) == []
+
+
+def test_layer_called_twice_is_ambiguous():
+    inp = keras.Input((16, 16, 3))
+    first = keras.layers.Conv2D(8, 3, padding="same", name="first")(inp)
+    shared = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="shared")
+    x = shared(shared(first))
+    model = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x)))
+    x16 = np.zeros((1, 16, 16, 3), np.float32)
+    with pytest.raises(ValueError, match="'shared' is called 2 times in one forward pass"):
+        cw.compute_cam(model, x16, layer="shared")
+    assert "shared" not in cw.spatial_layers(model)
+    assert cw.default_layer(model) == "first"
+
+
+def test_not_a_keras_model():
+    with pytest.raises(TypeError, match="Keras 3 model"):
+        cw.compute_cam(lambda x: x, np.zeros((1, 8, 8, 3)))
+
+
+def test_unknown_method_and_score(small):
+    with pytest.raises(ValueError, match="method 'gradcm' is not known; did you mean 'gradcam'"):
+        cw.compute_cam(small, x32(), method="gradcm")
+    with pytest.raises(ValueError, match="score must be one of"):
+        cw.compute_cam(small, x32(), score="logit")
+
+
+def test_layer_not_a_string(small):
+    with pytest.raises(TypeError, match="layer must be a layer name"):
+        cw.compute_cam(small, x32(), layer=3)
+
+
+def test_output_that_is_not_class_scores():
+    inp = keras.Input((16, 16, 3))
+    seg = keras.layers.Conv2D(2, 1, activation="softmax", name="seg")(keras.layers.Conv2D(4, 3, padding="same")(inp))
+    model = keras.Model(inp, seg)
+    with pytest.raises(ValueError, match=r"shape \(N, 16, 16, 2\).*one score per class"):
+        cw.compute_cam(model, np.zeros((1, 16, 16, 3), np.float32))
+
+
+def test_unknown_input_size_needs_a_sample():
+    model = models.SubclassedCNN()
+    with pytest.raises(ValueError, match="pass sample="):
+        cw.spatial_layers(model)
+    assert cw.spatial_layers(model, np.zeros((1, 32, 32, 3), np.float32)) == ["sub_conv_a", "sub_conv_b"]
+
+
+def test_preprocess_that_breaks_shape(small):
+    with pytest.raises(ValueError, match="images after preprocess"):
+        cw.compute_cam(small, x32(), preprocess=lambda p: p[..., 0])
