@@ -1,0 +1,86 @@
+"""Maps to pictures: upsample, colour, blend at the image's own size; PNG bytes for the widget.
+
+Only matplotlib's object API is used (Figure + Agg canvas, colormap tables): never pyplot, never the
+user's backend. The overlay itself is blended in numpy with matplotlib's colormap, because it is redrawn on
+every slider move and a figure redraw costs ten times more; the heatmap panel with its colorbar is a figure.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+
+import cv2
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .errors import CAMError, closest, quoted
+
+COLORMAPS = ("jet", "turbo", "viridis", "inferno", "magma", "plasma", "hot", "coolwarm", "gray")
+
+
+@functools.lru_cache(maxsize=32)
+def colormap_table(name: str) -> np.ndarray:
+    """(256, 3) uint8 colours of a matplotlib colormap."""
+    try:
+        cmap = matplotlib.colormaps[name]
+    except (KeyError, TypeError, ValueError):
+        hint = closest(str(name), list(matplotlib.colormaps))
+        raise CAMError(
+            f"colormap {name!r} is not a matplotlib colormap"
+            + (f"; did you mean {quoted(hint)}?" if hint else "")
+            + f" Common ones: {quoted(COLORMAPS)}"
+        ) from None
+    return np.round(cmap(np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
+
+
+def upsample(cam: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(h, w) map in [0, 1] -> (height, width), bilinear, kept in [0, 1]."""
+    up = cv2.resize(np.ascontiguousarray(cam, np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.clip(up, 0.0, 1.0)
+
+
+def colorize(cam: np.ndarray, colormap: str) -> np.ndarray:
+    """(H, W) map in [0, 1] -> (H, W, 3) uint8 through the colormap."""
+    return colormap_table(colormap)[np.rint(cam * 255).astype(np.uint8)]
+
+
+def blend(image: np.ndarray, heat: np.ndarray, alpha: float) -> np.ndarray:
+    """(1 - alpha) * image + alpha * heat, uint8; alpha in [0, 1]."""
+    if not 0.0 <= alpha <= 1.0:
+        raise CAMError(f"alpha (the overlay's opacity) must be between 0 and 1, not {alpha}")
+    return cv2.addWeighted(heat, float(alpha), image, 1.0 - float(alpha), 0.0)
+
+
+def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.5, colormap: str = "jet") -> np.ndarray:
+    """The CAM drawn over the image at the image's own size: (H, W, 3) uint8."""
+    heat = colorize(upsample(cam, image.shape[0], image.shape[1]), colormap)
+    return blend(image, heat, alpha)
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """PNG of an RGB uint8 image; fast compression, since it is redrawn while a slider moves."""
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise CAMError("could not encode the picture as PNG")
+    return data.tobytes()
+
+
+def heatmap_figure_png(cam: np.ndarray, colormap: str, title: str, width_px: int = 320) -> bytes:
+    """The map alone at its own resolution, with a colorbar; a matplotlib Figure, off screen."""
+    h, w = cam.shape
+    dpi = 100
+    fig = Figure(figsize=(width_px / dpi, width_px / dpi * h / w * 0.9 + 0.4), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    im = ax.imshow(cam, cmap=colormap, vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()

@@ -1,0 +1,414 @@
+"""CAMExplorer: controls <-> state <-> view. No maths here: the session computes, render draws.
+
+Redraws are coalesced: a control change marks what is stale (the map, its colours, or only the blend) and
+asks the running event loop for one redraw, so a burst of slider events in the kernel ends in a single
+redraw of the last value. With no running loop (a script, a test) the redraw happens at once. Reading
+``.cam`` or ``.overlay`` always brings the view up to date first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import ipywidgets as widgets
+import keras
+import numpy as np
+from PIL import Image as PILImage
+
+from . import render
+from .errors import CAMError
+from .images import ImageLike
+from .methods import METHODS, get_method
+from .session import ExplorerSession, View
+
+# How much of the view a change makes stale, least to most.
+_BLEND, _COLOURS, _MAP = 1, 2, 3
+
+
+class Prediction(NamedTuple):
+    class_index: int
+    name: str
+    score: float
+
+
+class CAMExplorer(widgets.VBox):
+    """A live Grad-CAM explorer for a Keras model and one or more images.
+
+    Settable: ``.layer .class_index .method .alpha .colormap .image_index`` (kept in step with the controls).
+    Read-only: ``.cam`` (h, w float32 in [0, 1]), ``.overlay`` (H, W, 3 uint8 at the image's own size),
+    ``.predictions`` (top classes with names and scores). ``.save(path)`` writes the overlay.
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        images: ImageLike | Sequence[ImageLike],
+        *,
+        preprocess: Callable[[np.ndarray], np.ndarray] | str | None = None,
+        class_names: Sequence[str] | Mapping[int, str] | None = None,
+        layer: str | None = None,
+        class_index: int | None = None,
+        method: str = "gradcam",
+        alpha: float = 0.5,
+        colormap: str = "jet",
+        output: str | int | None = None,
+    ) -> None:
+        self._session = ExplorerSession(model, images, preprocess, class_names, output)
+        layout = self._session.layout(0)
+        start_layer = layout.resolve(layer).path
+        _check_alpha(alpha)
+        render.colormap_table(colormap)
+        method = get_method(method).name
+        if class_index is not None:
+            _check_class(class_index, self._session.n_classes)
+        self._follow_top = class_index is None
+        self._pending, self._scheduled, self._syncing = 0, False, False
+        self._view: View | None = None
+        self._heat: np.ndarray | None = None
+        self._overlay: np.ndarray | None = None
+        self.redraws = 0  # full redraw passes, for tests of event coalescing
+
+        wide = {"description_width": "70px"}
+        self._image_control = widgets.Dropdown(description="Image", style=wide)
+        self._upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload image")
+        self._layer_control = widgets.Dropdown(
+            description="Layer",
+            options=[(f"{p} · {layout.layers[p].describe_shape()}", p) for p in layout.spatial_paths()],
+            value=start_layer,
+            style=wide,
+            layout=widgets.Layout(width="360px"),
+        )
+        self._method_control = widgets.Dropdown(
+            description="Method", options=[(m.label, m.name) for m in METHODS.values()], value=method, style=wide
+        )
+        self._class_control = widgets.Dropdown(description="Class", style=wide, layout=widgets.Layout(width="360px"))
+        self._class_search = widgets.Combobox(
+            placeholder="search all classes…",
+            options=[f"{name} ({i})" for i, name in enumerate(self._session.class_names)],
+            ensure_option=True,
+            layout=widgets.Layout(width="220px"),
+        )
+        self._alpha_control = widgets.FloatSlider(
+            description="Opacity", min=0.0, max=1.0, step=0.05, value=alpha, continuous_update=True, style=wide
+        )
+        self._colormap_control = widgets.Dropdown(
+            description="Colormap", options=_colormap_options(colormap), value=colormap, style=wide
+        )
+        self._mode_control = widgets.ToggleButtons(options=["Overlay", "Side by side"], value="Overlay")
+        image_box = widgets.Layout(max_width="100%", height="auto", object_fit="contain")
+        self._overlay_view = widgets.Image(format="png", layout=image_box)
+        self._plain_view = widgets.Image(format="png", layout=widgets.Layout(display="none", max_width="33%"))
+        self._heat_view = widgets.Image(format="png", layout=widgets.Layout(display="none", max_width="33%"))
+        self._status = widgets.HTML()
+        self._refresh_image_options(0)
+        self._refresh_class_options(class_index)
+
+        super().__init__(
+            children=[
+                widgets.HBox([self._image_control, self._upload]),
+                widgets.HBox([self._layer_control, self._method_control]),
+                widgets.HBox([self._class_control, self._class_search]),
+                widgets.HBox([self._alpha_control, self._colormap_control, self._mode_control]),
+                widgets.HBox([self._plain_view, self._overlay_view, self._heat_view]),
+                self._status,
+            ]
+        )
+        self.add_class("camwidget-explorer")
+        self._observe()
+        self._redraw_now(_MAP)
+
+    # -- public attributes ---------------------------------------------------------------------------------
+
+    @property
+    def layer(self) -> str:
+        return self._layer_control.value
+
+    @layer.setter
+    def layer(self, name: str) -> None:
+        self._layer_control.value = self._session.layout(self.image_index).resolve(name).path
+
+    @property
+    def class_index(self) -> int:
+        return int(self._class_control.value)
+
+    @class_index.setter
+    def class_index(self, value: int | None) -> None:
+        if value is None:
+            self._follow_top = True
+            self._class_control.value = int(np.argmax(self._session.probabilities(self.image_index, self.layer)))
+            return
+        _check_class(value, self._session.n_classes)
+        self._follow_top = False
+        self._class_control.value = int(value)
+
+    @property
+    def method(self) -> str:
+        return self._method_control.value
+
+    @method.setter
+    def method(self, name: str) -> None:
+        self._method_control.value = get_method(name).name
+
+    @property
+    def alpha(self) -> float:
+        return float(self._alpha_control.value)
+
+    @alpha.setter
+    def alpha(self, value: float) -> None:
+        _check_alpha(value)
+        self._alpha_control.value = float(value)
+
+    @property
+    def colormap(self) -> str:
+        return self._colormap_control.value
+
+    @colormap.setter
+    def colormap(self, name: str) -> None:
+        render.colormap_table(name)
+        if name not in self._colormap_control.options:
+            self._colormap_control.options = _colormap_options(name)
+        self._colormap_control.value = name
+
+    @property
+    def image_index(self) -> int:
+        return int(self._image_control.value)
+
+    @image_index.setter
+    def image_index(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"image_index must be an int, not {type(value).__name__}")
+        if not 0 <= value < len(self._session.pixels):
+            raise CAMError(f"image_index {value} is out of range: there are {len(self._session.pixels)} images")
+        self._image_control.value = int(value)
+
+    @property
+    def cam(self) -> np.ndarray:
+        """The current map, (h, w) float32 in [0, 1] at the layer's resolution."""
+        self._flush()
+        return self._view.cam.copy()
+
+    @property
+    def overlay(self) -> np.ndarray:
+        """The displayed overlay, (H, W, 3) uint8 at the image's own size."""
+        self._flush()
+        return self._overlay.copy()
+
+    @property
+    def predictions(self) -> list[Prediction]:
+        """The top 5 classes for the current image, best first."""
+        probs = self._session.probabilities(self.image_index, self.layer)
+        top = np.argsort(-probs)[:5]
+        return [Prediction(int(i), self._session.class_names[i], float(probs[i])) for i in top]
+
+    @property
+    def preprocessing(self) -> str:
+        """What was done to the pixels before the model saw them."""
+        return self._session.preprocessing.description
+
+    def add_image(self, image: ImageLike, name: str | None = None) -> int:
+        """Add an image and show it; returns its index."""
+        index = self._session.add_image(image, name or f"image {len(self._session.pixels)}")
+        self._refresh_image_options(self.image_index)
+        self._image_control.value = index
+        return index
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the overlay as shown (PNG, JPEG, … by the file's extension)."""
+        PILImage.fromarray(self.overlay).save(os.fspath(path))
+
+    def close(self) -> None:
+        """Free the widgets and the caches."""
+        if "_session" not in vars(self):  # construction failed before the widgets existed
+            return
+        self._session.clear()
+        for child in self._all_controls():
+            child.close()
+        for box in self.children:
+            box.close()
+        super().close()
+
+    # -- wiring --------------------------------------------------------------------------------------------
+
+    def _all_controls(self) -> list[widgets.Widget]:
+        return [
+            self._image_control, self._upload, self._layer_control, self._method_control, self._class_control,
+            self._class_search, self._alpha_control, self._colormap_control, self._mode_control,
+            self._overlay_view, self._plain_view, self._heat_view, self._status,
+        ]  # fmt: skip
+
+    def _observe(self) -> None:
+        watch = [
+            (self._image_control, self._on_image),
+            (self._layer_control, lambda _: self._schedule(_MAP)),
+            (self._method_control, lambda _: self._schedule(_MAP)),
+            (self._class_control, self._on_class),
+            (self._class_search, self._on_search),
+            (self._alpha_control, lambda _: self._schedule(_BLEND)),
+            (self._colormap_control, lambda _: self._schedule(_COLOURS)),
+            (self._mode_control, self._on_mode),
+            (self._upload, self._on_upload),
+        ]
+        for control, handler in watch:
+            control.observe(self._guarded(handler), names="value")
+
+    def _guarded(self, handler: Callable[[dict], None]) -> Callable[[dict], None]:
+        def run(change: dict) -> None:
+            if not self._syncing:
+                handler(change)
+
+        return run
+
+    def _on_image(self, _: dict) -> None:
+        self._refresh_class_options(None if self._follow_top else self.class_index)
+        self._plain_view.value = render.png_bytes(self._session.pixels[self.image_index])
+        self._schedule(_MAP)
+
+    def _on_class(self, _: dict) -> None:
+        self._follow_top = False
+        self._schedule(_MAP)
+
+    def _on_search(self, change: dict) -> None:
+        text = change["new"]
+        if text.endswith(")") and "(" in text:
+            self.class_index = int(text.rsplit("(", 1)[1][:-1])
+
+    def _on_mode(self, change: dict) -> None:
+        shown = "inline-block" if change["new"] == "Side by side" else "none"
+        self._plain_view.layout.display = shown
+        self._heat_view.layout.display = shown
+        self._schedule(_COLOURS)
+
+    def _on_upload(self, change: dict) -> None:
+        files = change["new"]
+        if not files:
+            return
+        for item in files:
+            name = item.get("name", "upload")
+            try:
+                self.add_image(bytes(item["content"]), name)
+            except (CAMError, ValueError, TypeError) as exc:
+                self._show_status(error=f"could not use {name!r}: {exc}")
+        with self._syncing_controls():
+            self._upload.value = ()
+
+    def _refresh_image_options(self, keep: int) -> None:
+        """The image selector's entries, `keep` selected, without triggering a redraw."""
+        with self._syncing_controls():
+            self._image_control.options = [
+                (f"{i}: {name} ({p.shape[1]}×{p.shape[0]})", i)
+                for i, (name, p) in enumerate(zip(self._session.names, self._session.pixels))
+            ]
+            self._image_control.value = keep
+        self._plain_view.value = render.png_bytes(self._session.pixels[keep])
+
+    def _refresh_class_options(self, chosen: int | None) -> None:
+        """Classes sorted by the model's score for the current image, the chosen (or top) one selected."""
+        probs = self._session.probabilities(self.image_index, self._layer_control.value)
+        names = self._session.class_names
+        order = np.argsort(-probs)
+        with self._syncing_controls():
+            self._class_control.options = [(f"{names[i]} · {probs[i]:.2f}", int(i)) for i in order]
+            self._class_control.value = int(order[0]) if chosen is None else int(chosen)
+
+    class _Syncing:
+        def __init__(self, owner: "CAMExplorer") -> None:
+            self.owner = owner
+
+        def __enter__(self) -> None:
+            self.previous, self.owner._syncing = self.owner._syncing, True
+
+        def __exit__(self, *exc: Any) -> None:
+            self.owner._syncing = self.previous
+
+    def _syncing_controls(self) -> "CAMExplorer._Syncing":
+        return CAMExplorer._Syncing(self)
+
+    # -- drawing -------------------------------------------------------------------------------------------
+
+    def _schedule(self, level: int) -> None:
+        self._pending = max(self._pending, level)
+        if self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._flush()
+            return
+        self._scheduled = True
+        loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        level, self._pending = self._pending, 0
+        if level:
+            self._redraw_now(level)
+
+    def _redraw_now(self, level: int) -> None:
+        self.redraws += 1
+        pixels = self._session.pixels[self.image_index]
+        try:
+            if level >= _MAP or self._view is None:
+                self._view = self._session.view(self.image_index, self.layer, self.class_index, self.method)
+                self._upsampled = render.upsample(self._view.cam, pixels.shape[0], pixels.shape[1])
+            if level >= _COLOURS or self._heat is None:
+                self._heat = render.colorize(self._upsampled, self.colormap)
+                if self._mode_control.value == "Side by side":
+                    title = f"{self._session.class_names[self._view.class_index]} @ {self._view.layer.path}"
+                    self._heat_view.value = render.heatmap_figure_png(self._view.cam, self.colormap, title)
+            self._overlay = render.blend(pixels, self._heat, self.alpha)
+        except (CAMError, ValueError, TypeError) as exc:
+            self._show_status(error=str(exc))
+            return
+        self._overlay_view.value = render.png_bytes(self._overlay)
+        self._overlay_view.layout.width = f"{pixels.shape[1]}px"
+        if level >= _MAP:
+            self._show_status()
+
+    def _show_status(self, error: str | None = None) -> None:
+        view, names = self._view, self._session.class_names
+        lines = []
+        if view is not None:
+            probs = view.probabilities
+            top = int(np.argmax(probs))
+            h, w = view.cam.shape
+            took = "from cache" if view.how == "cached" else f"{view.seconds * 1e3:.0f} ms ({view.how})"
+            lines.append(
+                f"<b>Prediction:</b> {html.escape(names[top])} · {probs[top]:.2f} &nbsp;|&nbsp; "
+                f"<b>explaining</b> {html.escape(names[view.class_index])} · {probs[view.class_index]:.2f} "
+                f"at <b>{html.escape(view.layer.path)}</b> ({h}×{w}) &nbsp;|&nbsp; "
+                f"{METHODS[view.method].label}: {took}"
+            )
+            lines.append(f"<small>preprocessing: {html.escape(self._session.preprocessing.description)}</small>")
+            if view.diagnostic:
+                lines.append(f"<span style='color:#b35900'>⚠ {html.escape(view.diagnostic)}</span>")
+        if error:
+            lines.append(f"<span style='color:#c00'>✖ {html.escape(error)}</span>")
+        self._status.value = "<br>".join(lines)
+
+    @property
+    def status_text(self) -> str:
+        """The status line as plain text."""
+        return html.unescape(re.sub(r"<[^>]+>", "", self._status.value.replace("<br>", "\n")))
+
+
+def _check_alpha(alpha: Any) -> None:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)):
+        raise TypeError(f"alpha must be a number between 0 and 1, not {type(alpha).__name__}")
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise CAMError(f"alpha (the overlay's opacity) must be between 0 and 1, not {alpha}")
+
+
+def _check_class(value: Any, n_classes: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"class_index must be an int (or None for the top class), not {type(value).__name__}")
+    if not 0 <= value < n_classes:
+        raise CAMError(f"class_index {value} is out of range: the model has {n_classes} classes (0..{n_classes - 1})")
+
+
+def _colormap_options(extra: str) -> list[str]:
+    return list(render.COLORMAPS) + ([extra] if extra not in render.COLORMAPS else [])

@@ -1,0 +1,423 @@
+"""CAMExplorer driven as the browser would (control values, get_state/set_state), without a browser."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import io
+
+import keras
+import matplotlib
+import numpy as np
+import pytest
+from PIL import Image
+
+import camwidget as cw
+import models
+from camwidget import render
+from camwidget.engine import engine_for
+from camwidget.images import resize_to
+
+
+@pytest.fixture
+def picture(rng):
+    return rng.integers(0, 256, (48, 72, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def explorer(small, picture):
+    ex = cw.CAMExplorer(small, [picture, picture[::-1, ::-1].copy()], class_names=["cat", "dog", "fox"])
+    yield ex
+    ex.close()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def expected_cam(ex):
+    x = ex._session.model_input(ex.image_index)
+    return cw.compute_cam(ex._session.engine.model, x, layer=ex.layer, class_index=ex.class_index, method=ex.method)[0]
+
+
+# -- what it shows -------------------------------------------------------------------------------------------
+
+
+def test_initial_view(explorer, picture):
+    ex = explorer
+    assert ex.layer == "conv_b" and ex.method == "gradcam" and ex.alpha == 0.5 and ex.colormap == "jet"
+    assert ex.class_index == ex.predictions[0].class_index
+    assert ex.overlay.shape == picture.shape  # the image's own size, not the model's 32x32
+    np.testing.assert_array_equal(decode_png(ex._overlay_view.value), ex.overlay)
+    np.testing.assert_allclose(ex.cam, expected_cam(ex), atol=1e-5)
+    np.testing.assert_array_equal(ex.overlay, render.overlay(picture, ex.cam, 0.5, "jet"))
+
+
+def test_layer_dropdown_lists_spatial_layers_with_shapes(explorer):
+    assert explorer._layer_control.options == (("conv_a · 32×32×8", "conv_a"), ("pool_a · 16×16×8", "pool_a"), ("conv_b · 16×16×16", "conv_b"))
+
+
+def test_class_dropdown_sorted_by_score_with_names(explorer):
+    probs = explorer._session.probabilities(0)
+    labels = [label for label, _ in explorer._class_control.options]
+    values = [v for _, v in explorer._class_control.options]
+    assert values == list(np.argsort(-probs))
+    assert labels[0] == f"{['cat', 'dog', 'fox'][values[0]]} · {probs[values[0]]:.2f}"
+
+
+def test_status_line_says_prediction_layer_and_time(explorer):
+    text = explorer.status_text
+    top = explorer.predictions[0]
+    assert f"Prediction: {top.name} · {top.score:.2f}" in text
+    assert "conv_b (16×16)" in text and " ms (" in text
+    assert "preprocessing: none detected; pixels scaled to 0-1" in text
+
+
+# -- controls and attributes move together -------------------------------------------------------------------
+
+
+def test_controls_move_attributes_and_view(explorer):
+    ex = explorer
+    ex._layer_control.value = "conv_a"
+    assert ex.layer == "conv_a" and ex.cam.shape == (32, 32)
+    ex._class_control.value = 2
+    assert ex.class_index == 2
+    np.testing.assert_allclose(ex.cam, expected_cam(ex), atol=1e-5)
+    ex._image_control.value = 1
+    assert ex.image_index == 1
+    np.testing.assert_allclose(ex.cam, expected_cam(ex), atol=1e-5)
+    assert ex.class_index == 2  # a class the user chose stays chosen across images
+
+
+def test_attributes_move_controls(explorer):
+    ex = explorer
+    ex.layer, ex.class_index, ex.alpha, ex.colormap, ex.image_index = "conv_a", 1, 0.25, "viridis", 1
+    assert ex._layer_control.value == "conv_a" and ex._class_control.value == 1
+    assert ex._alpha_control.value == 0.25 and ex._colormap_control.value == "viridis" and ex._image_control.value == 1
+    np.testing.assert_array_equal(ex.overlay, render.overlay(ex._session.pixels[1], expected_cam(ex), 0.25, "viridis"))
+
+
+def test_browser_state_messages_drive_the_view(explorer):
+    ex = explorer
+    before = ex.overlay
+    ex._alpha_control.set_state({"value": 0.9})
+    assert ex.alpha == 0.9
+    assert not np.array_equal(ex.overlay, before)
+    ex._class_control.set_state({"index": 2})
+    assert ex.class_index == ex._class_control.options[2][1]
+    assert ex._alpha_control.get_state()["value"] == 0.9
+    np.testing.assert_allclose(ex.cam, expected_cam(ex), atol=1e-5)
+
+
+def test_alpha_and_colormap_make_no_model_call(explorer):
+    ex = explorer
+    calls = ex._session.model_calls
+    for alpha in (0.1, 0.7, 1.0, 0.0):
+        ex.alpha = alpha
+        np.testing.assert_array_equal(ex.overlay, render.overlay(ex._session.pixels[0], ex.cam, alpha, ex.colormap))
+    for cmap in ("viridis", "inferno", "turbo"):
+        ex.colormap = cmap
+    ex._mode_control.value = "Side by side"
+    assert ex._session.model_calls == calls
+
+
+def test_class_change_reuses_the_layers_activations(explorer):
+    ex = explorer
+    ex.class_index = 1
+    ex.class_index = 2
+    assert "after-layer pass" in ex.status_text
+
+
+def test_going_back_to_a_view_is_cached(explorer):
+    ex = explorer
+    first = ex.class_index
+    ex.class_index = (first + 1) % 3
+    calls = ex._session.model_calls
+    ex.class_index = first
+    assert ex._session.model_calls == calls and "from cache" in ex.status_text
+
+
+def test_side_by_side_shows_image_and_heatmap(explorer, picture):
+    ex = explorer
+    ex._mode_control.value = "Side by side"
+    assert ex._plain_view.layout.display != "none" and ex._heat_view.layout.display != "none"
+    np.testing.assert_array_equal(decode_png(ex._plain_view.value), picture)
+    heat = decode_png(ex._heat_view.value)
+    assert heat.shape[0] > 50 and heat.std() > 5  # a drawn figure, not a blank
+
+
+def test_class_search_selects_any_class(vgg16, rng):
+    ex = cw.CAMExplorer(vgg16, rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    assert len(ex._class_control.options) == 1000
+    assert "tabby (281)" in ex._class_search.options
+    ex._class_search.value = "tabby (281)"
+    assert ex.class_index == 281 and "explaining tabby" in ex.status_text
+    assert "VGG (caffe" in ex.status_text
+    ex.close()
+
+
+def test_settable_attributes_reject_bad_values(explorer):
+    ex = explorer
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        ex.alpha = 1.5
+    with pytest.raises(ValueError, match="not a matplotlib colormap.*'viridis'"):
+        ex.colormap = "viridiss"
+    with pytest.raises(ValueError, match="closest: 'conv_b'"):
+        ex.layer = "conv_bb"
+    with pytest.raises(ValueError, match="out of range"):
+        ex.class_index = 3
+    with pytest.raises(ValueError, match="out of range"):
+        ex.image_index = 5
+    with pytest.raises(ValueError, match="not known"):
+        ex.method = "nope"
+    assert (ex.layer, ex.alpha, ex.colormap) == ("conv_b", 0.5, "jet")
+
+
+def test_save_writes_the_overlay(explorer, tmp_path):
+    explorer.save(tmp_path / "cat_cam.png")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "cat_cam.png").convert("RGB")), explorer.overlay)
+
+
+def test_close_frees_widgets_and_caches(small, picture):
+    ex = cw.CAMExplorer(small, picture)
+    controls = ex._all_controls()
+    ex.close()
+    assert all(c.comm is None for c in controls) and ex.comm is None
+    assert len(ex._session._views) == 0
+
+
+def test_never_touches_pyplot_or_backend(small, picture):
+    import matplotlib.pyplot as plt
+
+    backend = matplotlib.get_backend()
+    ex = cw.CAMExplorer(small, picture)
+    ex._mode_control.value = "Side by side"
+    ex.colormap = "magma"
+    assert plt.get_fignums() == [] and matplotlib.get_backend() == backend
+    ex.close()
+
+
+def test_burst_of_slider_events_ends_in_one_redraw(explorer):
+    ex = explorer
+
+    async def burst():
+        before = ex.redraws
+        for value in np.linspace(0.0, 1.0, 30):
+            ex._alpha_control.value = float(value)
+        ex._alpha_control.value = 0.35
+        assert ex.redraws == before  # nothing drawn while events keep coming
+        await asyncio.sleep(0)
+        return ex.redraws - before
+
+    assert asyncio.run(burst()) == 1
+    np.testing.assert_array_equal(decode_png(ex._overlay_view.value), render.overlay(ex._session.pixels[0], ex.cam, 0.35, "jet"))
+
+
+# -- images as people have them ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", ["jpg", "png", "bmp", "webp", "gif", "tiff"])
+def test_image_files(small, picture, tmp_path, suffix):
+    path = tmp_path / f"photo.{suffix}"
+    Image.fromarray(picture).save(path)
+    ex = cw.CAMExplorer(small, str(path))
+    assert ex.overlay.shape == picture.shape and "photo" in ex._image_control.options[0][0]
+    ex.close()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: p,
+        lambda p: p.astype(np.float32) / 255,
+        lambda p: Image.fromarray(p),
+        lambda p: p[..., 0],
+        lambda p: p[..., :1],
+        lambda p: np.dstack([p, np.full(p.shape[:2], 255, np.uint8)]),
+        lambda p: Image.fromarray(p).convert("L"),
+    ],
+    ids=["uint8", "float01", "PIL", "gray2d", "gray1", "rgba", "PIL-L"],
+)
+def test_image_kinds(small, picture, make):
+    ex = cw.CAMExplorer(small, make(picture))
+    assert ex.overlay.shape == picture.shape and ex.overlay.dtype == np.uint8
+    assert np.isfinite(ex.cam).all()
+    ex.close()
+
+
+def test_list_of_mixed_images_of_any_size(small, rng):
+    imgs = [rng.integers(0, 256, (300, 200, 3), dtype=np.uint8), Image.fromarray(rng.integers(0, 256, (20, 40), dtype=np.uint8))]
+    ex = cw.CAMExplorer(small, imgs)
+    assert ex.overlay.shape == (300, 200, 3)
+    ex.image_index = 1
+    assert ex.overlay.shape == (20, 40, 3)
+    ex.close()
+
+
+def test_missing_file_and_non_image_file(small, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no_such.jpg"):
+        cw.CAMExplorer(small, str(tmp_path / "no_such.jpg"))
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a picture")
+    with pytest.raises(ValueError, match="notes.jpg.*not an image"):
+        cw.CAMExplorer(small, str(text))
+
+
+@pytest.mark.parametrize(
+    "bad, error, message",
+    [
+        (np.zeros((4, 4, 5), np.uint8), ValueError, r"shape \(4, 4, 5\)"),
+        (np.full((4, 4, 3), np.nan, np.float32), ValueError, "NaN"),
+        (np.full((4, 4, 3), -1.0, np.float32), ValueError, "negative"),
+        (np.zeros((4, 4, 3), np.int32) + 300, ValueError, "outside 0-255"),
+        (42, TypeError, "file path, a numpy array or a PIL image"),
+        ([], ValueError, "no images"),
+    ],
+)
+def test_bad_images(small, bad, error, message):
+    with pytest.raises(error, match=message):
+        cw.CAMExplorer(small, bad)
+
+
+def test_upload_adds_and_selects_the_image(explorer, picture):
+    buffer = io.BytesIO()
+    Image.fromarray(picture[:20, :30]).save(buffer, format="PNG")
+    explorer._upload.value = ({"name": "mine.png", "type": "image/png", "size": 1, "content": memoryview(buffer.getvalue()), "last_modified": datetime.datetime(2026, 1, 1)},)
+    assert explorer.image_index == 2 and explorer.overlay.shape == (20, 30, 3)
+    assert "mine.png" in explorer._image_control.options[2][0]
+    assert explorer._upload.value == ()
+
+
+def test_upload_of_a_non_image_says_so_and_keeps_the_view(explorer):
+    before = explorer.overlay
+    explorer._upload.value = ({"name": "notes.txt", "type": "text/plain", "size": 3, "content": memoryview(b"abc"), "last_modified": datetime.datetime(2026, 1, 1)},)
+    assert "could not use 'notes.txt'" in explorer.status_text and "not an image" in explorer.status_text
+    assert len(explorer._image_control.options) == 2
+    np.testing.assert_array_equal(explorer.overlay, before)
+
+
+# -- preprocessing and labels --------------------------------------------------------------------------------
+
+
+def test_preprocess_options(small, picture):
+    seen = []
+
+    def mine(p):
+        seen.append(p.max())
+        return p / 255.0
+
+    ex = cw.CAMExplorer(small, picture, preprocess=mine)
+    assert seen and seen[0] > 1 and "your function mine" in ex.status_text
+    raw = cw.CAMExplorer(small, picture, preprocess="none")
+    np.testing.assert_array_equal(raw._session.model_input(0)[0], resize_to(picture, 32, 32).astype(np.float32))
+    with pytest.raises(ValueError, match="preprocess must be"):
+        cw.CAMExplorer(small, picture, preprocess="caffe")
+
+
+def test_vgg_preprocessing_detected_in_composites(composite_a, composite_b, picture):
+    for model in (composite_a, composite_b):
+        ex = cw.CAMExplorer(model, picture)
+        x = ex._session.model_input(0)
+        assert "VGG (caffe" in ex.preprocessing
+        assert x.min() < -50  # mean-subtracted BGR, not 0-1
+        ex.close()
+
+
+def test_class_names(small, picture):
+    ex = cw.CAMExplorer(small, picture, class_names={0: "zero"})
+    assert ex._session.class_names == ["zero", "class 1", "class 2"]
+    ex = cw.CAMExplorer(small, picture)
+    assert ex._session.class_names == ["class 0", "class 1", "class 2"]
+    with pytest.raises(ValueError, match="2 names, but the model's output has 3 classes"):
+        cw.CAMExplorer(small, picture, class_names=["a", "b"])
+
+
+def test_explorer_on_nested_vgg_layer(composite_b, picture):
+    ex = cw.CAMExplorer(composite_b, picture, layer="vgg16/block5_conv3", class_index=2)
+    assert ex.layer == "vgg16/block5_conv3" and ex.cam.shape == (4, 4)
+    np.testing.assert_allclose(ex.cam, expected_cam(ex), atol=1e-4)
+    ex.layer = "head/head_conv"
+    np.testing.assert_allclose(ex.cam, expected_cam(ex), atol=1e-4)
+    ex.close()
+
+
+# -- diagnostics instead of silent blank maps ----------------------------------------------------------------
+
+
+def _gap_model(dense_kernel, hidden=None):
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(2, 3, padding="same", activation="relu", kernel_initializer="ones", bias_initializer="ones", name="conv")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    if hidden is not None:
+        x = hidden(x)
+    dense = keras.layers.Dense(2, activation="softmax", name="out")
+    out = dense(x)
+    dense.set_weights([dense_kernel(x.shape[-1]), np.zeros(2, np.float32)])
+    return keras.Model(inp, out)
+
+
+def test_diagnostic_no_positive_evidence(picture):
+    model = _gap_model(lambda k: np.array([[-1.0, 1.0]] * k, np.float32))
+    ex = cw.CAMExplorer(model, picture, class_index=0)
+    assert "no positive evidence for 'class 0' at conv" in ex.status_text
+    assert (ex.cam == 0).all() and not np.isnan(ex.overlay).any()
+
+
+def test_diagnostic_vanished_gradients(picture):
+    dead = keras.layers.Dense(4, activation="relu", bias_initializer=keras.initializers.Constant(-1e4))
+    model = _gap_model(lambda k: np.ones((k, 2), np.float32), hidden=dead)
+    ex = cw.CAMExplorer(model, picture)
+    assert "gradients vanished at conv" in ex.status_text
+
+
+# -- soak and the model left alone ---------------------------------------------------------------------------
+
+
+def test_soak_1000_changes(small, rng):
+    import gc
+
+    import psutil
+
+    imgs = [rng.integers(0, 256, (40, 50, 3), dtype=np.uint8) for _ in range(3)]
+    ex = cw.CAMExplorer(small, imgs)
+    engine = engine_for(small)
+    layers = [v for _, v in ex._layer_control.options]
+    for layer in layers:  # every (layer, shape) traced once before measuring
+        ex.layer = layer
+        ex.class_index = 1
+    gc.collect()
+    process = psutil.Process()
+    start_rss, traces = process.memory_info().rss, engine.trace_count
+    for step in range(1000):
+        kind = step % 6
+        if kind == 0:
+            ex.alpha = float(rng.uniform())
+        elif kind == 1:
+            ex.colormap = ["jet", "viridis", "inferno"][step % 3]
+        elif kind == 2:
+            ex.class_index = int(rng.integers(3))
+        elif kind == 3:
+            ex.layer = layers[step % len(layers)]
+        elif kind == 4:
+            ex.image_index = int(rng.integers(3))
+        else:
+            ex._mode_control.value = ["Overlay", "Side by side"][step % 2]
+    gc.collect()
+    grown = (process.memory_info().rss - start_rss) / 2**20
+    assert grown < 100, f"memory grew {grown:.0f} MB over 1000 changes"
+    assert engine.trace_count == traces, "a control change retraced"
+    assert np.isfinite(ex.cam).all()
+    ex.close()
+
+
+def test_explorer_leaves_model_unchanged(composite_b, picture):
+    from test_engine import assert_same, snapshot
+
+    x = np.zeros((1, 64, 64, 3), np.float32)
+    before = snapshot(composite_b, x)
+    ex = cw.CAMExplorer(composite_b, picture)
+    for layer in ("vgg16/block3_conv3", "head/head_conv"):
+        ex.layer = layer
+        ex.class_index = 1
+    ex.close()
+    assert_same(before, snapshot(composite_b, x))
