@@ -1,0 +1,75 @@
+"""Kernel-side cost of CAMExplorer's control changes, as ratios to one compiled forward pass of the model.
+
+    python benchmarks/bench_widget.py [--rounds 20]
+
+VGG16 (random weights), 224x224 images, layer block5_conv3. Each change is timed from setting the control's
+value (as a browser message does) to the new PNG being in the Image widget's state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import _timing  # noqa: F401  (quiets TensorFlow before it is imported)
+import keras
+import numpy as np
+import tensorflow as tf
+
+import camwidget as cw
+from _timing import medians
+
+
+def timed(action, rounds):
+    times = []
+    for i in range(rounds):
+        start = time.perf_counter()
+        action(i)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=20)
+    args = parser.parse_args()
+    n = args.rounds
+    keras.utils.set_random_seed(0)
+    model = keras.applications.VGG16(weights=None)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(n + 1)]
+    forward = tf.function(lambda x: model(x, training=False))
+    x = rng.uniform(-120, 130, (1, 224, 224, 3)).astype("float32")
+    fwd = medians({"forward": lambda: forward(x).numpy()}, rounds=n)["forward"]
+
+    ex = cw.CAMExplorer(model, images, layer="block5_conv3")
+    ex.layer = "block4_conv3"  # trace both layers once, as a user's first visit would
+    ex.layer = "block5_conv3"
+    alphas = np.linspace(0.05, 0.95, n)
+    results = {
+        "alpha change (re-blend)": timed(lambda i: setattr(ex._alpha_control, "value", float(alphas[i])), n),
+        "colormap change": timed(lambda i: setattr(ex._colormap_control, "value", ["viridis", "jet"][i % 2]), n),
+        "class change (layers after block5_conv3)": timed(lambda i: setattr(ex._class_control, "value", 10 + i), n),
+    }
+    # a layer change with the layer already traced and this image not yet seen at it: one full pass
+    layer_times = []
+    for i in range(1, n + 1):
+        ex.image_index = i  # computes block5_conv3 for image i
+        start = time.perf_counter()
+        ex._layer_control.value = "block4_conv3"
+        layer_times.append(time.perf_counter() - start)
+        ex._layer_control.value = "block5_conv3"
+    results["layer change (full pass, traced)"] = statistics.median(layer_times)
+    start = time.perf_counter()
+    ex._layer_control.value = "block3_conv3"
+    results["layer change, first visit (traces once)"] = time.perf_counter() - start
+
+    print(f"\nCAMExplorer on VGG16, 224x224 image, {n} changes each (medians)")
+    print(f"  {'one compiled forward pass':44s} {fwd * 1e3:8.1f} ms   1.00")
+    for name, seconds in results.items():
+        print(f"  {name:44s} {seconds * 1e3:8.1f} ms {seconds / fwd:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
