@@ -2,8 +2,9 @@
 
 Redraws are coalesced: a control change marks what is stale (the map, its colours, or only the blend) and
 asks the running event loop for one redraw, so a burst of slider events in the kernel ends in a single
-redraw of the last value. With no running loop (a script, a test) the redraw happens at once. Reading
-``.cam`` or ``.overlay`` always brings the view up to date first.
+redraw of the last value. With no running loop (a script, a test) the redraw happens at once. Setting an
+attribute (``ex.alpha = 0.3``) in a cell draws at once too, so the cell's own output and the saved widget
+state show it; reading ``.cam`` or ``.overlay`` always brings the view up to date first.
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ class CAMExplorer(widgets.VBox):
     @layer.setter
     def layer(self, name: str) -> None:
         self._layer_control.value = self._session.layout(self.image_index).resolve(name).path
+        self._flush()
 
     @property
     def class_index(self) -> int:
@@ -141,10 +143,12 @@ class CAMExplorer(widgets.VBox):
         if value is None:
             self._follow_top = True
             self._class_control.value = int(np.argmax(self._session.probabilities(self.image_index, self.layer)))
+            self._flush()
             return
         _check_class(value, self._session.n_classes)
         self._follow_top = False
         self._class_control.value = int(value)
+        self._flush()
 
     @property
     def method(self) -> str:
@@ -153,6 +157,7 @@ class CAMExplorer(widgets.VBox):
     @method.setter
     def method(self, name: str) -> None:
         self._method_control.value = get_method(name).name
+        self._flush()
 
     @property
     def alpha(self) -> float:
@@ -162,6 +167,7 @@ class CAMExplorer(widgets.VBox):
     def alpha(self, value: float) -> None:
         _check_alpha(value)
         self._alpha_control.value = float(value)
+        self._flush()
 
     @property
     def colormap(self) -> str:
@@ -173,6 +179,7 @@ class CAMExplorer(widgets.VBox):
         if name not in self._colormap_control.options:
             self._colormap_control.options = _colormap_options(name)
         self._colormap_control.value = name
+        self._flush()
 
     @property
     def image_index(self) -> int:
@@ -185,6 +192,7 @@ class CAMExplorer(widgets.VBox):
         if not 0 <= value < len(self._session.pixels):
             raise CAMError(f"image_index {value} is out of range: there are {len(self._session.pixels)} images")
         self._image_control.value = int(value)
+        self._flush()
 
     @property
     def cam(self) -> np.ndarray:
@@ -215,6 +223,7 @@ class CAMExplorer(widgets.VBox):
         index = self._session.add_image(image, name or f"image {len(self._session.pixels)}")
         self._refresh_image_options(self.image_index)
         self._image_control.value = index
+        self._flush()
         return index
 
     def save(self, path: str | os.PathLike) -> None:
