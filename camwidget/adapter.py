@@ -330,6 +330,22 @@ def describe_model(model: keras.Model, input_shape: tuple[int, ...]) -> ModelLay
 # before it. Only for graphs Keras describes (functional and Sequential, nested too); None otherwise.
 
 
+def layers_after(model: keras.Model, path: str, shape: tuple[int, ...]) -> list[keras.layers.Layer] | None:
+    """The layers that run after `path` on the way to the outputs, in order (run once on zeros of the
+    layer's output `shape`); None where the structure does not allow running the tail alone."""
+    names = path.split("/")
+    if _tail(model, names, None, dry=True) is None:
+        return None
+    called: list[keras.layers.Layer] = []
+
+    def recording(layer: keras.layers.Layer, *args: Any, **kwargs: Any) -> Any:
+        called.append(layer)
+        return _run(layer, *args, **kwargs)
+
+    _tail(model, names, tf.zeros((1, *shape)), dry=False, run=recording)
+    return called
+
+
 def tail_function(model: keras.Model, path: str, output: int) -> Callable[[tf.Tensor], tf.Tensor] | None:
     """A function activations -> the model's output number `output`, running only the layers after `path`;
     or None where the model's structure does not allow it (subclassed models, layers used twice, skip
@@ -347,13 +363,15 @@ def _run(layer: keras.layers.Layer, *args: Any, **kwargs: Any) -> Any:
     return layer(*args, **kwargs)
 
 
-def _tail(container: keras.layers.Layer, names: list[str], value: Any, dry: bool) -> list[Any] | None:
+def _tail(
+    container: keras.layers.Layer, names: list[str], value: Any, dry: bool, run: Callable[..., Any] = _run
+) -> list[Any] | None:
     matches = [c for c in _children(container) if c.name == names[0]]
     if len(matches) != 1:
         return None
     child = matches[0]
     if len(names) > 1:
-        inner = _tail(child, names[1:], value, dry)
+        inner = _tail(child, names[1:], value, dry, run)
         if inner is None or len(inner) != 1:
             return None
         value = inner[0]
@@ -363,7 +381,7 @@ def _tail(container: keras.layers.Layer, names: list[str], value: Any, dry: bool
         if dry:
             return [True]
         for layer in layers[position + 1 :]:
-            value = _run(layer, value)
+            value = run(layer, value)
         return [value]
     nodes_by_depth = getattr(container, "_nodes_by_depth", None)
     if not nodes_by_depth:
@@ -382,7 +400,7 @@ def _tail(container: keras.layers.Layer, names: list[str], value: Any, dry: bool
             if not node.input_tensors or any(id(t) not in known for t in node.input_tensors):
                 continue
             args, kwargs = node.arguments.fill_in(known)
-            for t, v in zip(node.outputs, tf.nest.flatten(_run(node.operation, *args, **kwargs))):
+            for t, v in zip(node.outputs, tf.nest.flatten(run(node.operation, *args, **kwargs))):
                 known[id(t)] = v
     return [known.get(id(t)) for t in container.outputs]
 

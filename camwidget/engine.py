@@ -21,6 +21,28 @@ from .adapter import LayerInfo, ModelLayout
 from .errors import CAMError, ImageError, quoted
 
 SCORES = ("auto", "probability")
+_GUIDED_RELU, _GUIDED_RELU6 = "CamwidgetGuidedRelu", "CamwidgetGuidedRelu6"
+_SCORE_BATCH = 32  # masked inputs per forward pass; fixed so that the last, padded batch does not retrace
+
+
+def _register_guided_gradients() -> None:
+    """Guided backpropagation's ReLU gradient: pass a gradient only where it and the ReLU's output are
+    positive. Registered under new names and used through gradient_override_map on a traced copy of the
+    forward pass, so the model and TensorFlow's own Relu gradient are untouched."""
+
+    def guided(op: tf.Operation, grad: tf.Tensor, upper: float | None) -> tf.Tensor:
+        y = op.outputs[0]
+        keep = (grad > 0) & (y > 0) if upper is None else (grad > 0) & (y > 0) & (y < upper)
+        return tf.where(keep, grad, tf.zeros_like(grad))
+
+    for name, upper in ((_GUIDED_RELU, None), (_GUIDED_RELU6, 6.0)):
+        try:
+            tf.RegisterGradient(name)(lambda op, grad, upper=upper: guided(op, grad, upper))
+        except KeyError:  # already registered (module reloaded)
+            pass
+
+
+_register_guided_gradients()
 
 
 @dataclass
@@ -137,12 +159,86 @@ class CAMEngine:
         g, s, p, c = fn(a, tf.convert_to_tensor(classes, tf.int32))
         return LayerCapture(activations, g.numpy(), s.numpy(), p.numpy(), c.numpy())
 
+    def class_probabilities(self, x: np.ndarray, output: int) -> np.ndarray:
+        """(M, C) class probabilities of many inputs, in fixed-size batches: the output's own softmax or
+        sigmoid, or a softmax over it where it has none."""
+        fn = self._functions.get(("probabilities", output))
+        if fn is None:
+            fn = self._functions[("probabilities", output)] = self._build_probabilities(output)
+        results = []
+        for start in range(0, len(x), _SCORE_BATCH):
+            chunk = x[start : start + _SCORE_BATCH]
+            padded = np.concatenate([chunk, np.zeros((_SCORE_BATCH - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+            results.append(fn(tf.convert_to_tensor(padded, tf.float32)).numpy()[: len(chunk)])
+        return np.concatenate(results)
+
+    def guided_gradients(self, x: np.ndarray, classes: np.ndarray, output: int, score: str) -> np.ndarray:
+        """Guided backpropagation: d y_c / d input with guided ReLU gradients, (N, H, W, C)."""
+        key = ("guided", output, score)
+        if key not in self._functions:
+            self._functions[key] = self._build_guided(output, score)
+        fn = self._functions[key]
+        return fn(tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(classes, tf.int32)).numpy()
+
+    def gap_dense_kernel(self, info: LayerInfo, output: int) -> np.ndarray:
+        """The (K, C) kernel of the Dense layer that follows `info` through GlobalAveragePooling2D alone, as
+        CAM (Zhou et al. 2016) requires; a CAMError saying why when the model is not of that shape."""
+        after = adapter.layers_after(self.model, info.path, info.shape)
+        if after is None:
+            raise CAMError(
+                f"CAM needs to read the layers after {info.path!r}, and this model's structure (subclassed, "
+                "or a layer used twice) does not show them; use 'gradcam', which equals CAM where CAM applies"
+            )
+        L = keras.layers
+        dense_at = [i for i, layer in enumerate(after) if isinstance(layer, L.Dense)]
+        fits = (
+            len(dense_at) == 1
+            and isinstance(after[0], L.GlobalAveragePooling2D)
+            and all(isinstance(layer, (L.Dropout, L.Flatten)) for layer in after[1 : dense_at[0]])
+            and all(isinstance(layer, (L.Activation, L.Softmax)) for layer in after[dense_at[0] + 1 :])
+        )
+        if not fits:
+            kinds = ", ".join(layer.name for layer in after) or "no layers"
+            raise CAMError(
+                f"CAM (Zhou et al. 2016) needs layer {info.path!r} to be followed only by "
+                f"GlobalAveragePooling2D and one Dense layer, so that each class score is a weighted sum of "
+                f"the channel means; after it come: {kinds}. Use 'gradcam', which equals CAM on such "
+                "models and works on any"
+            )
+        dense = after[dense_at[0]]
+        return np.asarray(dense.kernel.numpy(), np.float32).reshape(dense.kernel.shape[0], -1)
+
     def _function(self, kind: str, info: LayerInfo, output: int, score: str) -> Callable[..., Any] | None:
         key = (kind, info.path, output, score)
         if key not in self._functions:
             build = self._build_full if kind == "full" else self._build_tail
             self._functions[key] = build(info, output, score)
         return self._functions[key]
+
+    def _build_probabilities(self, output: int) -> Callable[..., Any]:
+        model_ref = self._model
+
+        def probabilities(x: tf.Tensor) -> tf.Tensor:
+            self.trace_count += 1
+            y = adapter.call_model(model_ref(), x)[output]
+            activation, _ = adapter.final_activation(y)
+            _, probs, _, _ = _class_scores(y, "probability", tf.fill([tf.shape(y)[0]], -1))
+            return probs if activation else tf.nn.softmax(probs, axis=-1)
+
+        return tf.function(probabilities)
+
+    def _build_guided(self, output: int, score: str) -> Callable[..., Any]:
+        model_ref = self._model
+
+        def guided(x: tf.Tensor, classes: tf.Tensor) -> tf.Tensor:
+            self.trace_count += 1
+            graph = tf.compat.v1.get_default_graph()
+            with graph.gradient_override_map({"Relu": _GUIDED_RELU, "Relu6": _GUIDED_RELU6}):
+                outputs = adapter.call_model(model_ref(), x)
+            _, _, _, chosen = _class_scores(outputs[output], score, classes)
+            return _f32(tf.gradients(tf.reduce_sum(chosen), x)[0])
+
+        return tf.function(guided)
 
     def _build_full(self, info: LayerInfo, output: int, score: str) -> Callable[..., Any]:
         model_ref, layer = self._model, {info.path: info.layer}

@@ -1,7 +1,9 @@
-"""CAM methods: pure functions from a :class:`~camwidget.engine.LayerCapture` to raw maps (N, h, w).
+"""CAM methods, registered in one place (:data:`METHODS`), which is what the explorer's dropdown lists.
 
-Raw maps are signed, before any ReLU; :func:`normalize_maps` applies the ReLU and scales each map to [0, 1].
-Methods register themselves in :data:`METHODS`, which is what the explorer's Method dropdown lists.
+Each method maps :class:`MethodInputs` (the engine's capture of A = activations (N, h, w, K) and
+G = dy_c/dA, plus the model, for the methods that run it again) to either the per-channel terms
+T (N, h, w, K), whose sum over k is the map, or a map (N, h, w) directly. Per-channel terms are what
+eigen-smoothing projects. Maps are raw and signed; :func:`normalize_maps` applies the ReLU and the scaling.
 """
 
 from __future__ import annotations
@@ -9,27 +11,43 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
-from .engine import LayerCapture
+from .adapter import LayerInfo, ModelLayout
+from .engine import CAMEngine, LayerCapture
 from .errors import CAMError, closest, quoted
 
-MapFunction = Callable[[LayerCapture], np.ndarray]
+_EPS = 1e-7
+
+
+@dataclass
+class MethodInputs:
+    capture: LayerCapture
+    images: np.ndarray  # (N, H, W, C) model input
+    engine: CAMEngine
+    layer: LayerInfo
+    layout: ModelLayout
+    output: int
+    score: str
+    max_channels: int | None = None  # Score-CAM: use at most this many channels
 
 
 @dataclass(frozen=True)
 class CAMMethod:
     name: str  # what compute_cam(method=...) takes
     label: str  # what the dropdown shows
-    compute: MapFunction
+    compute: Callable[[MethodInputs], np.ndarray]
+    per_channel: bool  # compute returns terms (N, h, w, K); else a map (N, h, w)
+    input_resolution: bool = False  # the map is at the model input's resolution, not the layer's
 
 
 METHODS: dict[str, CAMMethod] = {}
 
 
-def register(name: str, label: str) -> Callable[[MapFunction], MapFunction]:
-    def add(fn: MapFunction) -> MapFunction:
-        METHODS[name] = CAMMethod(name, label, fn)
+def register(name: str, label: str, per_channel: bool = True, input_resolution: bool = False):
+    def add(fn: Callable[[MethodInputs], np.ndarray]) -> Callable[[MethodInputs], np.ndarray]:
+        METHODS[name] = CAMMethod(name, label, fn, per_channel, input_resolution)
         return fn
 
     return add
@@ -44,20 +62,153 @@ def get_method(name: str) -> CAMMethod:
         raise CAMError(
             f"method {name!r} is not known"
             + (f"; did you mean {quoted(hint)}?" if hint else "")
-            + f" Available: {quoted(METHODS)}"
+            + f" Available: {quoted(METHODS, limit=20)}"
         )
     return method
 
 
+def _spatial_mean(x: np.ndarray) -> np.ndarray:
+    return x.mean(axis=(1, 2), keepdims=True, dtype=np.float64).astype(np.float32)
+
+
 @register("gradcam", "Grad-CAM")
-def gradcam(capture: LayerCapture) -> np.ndarray:
-    """Grad-CAM (Selvaraju et al. 2017): w_k = mean_{i,j} dy_c/dA_k[i,j];  map = sum_k w_k A_k.
+def gradcam(inputs: MethodInputs) -> np.ndarray:
+    """Grad-CAM (Selvaraju et al. 2017): w_k = mean_ij G_k,ij;  T_k = w_k A_k.
 
     Weights are pooled over each image's own positions (the keras.io example also pools over the batch).
-    Returned before the ReLU of the paper; :func:`normalize_maps` applies it.
     """
-    weights = capture.gradients.mean(axis=(1, 2), dtype=np.float64)  # (N, K)
-    return np.einsum("nhwk,nk->nhw", capture.activations, weights.astype(np.float32))
+    c = inputs.capture
+    return _spatial_mean(c.gradients) * c.activations
+
+
+@register("gradcam++", "Grad-CAM++")
+def gradcam_plus_plus(inputs: MethodInputs) -> np.ndarray:
+    """Grad-CAM++ (Chattopadhay et al. 2018), with the paper's exponential closed form:
+
+    alpha_k,ij = G^2 / (2 G^2 + sum_ab A_k,ab G^3);  w_k = sum_ij alpha_k,ij ReLU(G_k,ij);  T_k = w_k A_k.
+    As in the paper and pytorch-grad-cam; tf-keras-vis also divides alpha by its spatial sum.
+    """
+    a, g = inputs.capture.activations.astype(np.float64), inputs.capture.gradients.astype(np.float64)
+    g2, g3 = g**2, g**3
+    denominator = 2 * g2 + a.sum(axis=(1, 2), keepdims=True) * g3
+    alpha = np.where(g != 0, g2 / np.where(denominator != 0, denominator, _EPS), 0.0)
+    weights = (alpha * np.maximum(g, 0)).sum(axis=(1, 2), keepdims=True)
+    return (weights * a).astype(np.float32)
+
+
+@register("hirescam", "HiResCAM")
+def hirescam(inputs: MethodInputs) -> np.ndarray:
+    """HiResCAM (Draelos & Carin 2020): T_k = G_k * A_k element-wise, no pooling of the gradients,
+    so the map shows exactly which positions raised the score."""
+    c = inputs.capture
+    return c.gradients * c.activations
+
+
+@register("xgradcam", "XGrad-CAM")
+def xgradcam(inputs: MethodInputs) -> np.ndarray:
+    """XGrad-CAM (Fu et al. 2020): w_k = sum_ij (A_k,ij / sum_ab A_k,ab) G_k,ij;  T_k = w_k A_k."""
+    a, g = inputs.capture.activations.astype(np.float64), inputs.capture.gradients.astype(np.float64)
+    weights = (g * a).sum(axis=(1, 2), keepdims=True) / (a.sum(axis=(1, 2), keepdims=True) + _EPS)
+    return (weights * a).astype(np.float32)
+
+
+@register("layercam", "Layer-CAM")
+def layercam(inputs: MethodInputs) -> np.ndarray:
+    """Layer-CAM (Jiang et al. 2021): T_k = ReLU(G_k) * A_k element-wise; works at shallow layers too."""
+    c = inputs.capture
+    return np.maximum(c.gradients, 0) * c.activations
+
+
+@register("scorecam", "Score-CAM")
+def scorecam(inputs: MethodInputs) -> np.ndarray:
+    """Score-CAM (Wang et al. 2020), as its authors' code does it: each channel, upsampled to the input
+    and scaled to [0, 1], masks the input; w_k = p_c(X * M_k), the class probability of the masked input
+    (a softmax over the classes); T_k = w_k A_k. No gradients. Masks run in batches, one forward pass each.
+
+    `max_channels` keeps only the channels whose activations vary most over the image (the "Faster
+    Score-CAM" bound that tf-keras-vis calls max_N); the others get weight 0.
+    """
+    c = inputs.capture
+    n, h, w, k = c.activations.shape
+    H, W = inputs.images.shape[1:3]
+    terms = np.zeros_like(c.activations)
+    for i in range(n):
+        acts = c.activations[i]
+        channels = np.arange(k)
+        if inputs.max_channels is not None and inputs.max_channels < k:
+            channels = np.argsort(-acts.reshape(-1, k).std(axis=0), kind="stable")[: inputs.max_channels]
+        masks = _upsampled_unit_masks(acts[..., channels], H, W)  # (k', H, W)
+        masked = inputs.images[i][None] * masks[..., None]
+        probs = inputs.engine.class_probabilities(masked, inputs.output)
+        weights = probs[:, int(c.class_index[i])]
+        terms[i][..., channels] = acts[..., channels] * weights
+    return terms
+
+
+def _upsampled_unit_masks(acts: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(h, w, k) -> (k, height, width): each channel resized bilinearly and scaled to [0, 1]."""
+    up = np.stack(
+        [cv2.resize(acts[..., j], (width, height), interpolation=cv2.INTER_LINEAR) for j in range(acts.shape[-1])]
+    )
+    low = up.min(axis=(1, 2), keepdims=True)
+    high = up.max(axis=(1, 2), keepdims=True)
+    return ((up - low) / (high - low + _EPS)).astype(np.float32)
+
+
+@register("eigencam", "Eigen-CAM", per_channel=False)
+def eigencam(inputs: MethodInputs) -> np.ndarray:
+    """Eigen-CAM (Muhammad & Yeasin 2020): the activations' first principal component, no gradients and no
+    class: map = (A - mean(A)) v_1, v_1 the first right singular vector of A as a (h*w, K) matrix.
+    The matrix is centred before the SVD (as pytorch-grad-cam does; the paper does not) and
+    the component's sign is chosen so the map agrees with the summed activations, since an SVD's sign
+    is arbitrary."""
+    return project_first_component(inputs.capture.activations)
+
+
+@register("cam", "CAM")
+def cam(inputs: MethodInputs) -> np.ndarray:
+    """CAM (Zhou et al. 2016), for a layer followed only by GlobalAveragePooling2D and one Dense layer:
+    T_k = W_k,c A_k with W the Dense kernel. (On such a model Grad-CAM is the same map.)"""
+    kernel = inputs.engine.gap_dense_kernel(inputs.layer, inputs.output)
+    classes = inputs.capture.class_index
+    if kernel.shape[1] == 1 and inputs.layout.output_activations[inputs.output] == "sigmoid":
+        weights = kernel[:, np.zeros_like(classes)].T * np.where(classes == 0, -1.0, 1.0)[:, None]  # class 0: -z
+    else:
+        weights = kernel[:, classes].T  # (N, K)
+    return inputs.capture.activations * weights[:, None, None, :].astype(np.float32)
+
+
+@register("guided-gradcam", "Guided Grad-CAM", per_channel=False, input_resolution=True)
+def guided_gradcam(inputs: MethodInputs) -> np.ndarray:
+    """Guided Grad-CAM (Selvaraju et al. 2017): guided backpropagation times the Grad-CAM map upsampled
+    to the input, at the input's resolution. Guided backpropagation passes gradients through a ReLU only
+    where both its input and the incoming gradient are positive; it is computed on a traced copy of the
+    forward pass, the model untouched. The paper shows the 3-channel product; here the channels are
+    combined by their L2 norm, to give one map."""
+    grad_cam = normalize_maps(gradcam(inputs).sum(axis=-1))
+    H, W = inputs.images.shape[1:3]
+    guided = inputs.engine.guided_gradients(inputs.images, inputs.capture.class_index, inputs.output, inputs.score)
+    saliency = np.sqrt((guided.astype(np.float64) ** 2).sum(axis=-1)).astype(np.float32)
+    up = np.stack([cv2.resize(m, (W, H), interpolation=cv2.INTER_LINEAR) for m in grad_cam])
+    return up * saliency
+
+
+def project_first_component(terms: np.ndarray) -> np.ndarray:
+    """Per image: the (h*w, K) matrix, centred, projected on its first right singular vector -> (h, w),
+    signed to agree with the sum over K. Used by Eigen-CAM and by eigen-smoothing."""
+    n, h, w, k = terms.shape
+    maps = np.zeros((n, h, w), np.float32)
+    for i in range(n):
+        matrix = terms[i].reshape(h * w, k).astype(np.float64)
+        matrix = matrix - matrix.mean(axis=0)
+        if not np.any(matrix):
+            continue
+        _, _, vt = np.linalg.svd(matrix, full_matrices=False)
+        projection = matrix @ vt[0]
+        if np.dot(projection, terms[i].reshape(h * w, k).sum(axis=1)) < 0:
+            projection = -projection
+        maps[i] = projection.reshape(h, w)
+    return maps
 
 
 def normalize_maps(maps: np.ndarray) -> np.ndarray:
@@ -69,4 +220,14 @@ def normalize_maps(maps: np.ndarray) -> np.ndarray:
 
 def finite(maps: np.ndarray) -> np.ndarray:
     """Maps with NaN replaced by 0 and infinities by the largest float32, so nothing non-finite escapes."""
-    return np.nan_to_num(maps.astype(np.float32), nan=0.0, posinf=np.finfo(np.float32).max, neginf=np.finfo(np.float32).min)
+    big = np.finfo(np.float32).max
+    return np.nan_to_num(maps.astype(np.float32), nan=0.0, posinf=big, neginf=-big)
+
+
+def method_maps(method: CAMMethod, inputs: MethodInputs, eigen_smooth: bool = False) -> np.ndarray:
+    """Raw (N, h, w) maps of `method`; with eigen_smooth, the first principal component of the per-channel
+    terms replaces their sum (pytorch-grad-cam's eigen_smooth), which removes noise the sum keeps."""
+    result = method.compute(inputs)
+    if not method.per_channel:
+        return result
+    return project_first_component(result) if eigen_smooth else result.sum(axis=-1)

@@ -25,7 +25,7 @@ from .adapter import LayerInfo, ModelLayout
 from .engine import LayerCapture, engine_for, num_classes
 from .errors import CAMError, ImageError
 from .images import ImageLike, load_images, resize_to, to_rgb_uint8
-from .methods import get_method, normalize_maps
+from .methods import MethodInputs, get_method, method_maps, normalize_maps
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -122,6 +122,7 @@ class ExplorerSession:
         self._views: LRU[tuple[int, str, int, str], View] = LRU(256)
         self._probabilities: dict[int, np.ndarray] = {}
         self._recent: tuple[tuple[int, str], LayerCapture, str, float] | None = None
+        self.scorecam_channels: int | None = 64  # Score-CAM runs one forward pass per channel: bound it
         self.model_calls = 0  # passes run, full or after-layer: lets tests see that a redraw ran no model
 
     # -- images --------------------------------------------------------------------------------------------
@@ -194,7 +195,11 @@ class ExplorerSession:
             return View(**{**cached.__dict__, "seconds": 0.0, "how": "cached"})
         start = time.perf_counter()
         capture, how, pass_seconds = self._capture(index, info, class_index)
-        raw = cam_method.compute(capture)
+        inputs = MethodInputs(
+            capture, self.model_input(index), self.engine, info, self.layout(index), self.output, "auto",
+            self.scorecam_channels,
+        )
+        raw = method_maps(cam_method, inputs)
         cam = normalize_maps(raw)[0]
         view = View(
             cam=cam,

@@ -111,3 +111,14 @@ def multi_output(size: int = 32) -> keras.Model:
     a = layers.Dense(3, activation="softmax", name="kind")(g)
     b = layers.Dense(2, activation="softmax", name="colour")(g)
     return keras.Model(inp, [a, b], name="multi")
+
+
+def flat_head_cnn(n_classes: int = 3, size: int = 32) -> keras.Model:
+    """Convs, then Flatten + Dense: gradients vary over positions, so the gradient methods all differ."""
+    inp = keras.Input((size, size, 3))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_a")(inp)
+    x = layers.MaxPooling2D(name="pool_a")(x)
+    x = layers.Conv2D(16, 3, padding="same", activation="relu", name="conv_b")(x)
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_c")(x)
+    x = layers.Flatten(name="flat")(x)
+    return keras.Model(inp, layers.Dense(n_classes, activation="softmax", name="dense")(x), name="flat_head")
