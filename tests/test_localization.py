@@ -1,0 +1,82 @@
+"""Each method finds the object a small CNN, trained here in seconds, really uses; with the same
+architecture's random weights it does not (the model-randomization check of Adebayo et al. 2018)."""
+
+from __future__ import annotations
+
+import cv2
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+import camwidget as cw
+
+SIZE = 48
+
+
+def generate(n: int, rng: np.random.Generator):
+    """Noise, a large circle in every image (a distractor), and a cross in the images of class 1.
+    Returns images, labels and each cross's top-left corner."""
+    x = rng.uniform(0, 0.25, (n, SIZE, SIZE, 3)).astype("float32")
+    y = rng.integers(0, 2, n)
+    corners = np.zeros((n, 2), int)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    for i in range(n):
+        while True:
+            (ty, tx), (dy, dx) = rng.integers(2, SIZE - 12, (2, 2))
+            if abs(int(tx) - int(dx)) > 12 or abs(int(ty) - int(dy)) > 12:
+                break
+        x[i][(yy - dy - 5) ** 2 + (xx - dx - 5) ** 2 <= 30] = 0.9
+        if y[i] == 1:
+            x[i, ty + 4 : ty + 7, tx : tx + 10] = 0.9
+            x[i, ty : ty + 10, tx + 4 : tx + 7] = 0.9
+        corners[i] = ty, tx
+    return x, y, corners
+
+
+def network() -> keras.Model:
+    inp = keras.Input((SIZE, SIZE, 3))
+    x = layers.Conv2D(16, 3, padding="same", activation="relu")(inp)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(32, 3, padding="same", activation="relu", name="last_conv")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, layers.Dense(2, activation="softmax")(x))
+
+
+@pytest.fixture(scope="module")
+def setting():
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x_train, y_train, _ = generate(2000, rng)
+    x_test, y_test, corners = generate(200, rng)
+    keep = y_test == 1
+    trained = network()
+    trained.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    trained.fit(x_train, y_train, epochs=6, batch_size=64, verbose=0)
+    accuracy = trained.evaluate(x_test, y_test, verbose=0)[1]
+    return trained, network(), x_test[keep], corners[keep], accuracy
+
+
+def hit_rate(model, method, x, corners) -> float:
+    """Share of images whose map peaks on the cross (its 10x10 box, 2 pixels of margin)."""
+    cams = cw.compute_cam(model, x, method=method, class_index=1, layer="last_conv")
+    hits = 0
+    for cam, (ty, tx) in zip(cams, corners):
+        up = cam if cam.shape[0] == SIZE else cv2.resize(cam, (SIZE, SIZE), interpolation=cv2.INTER_LINEAR)
+        py, px = np.unravel_index(np.argmax(up), up.shape)
+        hits += (ty - 2 <= py < ty + 12) and (tx - 2 <= px < tx + 12)
+    return hits / len(cams)
+
+
+def test_the_model_learned_the_task(setting):
+    assert setting[4] >= 0.95
+
+
+@pytest.mark.parametrize("method", list(cw.METHODS))
+def test_peak_on_the_object_only_when_trained(setting, method):
+    trained, random, x, corners, _ = setting
+    trained_rate, random_rate = hit_rate(trained, method, x, corners), hit_rate(random, method, x, corners)
+    assert trained_rate >= 0.9, f"{method}: peak on the object in {trained_rate:.0%} of images"
+    assert random_rate <= 0.7, f"{method}: random weights still hit {random_rate:.0%}: the map ignores the model"
