@@ -64,7 +64,7 @@ def compute_cam(
     False returns the raw signed map. output: name or index, for models with several outputs.
     eigen_smooth: the first principal component of the method's per-channel terms instead of their sum.
     aug_smooth: the mean of the maps of 6 augmented copies (flipped or not, intensity x0.9, x1, x1.1),
-    each mapped back; costs 6 passes. max_channels: Score-CAM uses at most this many channels.
+    each mapped back; costs 6 passes (7 when the top class must be found first). max_channels: Score-CAM uses at most this many channels.
     """
     if score not in SCORES:
         raise CAMError(f"score must be one of {', '.join(map(repr, SCORES))}, not {score!r}")
@@ -90,7 +90,8 @@ def compute_cam(
     if not aug_smooth:
         maps, _ = maps_of(batch, classes)
         return normalize_maps(maps) if normalize else finite(maps)
-    _, classes = maps_of(batch, classes)  # fix each image's class before augmenting
+    if (classes < 0).any():
+        _, classes = maps_of(batch, classes)  # fix each image's class before augmenting
     total = 0.0
     for flip, factor in AUGMENTATIONS:
         x = (batch[:, :, ::-1] if flip else batch) * np.float32(factor)

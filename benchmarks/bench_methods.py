@@ -1,0 +1,52 @@
+"""Each CAM method's cost in forward passes of the same model, from one run.
+
+    python benchmarks/bench_methods.py [--rounds 7] [--full-scorecam]
+
+VGG16 (random weights), layer block5_conv3 (512 channels), one 224x224 image.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import _timing  # noqa: F401  (quiets TensorFlow before it is imported)
+import keras
+import numpy as np
+import tensorflow as tf
+
+import camwidget as cw
+from _timing import medians, table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--full-scorecam", action="store_true", help="also Score-CAM on all 512 channels (~1 min)")
+    args = parser.parse_args()
+    keras.utils.set_random_seed(0)
+    model = keras.applications.VGG16(weights=None)
+    forward = tf.function(lambda x: model(x, training=False))
+    x = np.random.default_rng(0).uniform(-120, 130, (1, 224, 224, 3)).astype("float32")
+
+    def run(**kw):
+        return lambda: cw.compute_cam(model, x, layer="block5_conv3", class_index=1, **kw)
+
+    fast = {"compiled forward pass (baseline)": lambda: forward(x).numpy()}
+    for name in cw.METHODS:
+        if name != "scorecam" and name != "cam":  # VGG16 has no GAP head: CAM does not apply
+            fast[name] = run(method=name)
+    fast["gradcam + eigen_smooth"] = run(eigen_smooth=True)
+    fast["gradcam + aug_smooth (6 passes)"] = run(aug_smooth=True)
+    results = medians(fast, args.rounds)
+    slow = {"compiled forward pass (baseline)": fast["compiled forward pass (baseline)"],
+            "scorecam, max_channels=64": run(method="scorecam", max_channels=64)}
+    if args.full_scorecam:
+        slow["scorecam, all 512 channels"] = run(method="scorecam")
+    slow_results = medians(slow, rounds=1, warmup=1)
+    base = results["compiled forward pass (baseline)"]
+    results.update({k: v * base / slow_results["compiled forward pass (baseline)"] for k, v in slow_results.items() if k != "compiled forward pass (baseline)"})
+    table(f"VGG16 block5_conv3, 1 image, medians of {args.rounds} (Score-CAM: 1 run, scaled to this baseline)", results, "compiled forward pass (baseline)")
+
+
+if __name__ == "__main__":
+    main()
