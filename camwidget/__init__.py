@@ -13,19 +13,21 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["CAMExplorer", "compute_cam", "spatial_layers", "default_layer", "METHODS", "__version__"]
+__all__ = ["CAMExplorer", "compute_cam", "spatial_layers", "default_layer", "overlay", "METHODS", "__version__"]
 
 _LAZY = {
     "compute_cam": "api",
     "spatial_layers": "api",
     "default_layer": "api",
     "METHODS": "methods",
+    "overlay": "render",
     "CAMExplorer": "widget",
 }
 
 if TYPE_CHECKING:
     from .api import compute_cam, default_layer, spatial_layers
     from .methods import METHODS
+    from .render import overlay
     from .widget import CAMExplorer
 
 
