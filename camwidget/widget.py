@@ -27,6 +27,8 @@ from .images import ImageLike
 from .methods import METHODS, get_method
 from .session import ExplorerSession, View
 
+_MIN_DISPLAY_WIDTH = 384  # px on screen for small images
+
 # How much of the view a change makes stale, least to most.
 _BLEND, _COLOURS, _MAP = 1, 2, 3
 
@@ -120,6 +122,8 @@ class CAMExplorer(widgets.VBox):
             ]
         )
         self.add_class("camwidget-explorer")
+        for name, control in self._named_controls().items():
+            control.add_class(f"camwidget-{name}")  # stable hooks for styling and browser tests
         self._observe()
         self._redraw_now(_MAP)
 
@@ -243,12 +247,17 @@ class CAMExplorer(widgets.VBox):
 
     # -- wiring --------------------------------------------------------------------------------------------
 
+    def _named_controls(self) -> dict[str, widgets.Widget]:
+        return {
+            "image": self._image_control, "upload": self._upload, "layer": self._layer_control,
+            "method": self._method_control, "class": self._class_control, "class-search": self._class_search,
+            "alpha": self._alpha_control, "colormap": self._colormap_control, "mode": self._mode_control,
+            "overlay": self._overlay_view, "plain": self._plain_view, "heatmap": self._heat_view,
+            "status": self._status,
+        }  # fmt: skip
+
     def _all_controls(self) -> list[widgets.Widget]:
-        return [
-            self._image_control, self._upload, self._layer_control, self._method_control, self._class_control,
-            self._class_search, self._alpha_control, self._colormap_control, self._mode_control,
-            self._overlay_view, self._plain_view, self._heat_view, self._status,
-        ]  # fmt: skip
+        return list(self._named_controls().values())
 
     def _observe(self) -> None:
         watch = [
@@ -374,7 +383,8 @@ class CAMExplorer(widgets.VBox):
             self._show_status(error=str(exc))
             return
         self._overlay_view.value = render.png_bytes(self._overlay)
-        self._overlay_view.layout.width = f"{pixels.shape[1]}px"
+        # the picture is the image's own size; small ones are shown larger, big ones fit the cell
+        self._overlay_view.layout.width = f"{max(pixels.shape[1], _MIN_DISPLAY_WIDTH)}px"
         if level >= _MAP:
             self._show_status()
 

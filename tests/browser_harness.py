@@ -1,0 +1,255 @@
+"""Real-browser harness: a JupyterLab (or Voila) server of our own on 127.0.0.1, Debian's Chromium driven by
+Playwright, and the helpers the browser tests and the browser benchmark share."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import numpy as np
+from PIL import Image
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]  # fmt: skip
+OVERLAY = "img.camwidget-overlay"
+STATUS = ".camwidget-status"
+
+EXPLORER_SETUP = '''
+import os
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import numpy as np, keras
+import camwidget as cw
+keras.utils.set_random_seed(0)
+inp = keras.Input((32, 32, 3))
+x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_a")(inp)
+x = keras.layers.MaxPooling2D(name="pool_a")(x)
+x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv_b")(x)
+out = keras.layers.Dense(20, activation="softmax", name="dense")(keras.layers.GlobalAveragePooling2D()(x))
+model = keras.Model(inp, out)
+rng = np.random.default_rng(0)
+pictures = [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), rng.integers(0, 256, (90, 90, 3), dtype=np.uint8)]
+names = [f"thing {i}" for i in range(20)]
+'''
+EXPLORER_SHOW = "explorer = cw.CAMExplorer(model, pictures, class_names=names)\nexplorer"
+
+
+def write_notebook(path: Path, extra_cells: tuple[str, ...] = ()) -> Path:
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(EXPLORER_SETUP), nbformat.v4.new_code_cell(EXPLORER_SHOW)]
+        + [nbformat.v4.new_code_cell(c) for c in extra_cells]
+    )
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str  # base URL, no trailing slash
+    token: str
+    root: Path
+
+    def page_url(self, path: str) -> str:
+        joiner = "&" if "?" in path else "?"
+        return f"{self.url}/{path}{joiner}token={self.token}" if self.token else f"{self.url}/{path}"
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, log: Path, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"server did not answer at {url} within {seconds}s:\n{log.read_text()[-3000:]}")
+
+
+def _isolated_env(home: Path) -> dict[str, str]:
+    env = os.environ.copy()
+    for name in ("config", "runtime", "ipython"):
+        (home / name).mkdir(parents=True, exist_ok=True)
+    env.update(
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        IPYTHONDIR=str(home / "ipython"),
+        JUPYTER_PLATFORM_DIRS="1",
+        TF_CPP_MIN_LOG_LEVEL="2",
+    )
+    return env
+
+
+@contextlib.contextmanager
+def jupyter_server(root: Path, home: Path) -> Iterator[Server]:
+    """JupyterLab (which also serves Notebook 7's pages) on a free port with a token and throwaway
+    config, settings and workspace folders; the news notification off."""
+    settings = home / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    tracker = home / "settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True, exist_ok=True)
+    (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"autoStartDefaultKernel": True}))
+    port, token = free_port(), secrets.token_hex(16)
+    command = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+        f"--LabApp.user_settings_dir={home / 'settings'}", f"--LabApp.workspaces_dir={home / 'workspaces'}",
+        "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ] + (["--allow-root"] if os.geteuid() == 0 else [])  # fmt: skip
+    log = home / "jupyter.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, env=_isolated_env(home), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_up(f"{url}/api/status?token={token}", process, log)
+        yield Server(url, token, root)
+    finally:
+        _stop(process)
+
+
+@contextlib.contextmanager
+def voila_server(notebook: Path, home: Path) -> Iterator[Server]:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+        "--Voila.show_tracebacks=True",
+    ]
+    log = home / "voila.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, env=_isolated_env(home), stdout=out, stderr=subprocess.STDOUT, cwd=notebook.parent)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_up(url, process, log, seconds=120)
+        yield Server(url, "", notebook.parent)
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def chromium_page(width: int = 1400, height: int = 1100):
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        raise RuntimeError("Debian's chromium is needed for the browser tests: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(120_000)
+            yield page
+        finally:
+            browser.close()
+
+
+# -- reading and driving the explorer in the page -------------------------------------------------------------
+
+
+def accept_kernel_dialog(page, wait_ms: int = 4000) -> None:
+    """Accept a "Select Kernel" dialog if the front end shows one (its default is the notebook's kernel)."""
+    dialog = page.locator(".jp-Dialog .jp-mod-accept")
+    try:
+        dialog.first.wait_for(state="visible", timeout=wait_ms)
+    except Exception:  # no dialog: the kernel started by itself
+        return
+    dialog.first.click()
+
+
+def run_all_cells(page) -> None:
+    """Run > Run All Cells, through the menu bar (JupyterLab 4 and Notebook 7 share it)."""
+    accept_kernel_dialog(page)
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+
+def wait_for_explorer(page) -> None:
+    page.wait_for_selector(OVERLAY, state="attached", timeout=180_000)
+    page.wait_for_function(
+        "sel => { const i = document.querySelector(sel); return i && i.complete && i.naturalWidth > 0; }",
+        arg=OVERLAY,
+        timeout=180_000,
+    )
+    page.locator(OVERLAY).first.scroll_into_view_if_needed()
+
+
+def overlay_src(page) -> str:
+    return page.locator(OVERLAY).first.get_attribute("src") or ""
+
+
+def overlay_pixels(page) -> np.ndarray:
+    """The overlay as the browser drew it (a screenshot of the image element)."""
+    element = page.locator(OVERLAY).first
+    element.scroll_into_view_if_needed()
+    return np.asarray(Image.open(io.BytesIO(element.screenshot())).convert("RGB"))
+
+
+def pixels_hash(pixels: np.ndarray) -> str:
+    return hashlib.sha256(pixels.tobytes()).hexdigest()
+
+
+def wait_for_repaint(page, old_src: str, timeout_ms: int = 60_000) -> None:
+    """Until the overlay shows a new picture (ipywidgets gives each new value a new blob URL) and it loaded."""
+    page.wait_for_function(
+        "([sel, old]) => { const i = document.querySelector(sel); return i && i.src !== old && i.complete && i.naturalWidth > 0; }",
+        arg=[OVERLAY, old_src],
+        timeout=timeout_ms,
+    )
+
+
+def status_text(page) -> str:
+    return page.locator(STATUS).first.inner_text().replace("\xa0", " ")
+
+
+def select(page, control: str, **option) -> None:
+    locator = page.locator(f".camwidget-{control} select").first
+    locator.scroll_into_view_if_needed()
+    locator.select_option(**option)
+
+
+def drag_alpha(page, pixels: int) -> None:
+    handle = page.locator(".camwidget-alpha .noUi-handle").first
+    handle.scroll_into_view_if_needed()
+    box = handle.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + pixels, y, steps=8)
+    page.mouse.up()
+
+
+def is_blank(pixels: np.ndarray) -> bool:
+    return pixels.size == 0 or float(pixels.std()) < 3.0
