@@ -230,6 +230,16 @@ def wait_for_repaint(page, old_src: str, timeout_ms: int = 60_000) -> None:
     )
 
 
+def wait_for_status_change(page, old_status: str, timeout_ms: int = 60_000) -> None:
+    """Until the status line says something else (a class or layer change always changes it, while the
+    overlay can stay pixel-identical, e.g. two classes with no positive evidence)."""
+    page.wait_for_function(
+        "([sel, old]) => { const s = document.querySelector(sel); return s && s.innerText.replace(/\\u00a0/g, ' ') !== old; }",
+        arg=[STATUS, old_status],
+        timeout=timeout_ms,
+    )
+
+
 def status_text(page) -> str:
     return page.locator(STATUS).first.inner_text().replace("\xa0", " ")
 
@@ -240,14 +250,14 @@ def select(page, control: str, **option) -> None:
     locator.select_option(**option)
 
 
-def drag_alpha(page, pixels: int) -> None:
+def drag_alpha(page, pixels: int, steps: int = 8) -> None:
     handle = page.locator(".camwidget-alpha .noUi-handle").first
     handle.scroll_into_view_if_needed()
     box = handle.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x, y)
     page.mouse.down()
-    page.mouse.move(x + pixels, y, steps=8)
+    page.mouse.move(x + pixels, y, steps=steps)
     page.mouse.up()
 
 

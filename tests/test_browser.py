@@ -147,25 +147,30 @@ def benchmark(rounds: int = 20) -> None:
         "from camwidget.session import LRU\nexplorer._session._views = LRU(1)\nexplorer._session._activations = LRU(1)",
     ))  # fmt: skip
 
-    def timed(page, action) -> float:
-        src = h.overlay_src(page)
+    def timed(page, action, by_status: bool = False) -> float:
+        src, status = h.overlay_src(page), h.status_text(page)
         start = time.perf_counter()
         action()
-        h.wait_for_repaint(page, src)
+        try:
+            if by_status:
+                h.wait_for_status_change(page, status)
+            else:
+                h.wait_for_repaint(page, src)
+        except Exception:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "benchmark_failure.png"))
+            raise
         return time.perf_counter() - start
 
     with h.jupyter_server(root, home) as running, h.chromium_page() as page:
         open_and_run(page, running, "lab/tree/explorer.ipynb")
         page.wait_for_timeout(1500)
-        handle = page.locator(".camwidget-alpha .noUi-handle").first
-        handle.scroll_into_view_if_needed()
-        handle.focus()
         results = {}
-        keys = ["ArrowLeft"] * (rounds // 2) + ["ArrowRight"] * (rounds - rounds // 2)
-        results["alpha (one slider step)"] = [timed(page, lambda k=k: page.keyboard.press(k)) for k in keys]
-        results["class"] = [timed(page, lambda i=i: h.select(page, "class", index=1 + i % 19)) for i in range(rounds)]
+        moves = [-12, 12] * (rounds // 2)  # one mouse move: one new value, back and forth
+        results["alpha (one slider move)"] = [timed(page, lambda dx=dx: h.drag_alpha(page, dx, steps=1)) for dx in moves]
+        results["class"] = [timed(page, lambda i=i: h.select(page, "class", index=1 + i % 19), True) for i in range(rounds)]
         layers = ["conv_a · 32×32×8", "conv_b · 16×16×16"]
-        results["layer (full pass)"] = [timed(page, lambda i=i: h.select(page, "layer", label=layers[i % 2])) for i in range(rounds)]
+        results["layer (full pass)"] = [timed(page, lambda i=i: h.select(page, "layer", label=layers[i % 2]), True) for i in range(rounds)]
     print(f"\nIn Chromium, JupyterLab, a 160x120 image and a small CNN; medians of {rounds}:")
     for name, times in results.items():
         print(f"  {name:26s} {statistics.median(times) * 1e3:7.1f} ms   (min {min(times) * 1e3:.1f}, max {max(times) * 1e3:.1f})")
