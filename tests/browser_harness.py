@@ -263,3 +263,51 @@ def drag_alpha(page, pixels: int, steps: int = 8) -> None:
 
 def is_blank(pixels: np.ndarray) -> bool:
     return pixels.size == 0 or float(pixels.std()) < 3.0
+
+
+# -- nbconvert's HTML export, rendered offline ---------------------------------------------------------------
+
+WIDGET_JS = Path(__file__).resolve().parents[1] / "artifacts" / "widgets-js"
+
+
+def widget_renderer_js() -> Path:
+    """node_modules with the widget renderer that nbconvert's HTML loads from a CDN, installed from the npm
+    registry once (into an ignored folder), so that exported pages render without the internet."""
+    modules = WIDGET_JS / "node_modules"
+    if not (modules / "@jupyter-widgets" / "html-manager" / "dist" / "embed-amd.js").exists():
+        WIDGET_JS.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(WIDGET_JS),
+             "@jupyter-widgets/html-manager@1", "requirejs@2"],
+            check=True, timeout=600,
+        )  # fmt: skip
+    return modules
+
+
+def serve_cdn_locally(page, modules: Path) -> None:
+    """Answer the exported page's CDN requests (require.js, the widget renderer) from local files."""
+
+    def answer(route) -> None:
+        url = route.request.url
+        if url.startswith("file:"):
+            return route.continue_()
+        if "require" in url and url.endswith(".js"):
+            return route.fulfill(path=str(modules / "requirejs" / "require.js"), content_type="application/javascript")
+        if "/@jupyter-widgets/html-manager" in url and "/dist/" in url:
+            return route.fulfill(path=str(modules / "@jupyter-widgets" / "html-manager" / "dist" / url.split("/dist/", 1)[1].split("?")[0]))
+        return route.abort()  # anything else (MathJax, fonts) is not needed for the widgets
+
+    page.route("**/*", answer)
+
+
+def overlay_png_base64(page) -> str:
+    """The bytes behind the overlay <img>, as the page holds them, base64-encoded."""
+    return page.evaluate(
+        """async sel => {
+            const img = document.querySelector(sel);
+            const bytes = new Uint8Array(await (await fetch(img.src)).arrayBuffer());
+            let text = ''; for (const b of bytes) text += String.fromCharCode(b);
+            return btoa(text);
+        }""",
+        OVERLAY,
+    )

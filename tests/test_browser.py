@@ -132,6 +132,32 @@ def test_voila_renders_the_explorer(page, workspace):
         page.screenshot(path=str(ARTIFACTS / "voila.png"))
 
 
+def test_exported_html_shows_the_last_overlay(page, workspace):
+    """Executed with widget state saved, exported by nbconvert, opened in Chromium: the overlay shown is
+    the last one the kernel drew (after an opacity and colormap change), byte for byte."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+
+    home, root = workspace
+    path = h.write_notebook(root / "exported.ipynb", extra_cells=(
+        "explorer.alpha = 0.8\nexplorer.colormap = 'magma'",
+        "import base64; print('LAST', base64.b64encode(explorer._overlay_view.value).decode())",
+    ))  # fmt: skip
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", store_widget_state=True, resources={"metadata": {"path": str(root)}}).execute()
+    last = nb.cells[-1].outputs[0]["text"].split("LAST ", 1)[1].strip()
+    html_path = root / "exported.html"
+    html_path.write_text(HTMLExporter().from_notebook_node(nb)[0])
+
+    h.serve_cdn_locally(page, h.widget_renderer_js())
+    page.goto(html_path.as_uri())
+    h.wait_for_explorer(page)
+    assert h.overlay_png_base64(page) == last
+    assert not h.is_blank(h.overlay_pixels(page))
+    page.screenshot(path=str(ARTIFACTS / "exported_html.png"))
+
+
 # -- benchmark mode -------------------------------------------------------------------------------------------
 
 
