@@ -14,7 +14,8 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-PEAK_CELL = "import resource; print('PEAK_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+# VmHWM, the kernel's own peak: ru_maxrss would also count the test process the kernel was forked from
+PEAK_CELL = "print('PEAK_MB', int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024)"
 
 
 def execute(path: Path, tmp_path: Path, env: dict[str, str] | None = None) -> nbformat.NotebookNode:
@@ -53,7 +54,10 @@ def test_notebook_runs_offline_top_to_bottom(path, tmp_path):
     assert "Traceback" not in text
     peak = float(re.search(r"PEAK_MB ([\d.]+)", text).group(1))
     print(f"{path.name}: peak memory {peak:.0f} MB")
-    assert peak < 2200, f"{path.name} peaked at {peak:.0f} MB; Binder gives 1-2 GB"
+    # Binder gives 1-2 GB. 02 and 03 fit with room; 01 holds the full VGG16 (553 MB of weights, which
+    # TensorFlow's initialisation briefly doubles) and peaks just over 2 GB: a known gap, see the README.
+    budget = 2200 if path.name.startswith("01") else 1500
+    assert peak < budget, f"{path.name} peaked at {peak:.0f} MB (budget {budget} MB)"
     if path.name.startswith("01"):
         assert "using vgg16 with random weights instead" in text  # the offline sentence
         assert "largest difference from the hand-written version" in text
