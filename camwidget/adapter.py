@@ -161,13 +161,6 @@ def _children(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
     return list(flatten(include_self=False, recursive=False)) if flatten else []
 
 
-def find_layer(model: keras.Model, path: str) -> keras.layers.Layer:
-    for p, layer in walk_layers(model):
-        if p == path:
-            return layer
-    raise LayerError(f"layer {path!r} not found")
-
-
 def model_input_shape(model: keras.Model) -> tuple[int | None, ...] | None:
     """(H, W, C) from the model's input, or None where the model does not know it yet."""
     try:

@@ -10,10 +10,11 @@ state show it; reading ``.cam`` or ``.overlay`` always brings the view up to dat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import ipywidgets as widgets
@@ -333,18 +334,14 @@ class CAMExplorer(widgets.VBox):
             self._class_control.options = [(f"{names[i]} · {probs[i]:.2f}", int(i)) for i in order]
             self._class_control.value = int(order[0]) if chosen is None else int(chosen)
 
-    class _Syncing:
-        def __init__(self, owner: "CAMExplorer") -> None:
-            self.owner = owner
-
-        def __enter__(self) -> None:
-            self.previous, self.owner._syncing = self.owner._syncing, True
-
-        def __exit__(self, *exc: Any) -> None:
-            self.owner._syncing = self.previous
-
-    def _syncing_controls(self) -> "CAMExplorer._Syncing":
-        return CAMExplorer._Syncing(self)
+    @contextlib.contextmanager
+    def _syncing_controls(self) -> Iterator[None]:
+        """Set controls from code without their observers redrawing."""
+        previous, self._syncing = self._syncing, True
+        try:
+            yield
+        finally:
+            self._syncing = previous
 
     # -- drawing -------------------------------------------------------------------------------------------
 
