@@ -116,7 +116,8 @@ def test_jupyterlab_every_control(page, server, workspace):
 
 
 def test_notebook7_shows_a_working_explorer(page, server):
-    open_and_run(page, server, "notebooks/explorer.ipynb")
+    open_and_run(page, server, "tree/explorer.ipynb")  # Notebook 7 opens the notebook from its file tree
+    assert "/notebooks/explorer.ipynb" in page.url
     assert "Prediction:" in h.status_text(page)
     Change(page)(lambda: h.select(page, "colormap", label="inferno"), "colormap in Notebook 7")
     page.screenshot(path=str(ARTIFACTS / "notebook7.png"))
