@@ -146,8 +146,8 @@ class CAMExplorer(widgets.VBox):
     @class_index.setter
     def class_index(self, value: int | None) -> None:
         if value is None:
-            self._follow_top = True
             self._class_control.value = int(np.argmax(self._session.probabilities(self.image_index, self.layer)))
+            self._follow_top = True  # after the control's observer, which marks any change as a user's choice
             self._flush()
             return
         _check_class(value, self._session.n_classes)

@@ -421,3 +421,24 @@ def test_explorer_leaves_model_unchanged(composite_b, picture):
         ex.class_index = 1
     ex.close()
     assert_same(before, snapshot(composite_b, x))
+
+
+def test_class_index_none_follows_each_images_top_class():
+    # bright pictures score class 0, dark ones class 1: the two images have different top classes
+    model = _gap_model(lambda k: np.array([[1.0, -1.0]] * k, np.float32))
+    model.get_layer("out").set_weights([np.array([[1.0, -1.0]] * 2, np.float32), np.array([-4.0, 4.0], np.float32)])
+    bright, dark = np.full((20, 30, 3), 250, np.uint8), np.full((20, 30, 3), 5, np.uint8)
+    ex = cw.CAMExplorer(model, [bright, dark])
+    tops = [int(np.argmax(ex._session.probabilities(i))) for i in (0, 1)]
+    assert tops == [0, 1]
+    ex.class_index = 1
+    ex.image_index = 1
+    ex.image_index = 0
+    assert ex.class_index == 1  # a chosen class stays chosen across images
+    ex.class_index = None
+    assert ex.class_index == 0
+    ex.image_index = 1
+    assert ex.class_index == 1  # and None follows each image's top class again
+    ex.image_index = 0
+    assert ex.class_index == 0
+    ex.close()
