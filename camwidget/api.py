@@ -63,8 +63,9 @@ def compute_cam(
     the output as it is. normalize: ReLU, then each map divided by its max (an all-zero map stays zero);
     False returns the raw signed map. output: name or index, for models with several outputs.
     eigen_smooth: the first principal component of the method's per-channel terms instead of their sum.
-    aug_smooth: the mean of the maps of 6 augmented copies (flipped or not, intensity x0.9, x1, x1.1),
-    each mapped back; costs 6 passes (7 when the top class must be found first). max_channels: Score-CAM uses at most this many channels.
+    aug_smooth: the mean of the normalised maps of 6 augmented copies (flipped or not, intensity x0.9, x1,
+    x1.1), each mapped back; costs 6 passes (7 when the top class must be found first). With normalize=False
+    that mean is returned as it is (it is non-negative: each copy was normalised). max_channels: Score-CAM uses at most this many channels.
     """
     if score not in SCORES:
         raise CAMError(f"score must be one of {', '.join(map(repr, SCORES))}, not {score!r}")

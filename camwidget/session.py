@@ -139,9 +139,11 @@ class ExplorerSession:
     def add_image(self, image: ImageLike, name: str) -> int:
         """Add an image (a path, array, PIL image or file bytes); returns its index."""
         pixels = to_rgb_uint8(image, repr(name))
-        self._check_shape(pixels)
+        prepared = self._prepare(pixels)
+        self.layout_for_input(prepared)  # the model must take it: raises before anything is kept
         self.pixels.append(pixels)
         self.names.append(name)
+        self._inputs[len(self.pixels) - 1] = prepared
         return len(self.pixels) - 1
 
     def model_input(self, index: int) -> np.ndarray:
@@ -162,9 +164,6 @@ class ExplorerSession:
         if not np.isfinite(batch).all():
             raise ImageError("the preprocessing produced NaN or infinite values")
         return batch
-
-    def _check_shape(self, pixels: np.ndarray) -> None:
-        self.layout_for_input(self._prepare(pixels))
 
     def layout(self, index: int) -> ModelLayout:
         return self.layout_for_input(self.model_input(index))

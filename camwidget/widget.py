@@ -110,6 +110,7 @@ class CAMExplorer(widgets.VBox):
         self._heat_view = widgets.Image(format="png", layout=widgets.Layout(display="none", max_width="33%"))
         self._status = widgets.HTML()
         self._refresh_image_options(0)
+        self._plain_view.value = render.png_bytes(self._session.pixels[0])
         self._refresh_class_options(class_index)
 
         super().__init__(
@@ -323,7 +324,6 @@ class CAMExplorer(widgets.VBox):
                 for i, (name, p) in enumerate(zip(self._session.names, self._session.pixels))
             ]
             self._image_control.value = keep
-        self._plain_view.value = render.png_bytes(self._session.pixels[keep])
 
     def _refresh_class_options(self, chosen: int | None) -> None:
         """Classes sorted by the model's score for the current image, the chosen (or top) one selected."""
