@@ -74,6 +74,7 @@ class ModelLayout:
     output_names: list[str]
     output_shapes: list[tuple[int | None, ...]]  # without the batch axis
     output_activations: list[str | None] = field(default_factory=list)  # "softmax" | "sigmoid" | None
+    nested_models: list[str] = field(default_factory=list)  # paths of the models inside this one
 
     def spatial_paths(self) -> list[str]:
         """Layers that can be explained: (N, h, w, C) output larger than 1x1, called once, and the output
@@ -110,6 +111,12 @@ class ModelLayout:
             by_leaf = [p for p in self.layers if p.rsplit("/", 1)[-1] == name]
             if len(by_leaf) == 1:
                 info = self.layers[by_leaf[0]]
+        if info is None and name in self.nested_models:
+            inside = [p for p in self.spatial_paths() if p.startswith(name + "/") and self.layers[p].computes_features]
+            raise LayerError(
+                f"{name!r} is a nested model, not a layer; choose one of its layers, e.g. "
+                f"{quoted(inside[-1:] or [self.default_path()])}"
+            )
         if info is None:
             hint = closest(name, self.spatial_paths()) or closest(name, self.layers)
             msg = f"layer {name!r} not found"
@@ -315,6 +322,7 @@ def describe_model(model: keras.Model, input_shape: tuple[int, ...]) -> ModelLay
         output_names=result["names"],
         output_shapes=[tuple(t.shape[1:]) for t in outputs],
         output_activations=result["activations"],
+        nested_models=[p for p, l in walk_layers(model) if isinstance(l, keras.Model)],
     )
 
 

@@ -30,8 +30,8 @@ def colormap_table(name: str) -> np.ndarray:
         hint = closest(str(name), list(matplotlib.colormaps))
         raise CAMError(
             f"colormap {name!r} is not a matplotlib colormap"
-            + (f"; did you mean {quoted(hint)}?" if hint else "")
-            + f" Common ones: {quoted(COLORMAPS)}"
+            + (f"; did you mean {quoted(hint)}?" if hint else ".")
+            + f" Common ones: {quoted(COLORMAPS, limit=len(COLORMAPS))}"
         ) from None
     return np.round(cmap(np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
 

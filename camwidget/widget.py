@@ -127,7 +127,10 @@ class CAMExplorer(widgets.VBox):
         for name, control in self._named_controls().items():
             control.add_class(f"camwidget-{name}")  # stable hooks for styling and browser tests
         self._observe()
-        self._redraw_now(_MAP)
+        error = self._redraw_now(_MAP)
+        if error is not None:  # the settings given cannot be shown at all: say so now, not in a status line
+            self.close()
+            raise error
 
     # -- public attributes ---------------------------------------------------------------------------------
 
@@ -234,11 +237,19 @@ class CAMExplorer(widgets.VBox):
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the overlay as shown (PNG, JPEG, … by the file's extension)."""
-        PILImage.fromarray(self.overlay).save(os.fspath(path))
+        path = os.fspath(path)
+        extension = os.path.splitext(path)[1].lower()
+        known = PILImage.registered_extensions()
+        if extension not in known:
+            raise CAMError(
+                f"cannot save as {extension or 'a file without an extension'!r}: give a name ending in an image "
+                "format's extension, e.g. '.png' or '.jpg'"
+            )
+        PILImage.fromarray(self.overlay).save(path)
 
     def close(self) -> None:
         """Free the widgets and the caches."""
-        if "_session" not in vars(self):  # construction failed before the widgets existed
+        if "_status" not in vars(self):  # construction failed before the widgets existed
             return
         self._session.clear()
         for child in self._all_controls():
@@ -363,7 +374,9 @@ class CAMExplorer(widgets.VBox):
         if level:
             self._redraw_now(level)
 
-    def _redraw_now(self, level: int) -> None:
+    def _redraw_now(self, level: int) -> CAMError | ValueError | TypeError | None:
+        """Redraw what `level` makes stale; an error is shown in the status line (the last view stays) and
+        returned."""
         self.redraws += 1
         pixels = self._session.pixels[self.image_index]
         try:
@@ -378,7 +391,7 @@ class CAMExplorer(widgets.VBox):
             self._overlay = render.blend(pixels, self._heat, self.alpha)
         except (CAMError, ValueError, TypeError) as exc:
             self._show_status(error=str(exc))
-            return
+            return exc
         self._overlay_view.value = render.png_bytes(self._overlay)
         # the picture is the image's own size; small ones are shown larger, big ones fit the cell
         self._overlay_view.layout.width = f"{max(pixels.shape[1], _MIN_DISPLAY_WIDTH)}px"

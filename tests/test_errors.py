@@ -137,3 +137,17 @@ def test_unknown_input_size_needs_a_sample():
 def test_preprocess_that_breaks_shape(small):
     with pytest.raises(ValueError, match="images after preprocess"):
         cw.compute_cam(small, x32(), preprocess=lambda p: p[..., 0])
+
+
+def test_nested_model_named_as_a_layer_points_to_its_layers(composite_b):
+    with pytest.raises(ValueError, match=r"'vgg16' is a nested model.*'vgg16/block5_conv3'"):
+        cw.compute_cam(composite_b, np.zeros((1, 64, 64, 3), np.float32), layer="vgg16")
+
+
+def test_unknown_colormap_message_reads_well(small):
+    ex = cw.CAMExplorer(small, np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"'nope' is not a matplotlib colormap[;.].* Common ones: 'jet', .*'gray'$"):
+        ex.colormap = "nope"
+    with pytest.raises(ValueError, match=r"'viridiss' is not a matplotlib colormap; did you mean 'viridis'"):
+        ex.colormap = "viridiss"
+    ex.close()

@@ -442,3 +442,31 @@ def test_class_index_none_follows_each_images_top_class():
     ex.image_index = 0
     assert ex.class_index == 0
     ex.close()
+
+
+def test_a_method_that_cannot_apply_fails_at_construction_clearly(rng):
+    flat = models.flat_head_cnn()
+    with pytest.raises(ValueError, match=r"CAM \(Zhou et al. 2016\) needs layer 'conv_c'"):
+        cw.CAMExplorer(flat, rng.integers(0, 256, (40, 40, 3), dtype=np.uint8), method="cam")
+
+
+def test_failed_construction_leaves_no_error_behind(small, picture):
+    import gc
+    import sys
+
+    seen = []
+    previous, sys.unraisablehook = sys.unraisablehook, seen.append
+    try:
+        for bad in ({"colormap": "nope"}, {"alpha": 3}, {"class_names": "abc"}):
+            with pytest.raises((ValueError, TypeError)):
+                cw.CAMExplorer(small, picture, **bad)
+        gc.collect()
+    finally:
+        sys.unraisablehook = previous
+    assert seen == [], [str(u.exc_value) for u in seen]
+
+
+def test_save_to_an_unknown_format_says_which_work(explorer, tmp_path):
+    with pytest.raises(ValueError, match=r"'\.notanext'.*\.png"):
+        explorer.save(tmp_path / "cam.notanext")
+    assert not (tmp_path / "cam.notanext").exists()
