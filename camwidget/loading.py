@@ -189,9 +189,10 @@ def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 def _borrow(array: np.ndarray) -> tf.Tensor:
     """A tensor that shares `array`'s memory (kept alive by the tensor). ``tf.convert_to_tensor`` would
     hold two extra copies of it at its peak."""
-    if array.ndim == 0 or array.size == 0 or array.ctypes.data % _ALIGNMENT:
-        return tf.convert_to_tensor(array)  # small, or not ours to borrow safely
-    return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
+    from_dlpack = getattr(getattr(tf.experimental, "dlpack", None), "from_dlpack", None)
+    if array.ndim == 0 or array.size == 0 or array.ctypes.data % _ALIGNMENT or from_dlpack is None:
+        return tf.convert_to_tensor(array)  # small, not ours to borrow safely, or no DLPack in this TensorFlow
+    return from_dlpack(array.__dlpack__())
 
 
 def _set_value(variable: keras.Variable, array: np.ndarray) -> None:
@@ -217,7 +218,11 @@ def _fill_remaining_with_initializers(model: keras.Model) -> None:
 
 
 def _is_unfilled(variable: keras.Variable) -> bool:
-    return getattr(variable, "_value", object()) is None and callable(getattr(variable, "_initializer", None))
+    return (
+        getattr(variable, "_value", object()) is None
+        and callable(getattr(variable, "_initializer", None))
+        and callable(getattr(variable, "_initialize", None))
+    )
 
 
 def _is_filled(variable: keras.Variable) -> bool:

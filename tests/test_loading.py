@@ -144,6 +144,32 @@ def test_a_build_that_needs_values_is_built_the_ordinary_way():
         pass
 
 
+def test_a_keras_that_cannot_defer_values_still_loads(tmp_path, rng, monkeypatch):
+    """Where Keras's StatelessScope does not leave variables without values (another Keras version), the
+    model is built the ordinary way and Keras's own loader fills it: more memory, same weights."""
+    source = randomized(small_cnn(), rng)
+    write_legacy_h5(source, tmp_path / "w.h5")
+
+    class EagerScope:  # builds with values, like a Keras without deferred initialization
+        def __init__(self, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def get_current_value(self, variable):
+            return None
+
+    monkeypatch.setattr(loading.keras, "StatelessScope", EagerScope)
+    loaded = demo.load_pretrained(small_cnn, tmp_path / "w.h5")
+    assert loaded.pretrained and loading.unfilled_variables(loaded.model) == []
+    for got, want in zip(loaded.model.get_weights(), source.get_weights()):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_is_legacy_h5_tells_the_layouts_apart(tmp_path):
     model = small_cnn()
     write_legacy_h5(model, tmp_path / "legacy.h5")
