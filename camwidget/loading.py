@@ -78,8 +78,8 @@ def fill_from_h5(model: keras.Model, path: str | os.PathLike) -> None:
 def fill_with_initializers(model: keras.Model) -> None:
     """Give each still-unfilled variable its own initializer's values (random weights), one at a time.
 
-    The initializer runs inside a ``tf.function`` so that its arithmetic reuses buffers: one temporary
-    copy of the largest variable at the peak, not two.
+    The initializer runs inside a ``tf.function`` so that its arithmetic reuses buffers: at the peak one
+    temporary beside the largest variable's values, where running it eagerly holds two.
     """
     _fill_remaining_with_initializers(model)
 
