@@ -202,8 +202,8 @@ def test_load_pretrained_falls_back_to_random_weights_on_a_wrong_file(tmp_path):
 
 
 def test_the_weights_are_held_once(tmp_path):
-    """In a fresh process: filling 400 MB of weights from a file raises the peak by about 400 MB, where
-    Keras's own build-then-load path adds more than twice that."""
+    """In a fresh process: filling 380 MB of weights from a file raises the peak by about 380 MB, and by
+    less than Keras's own build-then-load path does."""
     write = f"""
         import keras, h5py
         from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
@@ -233,4 +233,4 @@ def test_the_weights_are_held_once(tmp_path):
     lean, keras_way = float(run(measure, "lean")), float(run(measure, "keras"))
     print(f"weights {size_mb:.0f} MB; peak added: lean {lean:.0f} MB, Keras's way {keras_way:.0f} MB")
     assert lean < 1.15 * size_mb
-    assert keras_way > 2 * size_mb  # what the lean path is for; if Keras stops copying, this can go
+    assert lean < keras_way  # never worse than Keras's own path (today that one adds about 5x the weights)
