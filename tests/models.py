@@ -122,3 +122,13 @@ def flat_head_cnn(n_classes: int = 3, size: int = 32) -> keras.Model:
     x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_c")(x)
     x = layers.Flatten(name="flat")(x)
     return keras.Model(inp, layers.Dense(n_classes, activation="softmax", name="dense")(x), name="flat_head")
+
+
+def write_keras_download_layout(model: keras.Model, path) -> None:
+    """Save `model`'s weights in the h5 layout keras.applications publishes (what Keras downloads), written
+    by Keras's own legacy writer."""
+    import h5py
+    from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
+
+    with h5py.File(path, "w") as file:
+        save_weights_to_hdf5_group(file, model)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import h5py
 import keras
 import numpy as np
-from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
+from models import write_keras_download_layout
 
 from camwidget import demo
 
@@ -35,8 +34,7 @@ def test_imagenet_download_path_uses_keras_get_file(tmp_path, monkeypatch):
     weights = tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
     keras.utils.set_random_seed(3)
     source = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
-    with h5py.File(weights, "w") as file:  # the layout of the file Keras downloads
-        save_weights_to_hdf5_group(file, source)
+    write_keras_download_layout(source, weights)
     asked = []
     monkeypatch.setattr(keras.utils, "get_file", lambda fname, origin, **kw: asked.append((fname, origin)) or str(weights))
     loaded = demo.load_pretrained(keras.applications.VGG16, include_top=False, input_shape=(32, 32, 3))

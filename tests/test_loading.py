@@ -10,7 +10,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
+from models import write_keras_download_layout as write_legacy_h5
 
 from camwidget import demo, loading
 
@@ -27,12 +27,6 @@ def small_cnn(weights=None, classes=4, **kwargs):
     frozen.trainable = False
     x = frozen(x)
     return keras.Model(inp, keras.layers.Dense(classes, activation="softmax", name="out")(x), name="small_cnn")
-
-
-def write_legacy_h5(model: keras.Model, path) -> None:
-    """The layout keras.applications publishes its weights in, written by Keras's own legacy writer."""
-    with h5py.File(path, "w") as file:
-        save_weights_to_hdf5_group(file, model)
 
 
 def randomized(model: keras.Model, rng: np.random.Generator) -> keras.Model:

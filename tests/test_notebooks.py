@@ -47,7 +47,7 @@ def test_three_notebooks_exist_and_are_stored_without_outputs():
                 assert cell.outputs == [] and cell.execution_count is None, path.name
 
 
-# Binder's limit is 2 GB for the whole container; the Jupyter server beside the kernel takes about 0.15 GB.
+# Binder's limit is 2 GB for the whole container; the Jupyter server beside the kernel takes about 0.12 GB.
 KERNEL_BUDGET_MB = 1700
 
 
@@ -80,14 +80,12 @@ def test_notebook_runs_offline_top_to_bottom(path, tmp_path):
 def test_notebook_loads_a_weights_file(notebook, variable, include_top, tmp_path):
     """The path Binder takes (real weights, in the layout Keras downloads them in), with a file written
     here from a random-weight VGG16; and it fits Binder too."""
-    import h5py
     import keras
-    from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
+    from models import write_keras_download_layout
 
     keras.utils.set_random_seed(5)
     weights = tmp_path / f"vgg16_weights_tf_dim_ordering_tf_kernels{'' if include_top else '_notop'}.h5"
-    with h5py.File(weights, "w") as file:
-        save_weights_to_hdf5_group(file, keras.applications.VGG16(weights=None, include_top=include_top))
+    write_keras_download_layout(keras.applications.VGG16(weights=None, include_top=include_top), weights)
     nb = execute(NOTEBOOKS[notebook], tmp_path, env={variable: str(weights)})
     text = text_of(nb)
     assert f"Loaded vgg16 with pretrained weights from {weights}" in text
