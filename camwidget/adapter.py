@@ -21,7 +21,9 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from . import internals
 from .errors import CAMError, LayerError, closest, quoted
+from .internals import walk_layers
 
 # Layers in these Keras packages move, drop or reshape values but compute no new features; the default
 # layer skips them (pooling, dropout and noise, padding, cropping, reshaping, preprocessing).
@@ -145,29 +147,6 @@ class ModelLayout:
         return info
 
 
-def walk_layers(model: keras.layers.Layer) -> Iterator[tuple[str, keras.layers.Layer]]:
-    """(path, layer) for every layer under `model`, depth first; containers are walked into."""
-    seen: set[int] = set()
-
-    def visit(parent: keras.layers.Layer, prefix: str) -> Iterator[tuple[str, keras.layers.Layer]]:
-        for child in _children(parent):
-            if id(child) in seen or isinstance(child, keras.layers.InputLayer):
-                continue
-            seen.add(id(child))
-            path = f"{prefix}{child.name}"
-            yield path, child
-            yield from visit(child, path + "/")
-
-    yield from visit(model, "")
-
-
-def _children(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
-    if isinstance(layer, keras.Model):
-        return list(layer.layers)
-    flatten = getattr(layer, "_flatten_layers", None)
-    return list(flatten(include_self=False, recursive=False)) if flatten else []
-
-
 def model_input_shape(model: keras.Model) -> tuple[int | None, ...] | None:
     """(H, W, C) from the model's input, or None where the model does not know it yet."""
     try:
@@ -178,24 +157,26 @@ def model_input_shape(model: keras.Model) -> tuple[int | None, ...] | None:
         if len(inputs) > 1:
             raise CAMError(f"the model has {len(inputs)} inputs; camwidget explains models with one image input")
         return tuple(inputs[0].shape[1:])
-    shapes = getattr(model, "_build_shapes_dict", None) or {}
-    if len(shapes) == 1:
-        (shape,) = shapes.values()
-        if isinstance(shape, (tuple, list)) and len(shape) == 4:
-            return tuple(shape[1:])
-    return None
+    shape = internals.built_input_shape(model)
+    return tuple(shape[1:]) if shape is not None and len(shape) == 4 else None
 
 
 @contextlib.contextmanager
 def capturing(
     layers: dict[str, keras.layers.Layer], on_output: Callable[[str, Any], None]
 ) -> Iterator[None]:
-    """While inside, each given layer reports every output it computes to ``on_output(path, output)``.
+    """While inside, each given layer reports every output it computes *in this thread* to
+    ``on_output(path, output)``.
 
     Replaces ``call`` on the layer objects and restores it in ``finally``, so the model is unchanged after.
+    Other threads that call the model meanwhile go through the replaced ``call`` too, but it reports only
+    calls made by the thread (and the capture) that installed it: their tensors never reach ``on_output``.
+    Captures are serialised by a lock, so two never patch the same layer at once.
     """
     patched: list[tuple[keras.layers.Layer, Any]] = []
+    token = object()
     with _patch_lock:
+        previous_token = getattr(_active, "token", None)
         try:
             for path, layer in layers.items():
                 previous = layer.__dict__.get("call", _MISSING)
@@ -203,13 +184,16 @@ def capturing(
 
                 def reporting_call(*args: Any, _original=original, _path=path, **kwargs: Any) -> Any:
                     output = _original(*args, **kwargs)
-                    on_output(_path, output)
+                    if getattr(_active, "token", None) is token:
+                        on_output(_path, output)
                     return output
 
                 object.__setattr__(layer, "call", reporting_call)
                 patched.append((layer, previous))
+            _active.token = token
             yield
         finally:
+            _active.token = previous_token
             for layer, previous in reversed(patched):
                 if previous is _MISSING:
                     object.__delattr__(layer, "call")
@@ -218,6 +202,7 @@ def capturing(
 
 
 _MISSING = object()
+_active = threading.local()  # the capture this thread is running, if any
 
 
 def call_model(model: keras.Model, x: tf.Tensor) -> list[tf.Tensor]:
@@ -324,100 +309,3 @@ def describe_model(model: keras.Model, input_shape: tuple[int, ...]) -> ModelLay
         output_activations=result["activations"],
         nested_models=[p for p, l in walk_layers(model) if isinstance(l, keras.Model)],
     )
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The network after a layer: used to re-differentiate from cached activations without re-running the layers
-# before it. Only for graphs Keras describes (functional and Sequential, nested too); None otherwise.
-
-
-def layers_after(model: keras.Model, path: str, shape: tuple[int, ...]) -> list[keras.layers.Layer] | None:
-    """The layers that run after `path` on the way to the outputs, in order (run once on zeros of the
-    layer's output `shape`); None where the structure does not allow running the tail alone."""
-    names = path.split("/")
-    if _tail(model, names, None, dry=True) is None:
-        return None
-    called: list[keras.layers.Layer] = []
-
-    def recording(layer: keras.layers.Layer, *args: Any, **kwargs: Any) -> Any:
-        called.append(layer)
-        return _run(layer, *args, **kwargs)
-
-    _tail(model, names, tf.zeros((1, *shape)), dry=False, run=recording)
-    return called
-
-
-def tail_function(model: keras.Model, path: str, output: int) -> Callable[[tf.Tensor], tf.Tensor] | None:
-    """A function activations -> the model's output number `output`, running only the layers after `path`;
-    or None where the model's structure does not allow it (subclassed models, layers used twice, skip
-    connections from before the layer)."""
-    names = path.split("/")
-    reachable = _tail(model, names, None, dry=True)
-    if reachable is None or output >= len(reachable) or reachable[output] is None:
-        return None
-    return lambda activations: _tail(model, names, activations, dry=False)[output]
-
-
-def _run(layer: keras.layers.Layer, *args: Any, **kwargs: Any) -> Any:
-    if getattr(layer, "_call_has_training_arg", False) and "training" not in kwargs:
-        kwargs["training"] = False
-    return layer(*args, **kwargs)
-
-
-def _tail(
-    container: keras.layers.Layer, names: list[str], value: Any, dry: bool, run: Callable[..., Any] = _run
-) -> list[Any] | None:
-    matches = [c for c in _children(container) if c.name == names[0]]
-    if len(matches) != 1:
-        return None
-    child = matches[0]
-    if len(names) > 1:
-        inner = _tail(child, names[1:], value, dry, run)
-        if inner is None or len(inner) != 1:
-            return None
-        value = inner[0]
-    if isinstance(container, keras.Sequential):
-        layers = container.layers
-        position = next(i for i, layer in enumerate(layers) if layer is child)
-        if dry:
-            return [True]
-        for layer in layers[position + 1 :]:
-            value = run(layer, value)
-        return [value]
-    nodes_by_depth = getattr(container, "_nodes_by_depth", None)
-    if not nodes_by_depth:
-        return None
-    nodes = [n for depth in nodes_by_depth.values() for n in depth if n.operation is child]
-    if len(nodes) != 1 or len(nodes[0].outputs) != 1:
-        return None
-    start = nodes[0]
-    if dry:
-        return _tail_reaches_outputs(container, start)
-    known = {id(start.outputs[0]): value}
-    for depth in sorted(nodes_by_depth, reverse=True):
-        for node in nodes_by_depth[depth]:
-            if node is start or not node.operation or node.is_input:
-                continue
-            if not node.input_tensors or any(id(t) not in known for t in node.input_tensors):
-                continue
-            args, kwargs = node.arguments.fill_in(known)
-            for t, v in zip(node.outputs, tf.nest.flatten(run(node.operation, *args, **kwargs))):
-                known[id(t)] = v
-    return [known.get(id(t)) for t in container.outputs]
-
-
-def _tail_reaches_outputs(container: keras.Model, start: Any) -> list[Any] | None:
-    """Symbolic check that every output downstream of `start` needs nothing from before it."""
-    known = {id(start.outputs[0])}
-    nodes_by_depth = container._nodes_by_depth
-    for depth in sorted(nodes_by_depth, reverse=True):
-        for node in nodes_by_depth[depth]:
-            if node is start or not node.operation or node.is_input or not node.input_tensors:
-                continue
-            needed = [id(t) in known for t in node.input_tensors]
-            if all(needed):
-                known.update(id(t) for t in node.outputs)
-            elif any(needed):
-                return None  # mixes values from after the layer with values from before it
-    outs = [True if id(t) in known else None for t in container.outputs]
-    return outs if any(outs) else None

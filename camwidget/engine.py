@@ -1,12 +1,14 @@
-"""One compiled pass per (layer, output, score, input shape): activations, gradients and class scores.
+"""Compiled passes over a model: activations, gradients and class scores at one or several layers.
 
-The pass runs the model once inside ``tf.function`` with the chosen layer reporting its output to a
-``GradientTape`` (see :mod:`camwidget.adapter`), so Grad-CAM costs about one forward pass. Traced once
-per input shape; class indices are tensors, so a new class never retraces.
+The pass runs the model once inside a traced function with the chosen layers reporting their outputs to a
+``GradientTape`` (see :mod:`camwidget.adapter`), so Grad-CAM costs about one forward pass, and one backward
+pass gives the gradients at every chosen layer. Each pass is traced once, for any batch size; class indices
+are tensors, so a new class never retraces.
 """
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,9 +18,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import adapter
+from . import adapter, internals
 from .adapter import LayerInfo, ModelLayout
+from .cache import LRU
 from .errors import CAMError, ImageError, quoted
+from .state import ModelWatch
 
 SCORES = ("auto", "probability")
 _GUIDED_RELU, _GUIDED_RELU6 = "CamwidgetGuidedRelu", "CamwidgetGuidedRelu6"
@@ -56,8 +60,40 @@ class LayerCapture:
     class_index: np.ndarray  # (N,) the class each image was explained for
 
 
+@dataclass
+class Capture:
+    """One pass at several layers: the backward pass that reaches the deepest of them gives the gradients
+    at all the others on its way, at no extra cost."""
+
+    activations: dict[str, np.ndarray]  # path -> (N, h, w, K)
+    gradients: dict[str, np.ndarray]  # path -> (N, h, w, K)
+    scores: np.ndarray
+    probabilities: np.ndarray
+    class_index: np.ndarray
+
+    def at(self, path: str) -> LayerCapture:
+        return LayerCapture(
+            self.activations[path], self.gradients[path], self.scores, self.probabilities, self.class_index
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.activations.values()) + sum(g.nbytes for g in self.gradients.values())
+
+
+# Compiled passes kept per model: each holds a traced graph of the whole model (about 15 MB for MobileNetV2),
+# so they are bounded; the least recently used is dropped and traced again if needed.
+MAX_COMPILED = 16
+
+
 class CAMEngine:
-    """Compiled Grad-CAM passes for one model. Holds the model weakly; never changes it."""
+    """Compiled passes for one model, and what its dry runs learned. Never changes the model.
+
+    Holds the model weakly: whoever keeps a model for later (an Explainer, the explorer) holds it strongly.
+    Every compiled pass is traced once, for an explicit input signature (any batch size), and kept as a
+    concrete function in a bounded cache; a change of the model's structure (see :mod:`camwidget.state`)
+    drops them all.
+    """
 
     def __init__(self, model: keras.Model) -> None:
         if not isinstance(model, keras.Model):
@@ -65,8 +101,11 @@ class CAMEngine:
                 f"model must be a Keras 3 model (keras.Model, Sequential or a subclass), not {type(model).__name__}"
             )
         self._model = weakref.ref(model)
-        self._layouts: dict[tuple[int, ...], ModelLayout] = {}
-        self._functions: dict[tuple[Any, ...], Callable[..., Any]] = {}
+        self._layouts: LRU[tuple[int, ...], ModelLayout] = LRU(8)
+        self._functions: LRU[tuple[Any, ...], Any] = LRU(MAX_COMPILED)
+        self._watch: ModelWatch | None = None
+        self._structure_seen = 0
+        self._lock = threading.RLock()
         self.trace_count = 0
 
     @property
@@ -75,6 +114,35 @@ class CAMEngine:
         if model is None:
             raise CAMError("the model this explainer was made for no longer exists")
         return model
+
+    # -- the model as it is now ----------------------------------------------------------------------------
+
+    def sync(self) -> tuple[int, int]:
+        """Look at the model now: a changed structure drops every traced pass and dry run. Returns a token
+        (structure version, values version) that changes whenever cached values must not be reused."""
+        with self._lock:
+            if self._watch is None:
+                self._watch = ModelWatch(self.model) if self.model.built else None
+                if self._watch is None:
+                    return (0, 0)
+            structure, values = self._watch.check(self.model)
+            if structure != self._structure_seen:
+                self._structure_seen = structure
+                self._layouts.clear()
+                self._functions.clear()
+            return structure, values
+
+    def forget(self) -> None:
+        """Drop every traced pass and dry run, and treat the model as changed (refresh, close)."""
+        with self._lock:
+            self._layouts.clear()
+            self._functions.clear()
+            if self._watch is not None:
+                self._watch.invalidate()
+
+    @property
+    def compiled_count(self) -> int:
+        return len(self._functions)
 
     # -- shapes and layout ---------------------------------------------------------------------------------
 
@@ -85,12 +153,15 @@ class CAMEngine:
     def layout(self, image_shape: Sequence[int] | None = None) -> ModelLayout:
         """The dry-run description of the model for images of `image_shape` (H, W, C)."""
         shape = self._check_image_shape(image_shape)
-        if shape not in self._layouts:
-            model = self.model
-            if not model.built:  # a Sequential without an Input that was never called: build it as predict would
-                model(np.zeros((1, *shape), np.float32), training=False)
-            self._layouts[shape] = adapter.describe_model(model, shape)
-        return self._layouts[shape]
+        with self._lock:
+            found = self._layouts.get(shape)
+            if found is None:
+                model = self.model
+                if not model.built:  # a Sequential without an Input that was never called: build it as predict would
+                    model(np.zeros((1, *shape), np.float32), training=False)
+                found = adapter.describe_model(model, shape)
+                self._layouts.put(shape, found)
+            return found
 
     def _check_image_shape(self, image_shape: Sequence[int] | None) -> tuple[int, ...]:
         expected = self.expected_input_shape()
@@ -140,31 +211,40 @@ class CAMEngine:
         return index
 
     # -- the passes ----------------------------------------------------------------------------------------
-
-    def capture(self, x: np.ndarray, info: LayerInfo, classes: np.ndarray, output: int, score: str) -> LayerCapture:
-        """One pass over the whole model: A, dy_c/dA and the scores for images `x` (N, H, W, C)."""
-        fn = self._function("full", info, output, score)
+    def capture(
+        self, x: np.ndarray, infos: Sequence[LayerInfo], classes: np.ndarray, output: int, score: str
+    ) -> Capture:
+        """One pass over the whole model: A and dy_c/dA at each layer of `infos`, and the scores, for images
+        `x` (N, H, W, C). The backward pass reaches the deepest layer; the others cost nothing more."""
+        infos = sorted(infos, key=lambda i: i.order)
+        key = ("capture", tuple(i.path for i in infos), output, score, x.shape[1:])
+        fn = self._compiled(key, lambda: self._build_capture(infos, output, score, x.shape[1:]))
         a, g, s, p, c = fn(tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(classes, tf.int32))
-        return LayerCapture(a.numpy(), g.numpy(), s.numpy(), p.numpy(), c.numpy())
+        paths = [i.path for i in infos]
+        return Capture(
+            dict(zip(paths, (t.numpy() for t in a))), dict(zip(paths, (t.numpy() for t in g))),
+            s.numpy(), p.numpy(), c.numpy(),
+        )  # fmt: skip
 
     def recapture(
         self, activations: np.ndarray, info: LayerInfo, classes: np.ndarray, output: int, score: str
     ) -> LayerCapture | None:
-        """The same as :meth:`capture` from cached activations, running only the layers after the chosen one;
-        None where the model's structure does not allow that (then use :meth:`capture`)."""
-        fn = self._function("tail", info, output, score)
+        """The same as :meth:`capture` at one layer from its cached activations, running only the layers after
+        it; None where the model's structure does not allow that (then use :meth:`capture`)."""
+        key = ("tail", info.path, output, score, activations.shape[1:])
+        fn = self._compiled(key, lambda: self._build_tail(info, output, score, activations.shape[1:]))
         if fn is None:
             return None
-        a = tf.convert_to_tensor(activations)
-        g, s, p, c = fn(a, tf.convert_to_tensor(classes, tf.int32))
+        g, s, p, c = fn(tf.convert_to_tensor(activations, tf.float32), tf.convert_to_tensor(classes, tf.int32))
         return LayerCapture(activations, g.numpy(), s.numpy(), p.numpy(), c.numpy())
+
+    # -- the narrow interface for methods that run the model again (Score-CAM, Guided Grad-CAM, CAM) --------
 
     def class_probabilities(self, x: np.ndarray, output: int) -> np.ndarray:
         """(M, C) class probabilities of many inputs, in fixed-size batches: the output's own softmax or
         sigmoid, or a softmax over it where it has none."""
-        fn = self._functions.get(("probabilities", output))
-        if fn is None:
-            fn = self._functions[("probabilities", output)] = self._build_probabilities(output)
+        key = ("probabilities", output, x.shape[1:])
+        fn = self._compiled(key, lambda: self._build_probabilities(output, x.shape[1:]))
         results = []
         for start in range(0, len(x), _SCORE_BATCH):
             chunk = x[start : start + _SCORE_BATCH]
@@ -174,16 +254,14 @@ class CAMEngine:
 
     def guided_gradients(self, x: np.ndarray, classes: np.ndarray, output: int, score: str) -> np.ndarray:
         """Guided backpropagation: d y_c / d input with guided ReLU gradients, (N, H, W, C)."""
-        key = ("guided", output, score)
-        if key not in self._functions:
-            self._functions[key] = self._build_guided(output, score)
-        fn = self._functions[key]
+        key = ("guided", output, score, x.shape[1:])
+        fn = self._compiled(key, lambda: self._build_guided(output, score, x.shape[1:]))
         return fn(tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(classes, tf.int32)).numpy()
 
     def gap_dense_kernel(self, info: LayerInfo, output: int) -> np.ndarray:
         """The (K, C) kernel of the Dense layer that follows `info` through GlobalAveragePooling2D alone, as
         CAM (Zhou et al. 2016) requires; a CAMError saying why when the model is not of that shape."""
-        after = adapter.layers_after(self.model, info.path, info.shape)
+        after = internals.layers_after(self.model, info.path, info.shape)
         if after is None:
             raise CAMError(
                 f"CAM needs to read the layers after {info.path!r}, and this model's structure (subclassed, "
@@ -208,75 +286,102 @@ class CAMEngine:
         dense = after[dense_at[0]]
         return np.asarray(dense.kernel.numpy(), np.float32).reshape(dense.kernel.shape[0], -1)
 
-    def _function(self, kind: str, info: LayerInfo, output: int, score: str) -> Callable[..., Any] | None:
-        key = (kind, info.path, output, score)
-        if key not in self._functions:
-            build = self._build_full if kind == "full" else self._build_tail
-            self._functions[key] = build(info, output, score)
-        return self._functions[key]
+    # -- building the compiled passes ----------------------------------------------------------------------
 
-    def _build_probabilities(self, output: int) -> Callable[..., Any]:
-        model_ref = self._model
+    def _compiled(self, key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        """The concrete function for `key`, traced once by `build` and kept (bounded). Calling a concrete
+        function never retraces, so no retracing warning can come from here."""
+        with self._lock:
+            found = self._functions.get(key)
+            if found is None:
+                found = build() or _NO_FUNCTION
+                self._functions.put(key, found)
+            return None if found is _NO_FUNCTION else found
 
-        def probabilities(x: tf.Tensor) -> tf.Tensor:
-            self.trace_count += 1
-            y = adapter.call_model(model_ref(), x)[output]
-            activation, _ = adapter.final_activation(y)
-            _, probs, _, _ = _class_scores(y, "probability", tf.fill([tf.shape(y)[0]], -1))
-            return probs if activation else tf.nn.softmax(probs, axis=-1)
+    def _trace(self, fn: Callable[..., Any], *specs: tf.TensorSpec) -> Any:
+        self.trace_count += 1
+        return tf.function(fn).get_concrete_function(*specs)
 
-        return tf.function(probabilities)
+    def _build_capture(
+        self, infos: Sequence[LayerInfo], output: int, score: str, input_shape: tuple[int, ...]
+    ) -> Any:
+        model_ref, layers = self._model, {info.path: info.layer for info in infos}
 
-    def _build_guided(self, output: int, score: str) -> Callable[..., Any]:
-        model_ref = self._model
+        def full_pass(x: tf.Tensor, classes: tf.Tensor) -> tuple[Any, ...]:
+            captured: dict[str, list[tf.Tensor]] = {path: [] for path in layers}
 
-        def guided(x: tf.Tensor, classes: tf.Tensor) -> tf.Tensor:
-            self.trace_count += 1
-            graph = tf.compat.v1.get_default_graph()
-            with graph.gradient_override_map({"Relu": _GUIDED_RELU, "Relu6": _GUIDED_RELU6}):
-                outputs = adapter.call_model(model_ref(), x)
-            _, _, _, chosen = _class_scores(outputs[output], score, classes)
-            return _f32(tf.gradients(tf.reduce_sum(chosen), x)[0])
-
-        return tf.function(guided)
-
-    def _build_full(self, info: LayerInfo, output: int, score: str) -> Callable[..., Any]:
-        model_ref, layer = self._model, {info.path: info.layer}
-
-        def full_pass(x: tf.Tensor, classes: tf.Tensor) -> tuple[tf.Tensor, ...]:
-            self.trace_count += 1
-            captured: list[tf.Tensor] = []
-
-            def on_output(_: str, out: tf.Tensor) -> None:
+            def on_output(path: str, out: tf.Tensor) -> None:
                 tape.watch(out)
-                captured.append(out)
+                captured[path].append(out)
 
             with tf.GradientTape(watch_accessed_variables=False) as tape:
-                with adapter.capturing(layer, on_output):
+                with adapter.capturing(layers, on_output):
                     outputs = adapter.call_model(model_ref(), x)
                 scores, probs, classes, chosen = _class_scores(outputs[output], score, classes)
-            activations = captured[0]
+            for path, seen in captured.items():
+                if len(seen) != 1 or not isinstance(seen[0], tf.Tensor):
+                    raise CAMError(
+                        f"layer {path!r} reported {len(seen)} outputs in one forward pass where the dry run saw "
+                        "one, so its map cannot be told apart safely (is the layer called from another thread "
+                        "or in a loop inside the model?); choose another layer"
+                    )
+            activations = [captured[path][0] for path in layers]
             grads = tape.gradient(chosen, activations)
-            if grads is None:
-                raise CAMError(f"output {output} does not depend on layer {info.path!r}; choose another layer")
-            return _f32(activations), _f32(grads), scores, probs, classes
+            for path, g in zip(layers, grads):
+                if g is None:
+                    raise CAMError(f"output {output} does not depend on layer {path!r}; choose another layer")
+            return [_f32(a) for a in activations], [_f32(g) for g in grads], scores, probs, classes
 
-        return tf.function(full_pass)
+        return self._trace(full_pass, _spec(input_shape), tf.TensorSpec((None,), tf.int32))
 
-    def _build_tail(self, info: LayerInfo, output: int, score: str) -> Callable[..., Any] | None:
-        tail = adapter.tail_function(self.model, info.path, output)
+    def _build_tail(self, info: LayerInfo, output: int, score: str, shape: tuple[int, ...]) -> Any:
+        tail = internals.tail_function(self.model, info.path, output)
         if tail is None:
             return None
 
         def tail_pass(activations: tf.Tensor, classes: tf.Tensor) -> tuple[tf.Tensor, ...]:
-            self.trace_count += 1
             a = tf.cast(activations, info.layer.compute_dtype)
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(a)
                 scores, probs, classes, chosen = _class_scores(tail(a), score, classes)
             return _f32(tape.gradient(chosen, a)), scores, probs, classes
 
-        return tf.function(tail_pass)
+        try:
+            return self._trace(tail_pass, _spec(shape), tf.TensorSpec((None,), tf.int32))
+        except CAMError:
+            raise
+        except Exception:  # Keras's graph did not run as read: fall back to full passes
+            return None
+
+    def _build_probabilities(self, output: int, input_shape: tuple[int, ...]) -> Any:
+        model_ref = self._model
+
+        def probabilities(x: tf.Tensor) -> tf.Tensor:
+            y = adapter.call_model(model_ref(), x)[output]
+            activation, _ = adapter.final_activation(y)
+            _, probs, _, _ = _class_scores(y, "probability", tf.fill([tf.shape(y)[0]], -1))
+            return probs if activation else tf.nn.softmax(probs, axis=-1)
+
+        return self._trace(probabilities, _spec(input_shape))
+
+    def _build_guided(self, output: int, score: str, input_shape: tuple[int, ...]) -> Any:
+        model_ref = self._model
+
+        def guided(x: tf.Tensor, classes: tf.Tensor) -> tf.Tensor:
+            graph = tf.compat.v1.get_default_graph()
+            with graph.gradient_override_map({"Relu": _GUIDED_RELU, "Relu6": _GUIDED_RELU6}):
+                outputs = adapter.call_model(model_ref(), x)
+            _, _, _, chosen = _class_scores(outputs[output], score, classes)
+            return _f32(tf.gradients(tf.reduce_sum(chosen), x)[0])
+
+        return self._trace(guided, _spec(input_shape), tf.TensorSpec((None,), tf.int32))
+
+
+_NO_FUNCTION = object()  # cached "this model has no such pass" (no tail), so it is not looked for again
+
+
+def _spec(shape: Sequence[int]) -> tf.TensorSpec:
+    return tf.TensorSpec((None, *shape), tf.float32)
 
 
 def _f32(t: tf.Tensor) -> tf.Tensor:

@@ -7,14 +7,14 @@ are kept per view, so going back to one costs nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import cv2
 import keras
@@ -22,44 +22,12 @@ import numpy as np
 
 from . import preprocess as preprocessing
 from .adapter import LayerInfo, ModelLayout
-from .engine import LayerCapture, engine_for, num_classes
+from .cache import LRU
+from .engine import LayerCapture
 from .errors import CAMError, ImageError
+from .explain import AUGMENTATIONS, Explainer, Options
 from .images import ImageLike, load_images, resize_to, to_rgb_uint8
-from .methods import MethodInputs, get_method, method_maps, normalize_maps
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class LRU(Generic[K, V]):
-    """A small least-recently-used cache, bounded by a total cost (entries, or bytes)."""
-
-    def __init__(self, budget: float, cost: Callable[[V], float] = lambda v: 1.0) -> None:
-        self._items: OrderedDict[K, V] = OrderedDict()
-        self._budget, self._cost, self._used = budget, cost, 0.0
-
-    def get(self, key: K) -> V | None:
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
-        return None
-
-    def put(self, key: K, value: V) -> None:
-        if key in self._items:
-            self._used -= self._cost(self._items.pop(key))
-        self._items[key] = value
-        self._used += self._cost(value)
-        while self._used > self._budget and len(self._items) > 1:
-            _, dropped = self._items.popitem(last=False)
-            self._used -= self._cost(dropped)
-
-    def clear(self) -> None:
-        self._items.clear()
-        self._used = 0.0
-
-    def __len__(self) -> int:
-        return len(self._items)
-
+from .methods import get_method, normalize_maps
 
 @dataclass(frozen=True)
 class View:
@@ -98,8 +66,33 @@ def resolve_class_names(class_names: Sequence[str] | Mapping[int, str] | None, n
     return [str(n) for n in class_names]
 
 
+@dataclass
+class _Passes:
+    """What passes gave for one (image, class): each layer's gradients, from one or more passes."""
+
+    gradients: dict[str, np.ndarray]
+    scores: np.ndarray
+    probabilities: np.ndarray
+    class_index: np.ndarray
+    unreported_seconds: float  # a pass run to find the top class, reported with the view that uses it
+
+    @property
+    def nbytes(self) -> int:
+        return sum(g.nbytes for g in self.gradients.values())
+
+
 class ExplorerSession:
-    """Everything CAMExplorer shows, computed and cached; no widgets here."""
+    """Everything CAMExplorer shows, computed and cached; no widgets here.
+
+    A view is (image, layer, class, method and options) -> a map in [0, 1]. Caches, all bounded, all dropped
+    when the model changes (checked before every view, see :mod:`camwidget.state`):
+    * activations per (image, layer), class-free, and gradients per (image, class, layer). The first view
+      of an image runs one pass at its layer that also gives every spatial layer after it; the first visit
+      below the deepest layer reached runs one pass that reaches every spatial layer (within
+      `capture_bytes`), so that from then on every layer of that image and class is ready;
+    * a class change runs only the layers after the chosen one, from its cached activations;
+    * maps per view, so going back to one costs nothing.
+    """
 
     def __init__(
         self,
@@ -108,22 +101,52 @@ class ExplorerSession:
         preprocess: Callable[[np.ndarray], np.ndarray] | str | None = None,
         class_names: Sequence[str] | Mapping[int, str] | None = None,
         output: str | int | None = None,
+        max_side: int = 1024,
+        capture_bytes: int = 256 * 2**20,
     ) -> None:
-        self.engine = engine_for(model)
+        _check_max_side(max_side)
+        self.explainer = Explainer(model, output=output)
+        self.engine = self.explainer.engine
+        self.max_side = int(max_side)
+        self.capture_bytes = capture_bytes
         self.preprocessing = preprocessing.resolve(model, preprocess)
         self.pixels: list[np.ndarray] = load_images(images)
         self.names: list[str] = self._names_for(images, len(self.pixels))
         self._inputs: dict[int, np.ndarray] = {}
-        first = self.layout(0)
-        self.output = self.engine.output_index(first, output)
-        self.n_classes = num_classes(first, self.output)
-        self.class_names = resolve_class_names(class_names, self.n_classes)
-        self._activations: LRU[tuple[int, str], np.ndarray] = LRU(256 * 2**20, lambda a: a.nbytes)
-        self._views: LRU[tuple[int, str, int, str], View] = LRU(256)
+        self.resized: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}  # index -> (from, to) (h, w)
+        self._activations: LRU[tuple[int, str], np.ndarray] = LRU(capture_bytes, lambda a: a.nbytes)
+        self._passes: LRU[tuple[int, int, str], _Passes] = LRU(capture_bytes, lambda p: p.nbytes)
+        self._views: LRU[tuple[Any, ...], View] = LRU(256)
         self._probabilities: dict[int, np.ndarray] = {}
-        self._recent: tuple[tuple[int, str], LayerCapture, str, float] | None = None
+        self._state = self.explainer.sync()
+        first = self.layout(0)
+        _, self.output, self.n_classes = self.explainer.resolve(first)
+        self.class_names = resolve_class_names(class_names, self.n_classes)
         self.scorecam_channels: int | None = 64  # Score-CAM runs one forward pass per channel: bound it
         self.model_calls = 0  # passes run, full or after-layer: lets tests see that a redraw ran no model
+
+    # -- the model as it is now ----------------------------------------------------------------------------
+
+    def sync(self) -> bool:
+        """Drop every cached value computed from an earlier state of the model; True if there were such."""
+        state = self.explainer.sync()
+        if state == self._state:
+            return False
+        self._state = state
+        self._drop_values()
+        return True
+
+    def _drop_values(self) -> None:
+        self._activations.clear()
+        self._passes.clear()
+        self._views.clear()
+        self._probabilities.clear()
+
+    def refresh(self) -> None:
+        """Forget everything computed and traced for the model, as if it had changed in every way."""
+        self.explainer.engine.forget()
+        self._drop_values()
+        self._state = self.explainer.sync()
 
     # -- images --------------------------------------------------------------------------------------------
 
@@ -139,22 +162,36 @@ class ExplorerSession:
     def add_image(self, image: ImageLike, name: str) -> int:
         """Add an image (a path, array, PIL image or file bytes); returns its index."""
         pixels = to_rgb_uint8(image, repr(name))
-        prepared = self._prepare(pixels)
+        prepared, resized = self._prepare(pixels)
         self.layout_for_input(prepared)  # the model must take it: raises before anything is kept
         self.pixels.append(pixels)
         self.names.append(name)
-        self._inputs[len(self.pixels) - 1] = prepared
-        return len(self.pixels) - 1
+        index = len(self.pixels) - 1
+        self._inputs[index] = prepared
+        if resized:
+            self.resized[index] = resized
+        return index
 
     def model_input(self, index: int) -> np.ndarray:
-        """Image `index` as the model takes it: resized to its input size, channels matched, preprocessed."""
+        """Image `index` as the model takes it: resized to its input size (at most `max_side` pixels on the
+        longer side where the model takes any size), channels matched, preprocessed."""
         if index not in self._inputs:
-            self._inputs[index] = self._prepare(self.pixels[index])
+            self._inputs[index], resized = self._prepare(self.pixels[index])
+            if resized:
+                self.resized[index] = resized
         return self._inputs[index]
 
-    def _prepare(self, pixels: np.ndarray) -> np.ndarray:
+    def _prepare(self, pixels: np.ndarray) -> tuple[np.ndarray, tuple[tuple[int, int], tuple[int, int]] | None]:
         expected = self.engine.expected_input_shape() or (None, None, 3)
         h, w, c = (tuple(expected) + (None, None, None))[:3]
+        resized_from = None
+        if h is None or w is None:
+            ih, iw = pixels.shape[:2]
+            scale = self.max_side / max(ih, iw)
+            if scale < 1:
+                fh, fw = max(1, round(ih * scale)), max(1, round(iw * scale))
+                h, w = h or fh, w or fw
+                resized_from = ((ih, iw), (h, w))
         resized = resize_to(pixels, h, w)
         if c == 1:
             resized = cv2.cvtColor(resized, cv2.COLOR_RGB2GRAY)[..., None]
@@ -163,80 +200,135 @@ class ExplorerSession:
         batch = self.preprocessing.fn(resized[None].astype(np.float32))
         if not np.isfinite(batch).all():
             raise ImageError("the preprocessing produced NaN or infinite values")
-        return batch
+        return batch, resized_from
 
     def layout(self, index: int) -> ModelLayout:
         return self.layout_for_input(self.model_input(index))
 
     def layout_for_input(self, x: np.ndarray) -> ModelLayout:
-        return self.engine.layout(x.shape[1:])
+        return self.explainer.layout(x.shape[1:])
 
     # -- views ---------------------------------------------------------------------------------------------
 
     def probabilities(self, index: int, layer: str | None = None) -> np.ndarray:
         """The model's output for image `index`; if not known yet, one pass at `layer` finds it (and is kept,
         so the view that follows costs nothing more)."""
+        self.sync()
         if index not in self._probabilities:
-            self._capture(index, self.layout(index).resolve(layer), -1)
+            self._passes_for(index, self.layout(index).resolve(layer), -1)
         return self._probabilities[index]
 
-    def view(self, index: int, layer: str | None, class_index: int | None, method: str) -> View:
+    def view(
+        self, index: int, layer: str | None, class_index: int | None, method: str, *,
+        score: str = "auto", eigen_smooth: bool = False, aug_smooth: bool = False,
+    ) -> View:  # fmt: skip
         """The map of image `index` at `layer` for `class_index` (None: the top class) by `method`."""
-        info = self.layout(index).resolve(layer)
-        cam_method = get_method(method)
+        self.sync()
+        layout = self.layout(index)
+        info = layout.resolve(layer)
+        options = Options(method, score, eigen_smooth, aug_smooth, self.scorecam_channels).checked()
+        explainer = self._explainer_for(options)
         if class_index is None:
             class_index = int(np.argmax(self.probabilities(index, info.path)))
         elif not 0 <= class_index < self.n_classes:
             raise CAMError(f"class_index {class_index} is out of range: the model has {self.n_classes} classes")
-        key = (index, info.path, class_index, cam_method.name)
+        key = (index, info.path, class_index, options)
         cached = self._views.get(key)
         if cached is not None:
-            return View(**{**cached.__dict__, "seconds": 0.0, "how": "cached"})
+            return dataclasses.replace(cached, seconds=0.0, how="cached")
         start = time.perf_counter()
-        capture, how, pass_seconds = self._capture(index, info, class_index)
-        inputs = MethodInputs(
-            capture, self.model_input(index), self.engine, info, self.layout(index), self.output, "auto",
-            self.scorecam_channels,
-        )
-        raw = method_maps(cam_method, inputs)
-        cam = normalize_maps(raw)[0]
-        view = View(
-            cam=cam,
-            layer=info,
-            class_index=int(capture.class_index[0]),
-            method=cam_method.name,
-            probabilities=capture.probabilities[0],
-            seconds=time.perf_counter() - start + pass_seconds,
-            how=how,
-            diagnostic=self._diagnose(capture, raw[0], info),
-        )
-        self._views.put((index, info.path, view.class_index, cam_method.name), view)
+        x = self.model_input(index)
+        if options.aug_smooth:
+            self.model_calls += 1
+            cam = explainer.explain(x, class_index, info.path)[0]
+            probs = self.probabilities(index, info.path)
+            view = View(cam, info, class_index, options.method, probs, time.perf_counter() - start,
+                        f"{len(AUGMENTATIONS)} augmented passes", None)  # fmt: skip
+        else:
+            capture, how, earlier = self._layer_capture(index, info, class_index, options.score)
+            raw = explainer.maps_from(capture, x, info, layout, self.output, self.scorecam_channels)
+            view = View(
+                cam=normalize_maps(raw)[0],
+                layer=info,
+                class_index=int(capture.class_index[0]),
+                method=options.method,
+                probabilities=capture.probabilities[0],
+                seconds=time.perf_counter() - start + earlier,
+                how=how,
+                diagnostic=self._diagnose(capture, raw[0], info),
+            )
+        self._views.put(key, view)
         return view
 
-    def _capture(self, index: int, info: LayerInfo, class_index: int) -> tuple[LayerCapture, str, float]:
-        """(capture, how it was computed, seconds not yet reported): the pass that found an image's
-        probabilities is reused by the view that follows, and its time is reported with that view."""
-        recent = self._recent
-        if recent is not None and recent[0] == (index, info.path) and class_index in (-1, recent[1].class_index[0]):
-            self._recent = None
-            return recent[1], recent[2], recent[3]
-        classes = np.array([class_index], np.int32)
+    def _explainer_for(self, options: Options) -> Explainer:
+        if options != self.explainer.options:
+            self.explainer = self.explainer.with_options(**dataclasses.asdict(options))  # shares compiled passes
+        return self.explainer
+
+    def _layer_capture(
+        self, index: int, info: LayerInfo, class_index: int, score: str
+    ) -> tuple[LayerCapture, str, float]:
+        """(capture at `info`, how it was had, seconds of an earlier pass to report with it):
+        cached; or the layers after `info` from its cached activations (a class change); or one full pass
+        (first view of an image: at `info` and every spatial layer after it; first visit below the deepest
+        layer reached: at every spatial layer)."""
+        passes = self._passes.get((index, class_index, score))
+        activations = self._activations.get((index, info.path))
+        if passes is not None and info.path in passes.gradients and activations is not None:
+            earlier, passes.unreported_seconds = passes.unreported_seconds, 0.0
+            how = "full pass" if earlier else "from an earlier pass"
+            capture = LayerCapture(activations, passes.gradients[info.path], passes.scores, passes.probabilities,
+                                   passes.class_index)  # fmt: skip
+            return capture, how, earlier
+        if activations is not None and passes is None:
+            self.model_calls += 1
+            capture = self.engine.recapture(activations, info, np.array([class_index], np.int32), self.output, score)
+            if capture is not None:
+                self._keep(index, class_index, score, {info.path: capture}, capture, 0.0)
+                return capture, "after-layer pass", 0.0
+        captures = self._full_pass(index, info, class_index, score, deepest=passes is not None)
+        return captures[info.path], "full pass", 0.0
+
+    def _passes_for(self, index: int, info: LayerInfo, class_index: int) -> None:
+        """Run the pass that finds image `index`'s output (and its top class's gradients), unless known."""
+        self._full_pass(index, info, class_index, self.explainer.options.score, deepest=False, report_later=True)
+
+    def _full_pass(
+        self, index: int, info: LayerInfo, class_index: int, score: str, deepest: bool, report_later: bool = False
+    ) -> dict[str, LayerCapture]:
+        """One full pass for image `index` that captures `info`: at the default layer and every spatial layer
+        after it where `info` is one of those, else (or with `deepest`) at every spatial layer, the budget
+        allowing, so that a scrub through the layers needs no further pass."""
+        layout = self.layout(index)
+        layers = [layout.layers[p] for p in layout.spatial_paths()]
+        # Two kinds of pass only, so that few are traced: from the default layer on (about one forward pass,
+        # what most first views need), or from the first spatial layer on (a backward pass through it all).
+        start = layout.layers[layout.default_path()].order
+        if deepest or info.order < start:
+            start = layers[0].order
+        chosen = _within([i for i in layers if i.order >= start], info, self.capture_bytes)
         self.model_calls += 1
         start = time.perf_counter()
-        capture, how = self._run(index, info, classes)
-        self._recent = ((index, info.path), capture, how, time.perf_counter() - start)
-        return capture, how, 0.0
+        classes = np.array([class_index], np.int32)
+        capture = self.engine.capture(self.model_input(index), chosen, classes, self.output, score)
+        seconds = time.perf_counter() - start
+        captures = {path: capture.at(path) for path in capture.activations}
+        found = int(capture.class_index[0])
+        self._keep(index, found, score, captures, capture, seconds if report_later else 0.0)
+        return captures
 
-    def _run(self, index: int, info: LayerInfo, classes: np.ndarray) -> tuple[LayerCapture, str]:
-        activations = self._activations.get((index, info.path))
-        if activations is not None:
-            capture = self.engine.recapture(activations, info, classes, self.output, "auto")
-            if capture is not None:
-                return capture, "after-layer pass"
-        capture = self.engine.capture(self.model_input(index), info, classes, self.output, "auto")
-        self._activations.put((index, info.path), capture.activations)
-        self._probabilities[index] = capture.probabilities[0]
-        return capture, "full pass"
+    def _keep(self, index: int, class_index: int, score: str, captures: Mapping[str, LayerCapture],
+              any_capture: Any, seconds: float) -> _Passes:  # fmt: skip
+        passes = self._passes.get((index, class_index, score))
+        if passes is None:
+            passes = _Passes({}, any_capture.scores, any_capture.probabilities, any_capture.class_index, 0.0)
+        for path, capture in captures.items():
+            passes.gradients[path] = capture.gradients
+            self._activations.put((index, path), capture.activations)
+        passes.unreported_seconds += seconds
+        self._passes.put((index, class_index, score), passes)  # re-put: its size changed
+        self._probabilities[index] = any_capture.probabilities[0]
+        return passes
 
     def _diagnose(self, capture: LayerCapture, raw: np.ndarray, info: LayerInfo) -> str | None:
         name = self.class_names[int(capture.class_index[0])]
@@ -252,8 +344,32 @@ class ExplorerSession:
         return None
 
     def clear(self) -> None:
-        self._activations.clear()
-        self._views.clear()
+        self._drop_values()
         self._inputs.clear()
-        self._probabilities.clear()
-        self._recent = None
+
+    def close(self) -> None:
+        """Let the model go, with everything computed and traced for it."""
+        self.clear()
+        self.explainer.close()
+
+
+def _within(layers: list[LayerInfo], must: LayerInfo, budget: int) -> list[LayerInfo]:
+    """`layers` (forward order) cut to what fits `budget` bytes of activations and gradients, keeping `must`
+    and the layers nearest after it first."""
+    def size(info: LayerInfo) -> int:
+        return 2 * 4 * int(np.prod([d or 1 for d in info.shape]))
+
+    kept, used = [must], size(must)
+    rest = sorted((i for i in layers if i.path != must.path), key=lambda i: (i.order < must.order, abs(i.order - must.order)))
+    for info in rest:
+        if used + size(info) <= budget:
+            kept.append(info)
+            used += size(info)
+    return sorted(kept, key=lambda i: i.order)
+
+
+def _check_max_side(max_side: Any) -> None:
+    if isinstance(max_side, bool) or not isinstance(max_side, (int, np.integer)):
+        raise TypeError(f"max_side must be an int (pixels on an image's longer side), not {type(max_side).__name__}")
+    if max_side < 32:
+        raise CAMError(f"max_side must be at least 32 pixels, not {max_side}; the default is 1024")

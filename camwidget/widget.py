@@ -26,6 +26,7 @@ from . import render
 from .errors import CAMError
 from .images import ImageLike
 from .methods import METHODS, get_method
+from .explain import Options
 from .session import ExplorerSession, View
 
 _MIN_DISPLAY_WIDTH = 384  # px on screen for small images
@@ -61,8 +62,13 @@ class CAMExplorer(widgets.VBox):
         alpha: float = 0.5,
         colormap: str = "jet",
         output: str | int | None = None,
+        score: str = "auto",
+        eigen_smooth: bool = False,
+        aug_smooth: bool = False,
+        max_side: int = 1024,
     ) -> None:
-        self._session = ExplorerSession(model, images, preprocess, class_names, output)
+        Options(method, score, eigen_smooth, aug_smooth).checked()  # bad options fail before any work
+        self._session = ExplorerSession(model, images, preprocess, class_names, output, max_side=max_side)
         layout = self._session.layout(0)
         start_layer = layout.resolve(layer).path
         _check_alpha(alpha)
@@ -104,6 +110,12 @@ class CAMExplorer(widgets.VBox):
             description="Colormap", options=_colormap_options(colormap), value=colormap, style=wide
         )
         self._mode_control = widgets.ToggleButtons(options=["Overlay", "Side by side"], value="Overlay")
+        self._score_control = widgets.Dropdown(
+            description="Score", options=[("logits (before softmax)", "auto"), ("probability", "probability")],
+            value=score, style=wide,
+        )  # fmt: skip
+        self._eigen_control = widgets.Checkbox(value=bool(eigen_smooth), description="eigen-smooth", indent=False)
+        self._aug_control = widgets.Checkbox(value=bool(aug_smooth), description="aug-smooth (6 passes)", indent=False)
         image_box = widgets.Layout(max_width="100%", height="auto", object_fit="contain")
         self._overlay_view = widgets.Image(format="png", layout=image_box)
         self._plain_view = widgets.Image(format="png", layout=widgets.Layout(display="none", max_width="33%"))
@@ -117,6 +129,7 @@ class CAMExplorer(widgets.VBox):
             children=[
                 widgets.HBox([self._image_control, self._upload]),
                 widgets.HBox([self._layer_control, self._method_control]),
+                widgets.HBox([self._score_control, self._eigen_control, self._aug_control]),
                 widgets.HBox([self._class_control, self._class_search]),
                 widgets.HBox([self._alpha_control, self._colormap_control, self._mode_control]),
                 widgets.HBox([self._plain_view, self._overlay_view, self._heat_view]),
@@ -166,6 +179,37 @@ class CAMExplorer(widgets.VBox):
     @method.setter
     def method(self, name: str) -> None:
         self._method_control.value = get_method(name).name
+        self._flush()
+
+    @property
+    def score(self) -> str:
+        """"auto" (the logits before a final softmax or sigmoid) or "probability"."""
+        return self._score_control.value
+
+    @score.setter
+    def score(self, value: str) -> None:
+        Options(score=value).checked()
+        self._score_control.value = value
+        self._flush()
+
+    @property
+    def eigen_smooth(self) -> bool:
+        return bool(self._eigen_control.value)
+
+    @eigen_smooth.setter
+    def eigen_smooth(self, value: bool) -> None:
+        Options(eigen_smooth=value).checked()
+        self._eigen_control.value = bool(value)
+        self._flush()
+
+    @property
+    def aug_smooth(self) -> bool:
+        return bool(self._aug_control.value)
+
+    @aug_smooth.setter
+    def aug_smooth(self, value: bool) -> None:
+        Options(aug_smooth=value).checked()
+        self._aug_control.value = bool(value)
         self._flush()
 
     @property
@@ -247,11 +291,26 @@ class CAMExplorer(widgets.VBox):
             )
         PILImage.fromarray(self.overlay).save(path)
 
+    def refresh(self) -> None:
+        """Recompute the view from the model as it is now, forgetting everything computed and traced before.
+
+        Changes to the model are noticed without this: ``fit``, ``set_weights``, ``load_weights``, any
+        training loop, ``trainable`` flags, layer attributes such as ``activation``, added layers. The one
+        change that may go unseen is a few values of a large weight tensor edited in place while all the
+        values sampled from it stay the same (see :mod:`camwidget.state`); call this after such an edit.
+        """
+        self._session.refresh()
+        self._refresh_class_options(None if self._follow_top else self.class_index)
+        self._redraw_now(_MAP)
+
     def close(self) -> None:
-        """Free the widgets and the caches."""
+        """Free the widgets and the caches, and let the model go with everything traced for it."""
         if "_status" not in vars(self):  # construction failed before the widgets existed
+            session = vars(self).get("_session")
+            if session is not None:
+                session.close()
             return
-        self._session.clear()
+        self._session.close()
         for child in self._all_controls():
             child.close()
         for box in self.children:
@@ -266,7 +325,8 @@ class CAMExplorer(widgets.VBox):
             "method": self._method_control, "class": self._class_control, "class-search": self._class_search,
             "alpha": self._alpha_control, "colormap": self._colormap_control, "mode": self._mode_control,
             "overlay": self._overlay_view, "plain": self._plain_view, "heatmap": self._heat_view,
-            "status": self._status,
+            "status": self._status, "score": self._score_control, "eigen-smooth": self._eigen_control,
+            "aug-smooth": self._aug_control,
         }  # fmt: skip
 
     def _all_controls(self) -> list[widgets.Widget]:
@@ -282,6 +342,9 @@ class CAMExplorer(widgets.VBox):
             (self._alpha_control, lambda _: self._schedule(_BLEND)),
             (self._colormap_control, lambda _: self._schedule(_COLOURS)),
             (self._mode_control, self._on_mode),
+            (self._score_control, lambda _: self._schedule(_MAP)),
+            (self._eigen_control, lambda _: self._schedule(_MAP)),
+            (self._aug_control, lambda _: self._schedule(_MAP)),
             (self._upload, self._on_upload),
         ]
         for control, handler in watch:
@@ -371,6 +434,9 @@ class CAMExplorer(widgets.VBox):
     def _flush(self) -> None:
         self._scheduled = False
         level, self._pending = self._pending, 0
+        if self._view is not None and self._session.sync():  # the model changed since the view was drawn
+            self._refresh_class_options(None if self._follow_top else self.class_index)
+            level = _MAP
         if level:
             self._redraw_now(level)
 
@@ -381,7 +447,10 @@ class CAMExplorer(widgets.VBox):
         pixels = self._session.pixels[self.image_index]
         try:
             if level >= _MAP or self._view is None:
-                self._view = self._session.view(self.image_index, self.layer, self.class_index, self.method)
+                self._view = self._session.view(
+                    self.image_index, self.layer, self.class_index, self.method, score=self.score,
+                    eigen_smooth=self.eigen_smooth, aug_smooth=self.aug_smooth,
+                )  # fmt: skip
                 self._upsampled = render.upsample(self._view.cam, pixels.shape[0], pixels.shape[1])
             if level >= _COLOURS or self._heat is None:
                 self._heat = render.colorize(self._upsampled, self.colormap)
@@ -412,7 +481,13 @@ class CAMExplorer(widgets.VBox):
                 f"at <b>{html.escape(view.layer.path)}</b> ({h}×{w}) &nbsp;|&nbsp; "
                 f"{METHODS[view.method].label}: {took}"
             )
-            lines.append(f"<small>preprocessing: {html.escape(self._session.preprocessing.description)}</small>")
+            note = f"preprocessing: {self._session.preprocessing.description}"
+            resized = self._session.resized.get(self.image_index)
+            if resized:
+                (h0, w0), (h1, w1) = resized
+                note += (f"; resized from {w0}×{h0} to {w1}×{h1} for the model "
+                         f"(max_side={self._session.max_side})")  # fmt: skip
+            lines.append(f"<small>{html.escape(note)}</small>")
             if view.diagnostic:
                 lines.append(f"<span style='color:#b35900'>⚠ {html.escape(view.diagnostic)}</span>")
         if error:

@@ -382,9 +382,12 @@ def test_soak_1000_changes(small, rng):
     ex = cw.CAMExplorer(small, imgs)
     engine = engine_for(small)
     layers = [v for _, v in ex._layer_control.options]
-    for layer in layers:  # every (layer, shape) traced once before measuring
-        ex.layer = layer
-        ex.class_index = 1
+    for index in range(3):  # every pass the soak can need traced once before measuring
+        ex.image_index = index
+        for layer in layers:
+            ex.layer = layer
+            for c in range(3):
+                ex.class_index = c
     gc.collect()
     process = psutil.Process()
     start_rss, traces = process.memory_info().rss, engine.trace_count

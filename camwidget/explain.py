@@ -1,0 +1,161 @@
+"""The one path from a model and images to maps: :class:`Explainer`.
+
+    explainer = Explainer(model, layer="block5_conv3", method="gradcam++")
+    maps = explainer.explain(images, class_index=281)      # what compute_cam returns
+
+An Explainer holds its model strongly (until :meth:`close`), resolves the layer, output and score once per
+input shape, and before every computation looks at the model as it is now (:meth:`CAMEngine.sync`): a
+model changed by ``fit``, ``set_weights``, ``load_weights`` or an edit of a layer is never explained from
+stale traced passes or cached values. The capture -> method -> normalise sequence exists here only:
+:meth:`maps_from` is what both compute_cam and the explorer's session call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from .adapter import LayerInfo, ModelLayout
+from .engine import SCORES, Capture, CAMEngine, LayerCapture, class_vector, engine_for, num_classes
+from .errors import CAMError
+from .methods import CAMMethod, MethodInputs, finite, get_method, method_maps, normalize_maps
+
+# Test-time augmentations for aug_smooth: horizontal flip x intensity factors, as pytorch-grad-cam's
+# ttach.Compose([HorizontalFlip(), Multiply([0.9, 1, 1.1])]).
+AUGMENTATIONS = tuple((flip, factor) for flip in (False, True) for factor in (0.9, 1.0, 1.1))
+
+# How often a computation is repeated when the model's weights changed while it ran (another thread training).
+_CONSISTENCY_TRIES = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """How maps are made, apart from the model, the layer and the images."""
+
+    method: str = "gradcam"
+    score: str = "auto"
+    eigen_smooth: bool = False
+    aug_smooth: bool = False
+    max_channels: int | None = None
+    normalize: bool = True
+
+    def checked(self) -> Options:
+        if self.score not in SCORES:
+            raise CAMError(f"score must be one of {', '.join(map(repr, SCORES))}, not {self.score!r}")
+        mc = self.max_channels
+        if mc is not None and (isinstance(mc, bool) or not isinstance(mc, (int, np.integer)) or mc < 1):
+            raise CAMError(f"max_channels must be a positive int or None, not {mc!r}")
+        for flag in ("eigen_smooth", "aug_smooth", "normalize"):
+            if not isinstance(getattr(self, flag), (bool, np.bool_)):
+                raise TypeError(f"{flag} must be True or False, not {getattr(self, flag)!r}")
+        return dataclasses.replace(self, method=get_method(self.method).name)
+
+
+class Explainer:
+    """Maps of one model at one layer and output, by one method: the core that compute_cam and the explorer
+    share. Holds the model strongly; :meth:`close` lets it go."""
+
+    def __init__(
+        self,
+        model: keras.Model,
+        *,
+        layer: str | None = None,
+        output: str | int | None = None,
+        options: Options = Options(),
+    ) -> None:
+        self.engine: CAMEngine = engine_for(model)
+        self._model: keras.Model | None = model
+        self.layer_name = layer
+        self.output_spec = output
+        self.options = options.checked()
+        self.cam_method: CAMMethod = get_method(self.options.method)
+
+    @property
+    def model(self) -> keras.Model:
+        if self._model is None:
+            raise CAMError("this explainer was closed; make a new one for the model")
+        return self._model
+
+    def close(self) -> None:
+        """Let the model go, and everything traced for it."""
+        if self._model is not None:
+            self.engine.forget()
+        self._model = None
+
+    def with_options(self, **changes: Any) -> Explainer:
+        """The same model, layer and output with other options (checked); shares the compiled passes."""
+        other = Explainer(self.model, layer=self.layer_name, output=self.output_spec,
+                          options=dataclasses.replace(self.options, **changes))  # fmt: skip
+        return other
+
+    # -- resolved once per input shape ---------------------------------------------------------------------
+
+    def sync(self) -> tuple[int, int]:
+        """The model as it is now: see :meth:`CAMEngine.sync`."""
+        self.model  # noqa: B018  (raises if closed)
+        return self.engine.sync()
+
+    def layout(self, image_shape: Sequence[int] | None) -> ModelLayout:
+        return self.engine.layout(image_shape)
+
+    def resolve(self, layout: ModelLayout, layer: str | None = None) -> tuple[LayerInfo, int, int]:
+        """(the layer, the output index, its number of classes) for this layout; errors name the fix."""
+        info = layout.resolve(self.layer_name if layer is None else layer)
+        output = self.engine.output_index(layout, self.output_spec)
+        return info, output, num_classes(layout, output)
+
+    # -- the one capture -> method -> normalise path -------------------------------------------------------
+
+    def capture(self, batch: np.ndarray, infos: Sequence[LayerInfo], classes: np.ndarray, output: int) -> Capture:
+        return self.engine.capture(batch, infos, classes, output, self.options.score)
+
+    def maps_from(
+        self, capture: LayerCapture, batch: np.ndarray, info: LayerInfo, layout: ModelLayout, output: int,
+        max_channels: int | None = None,
+    ) -> np.ndarray:  # fmt: skip
+        """Raw (N, h, w) maps of this explainer's method from one layer's capture (signed, before ReLU)."""
+        inputs = MethodInputs(
+            capture, batch, self.engine, info, layout, output, self.options.score,
+            self.options.max_channels if max_channels is None else max_channels,
+        )  # fmt: skip
+        return method_maps(self.cam_method, inputs, self.options.eigen_smooth)
+
+    def finish(self, raw: np.ndarray) -> np.ndarray:
+        """normalize=True: ReLU and each map over its max (all-zero stays zero); else the raw maps, finite."""
+        return normalize_maps(raw) if self.options.normalize else finite(raw)
+
+    def explain(self, batch: np.ndarray, class_index: Any = None, layer: str | None = None) -> np.ndarray:
+        """float32 (N, h, w) maps of a batch already in the model's input space (see compute_cam)."""
+        for _ in range(_CONSISTENCY_TRIES):
+            before = self.sync()
+            maps = self._explain_once(batch, class_index, layer)
+            if self.engine.sync() == before:
+                return maps
+        return maps  # the model kept changing (trained meanwhile): the last map, from one whole pass
+
+    def _explain_once(self, batch: np.ndarray, class_index: Any, layer: str | None) -> np.ndarray:
+        layout = self.layout(batch.shape[1:])
+        info, output, n_classes = self.resolve(layout, layer)
+        classes = class_vector(class_index, len(batch), n_classes)
+
+        def raw_maps(x: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            capture = self.capture(x, [info], classes, output).at(info.path)
+            return self.maps_from(capture, x, info, layout, output), capture.class_index
+
+        if not self.options.aug_smooth:
+            maps, _ = raw_maps(batch, classes)
+            return self.finish(maps)
+        if (classes < 0).any():
+            _, classes = raw_maps(batch, classes)  # fix each image's class before augmenting
+        total = 0.0
+        for flip, factor in AUGMENTATIONS:
+            x = (batch[:, :, ::-1] if flip else batch) * np.float32(factor)
+            maps, _ = raw_maps(np.ascontiguousarray(x), classes)
+            maps = normalize_maps(maps)
+            total = total + (maps[:, :, ::-1] if flip else maps)
+        maps = (total / len(AUGMENTATIONS)).astype(np.float32)
+        return normalize_maps(maps) if self.options.normalize else maps
