@@ -3,7 +3,8 @@
     python benchmarks/bench_widget.py [--rounds 20]
 
 VGG16 (random weights), 224x224 images, layer block5_conv3. Each change is timed from setting the control's
-value (as a browser message does) to the new PNG being in the Image widget's state.
+value (as a browser message does) to the new PNG being in the Image widget's state. "model change check"
+is what every view pays to make sure the model did not change since the last one.
 """
 
 from __future__ import annotations
@@ -44,26 +45,39 @@ def main() -> None:
     fwd = medians({"forward": lambda: forward(x).numpy()}, rounds=n)["forward"]
 
     ex = cw.CAMExplorer(model, images, layer="block5_conv3")
-    ex.layer = "block4_conv3"  # trace both layers once, as a user's first visit would
+    session = ex._session
+    results = {
+        "model change check (per view)": timed(lambda i: session.explainer.sync(), n),
+    }
+    start = time.perf_counter()
+    ex._layer_control.value = "block4_conv3"  # first switch below the default layer, ever: traces once
+    results["layer change, first ever (traces once)"] = time.perf_counter() - start
     ex.layer = "block5_conv3"
     alphas = np.linspace(0.05, 0.95, n)
-    results = {
+    results.update({
         "alpha change (re-blend)": timed(lambda i: setattr(ex._alpha_control, "value", float(alphas[i])), n),
         "colormap change": timed(lambda i: setattr(ex._colormap_control, "value", ["viridis", "jet"][i % 2]), n),
         "class change (layers after block5_conv3)": timed(lambda i: setattr(ex._class_control, "value", 10 + i), n),
-    }
-    # a layer change with the layer already traced and this image not yet seen at it: one full pass
-    layer_times = []
+    })  # fmt: skip
+    spatial = [v for _, v in ex._layer_control.options]
+    first, later, scrub = [], [], []
     for i in range(1, n + 1):
-        ex.image_index = i  # computes block5_conv3 for image i
+        ex.image_index = i  # a new image: one pass at block5_conv3
+        target = spatial[i % (len(spatial) - 2)]  # some layer below the default one
         start = time.perf_counter()
-        ex._layer_control.value = "block4_conv3"
-        layer_times.append(time.perf_counter() - start)
-        ex._layer_control.value = "block5_conv3"
-    results["layer change (full pass, traced)"] = statistics.median(layer_times)
-    start = time.perf_counter()
-    ex._layer_control.value = "block3_conv3"
-    results["layer change, first visit (traces once)"] = time.perf_counter() - start
+        ex._layer_control.value = target  # first switch for this image: one pass that reaches every layer
+        first.append(time.perf_counter() - start)
+        for other in (spatial[(i * 7) % len(spatial)], "block5_conv3", spatial[(i * 3) % len(spatial)]):
+            start = time.perf_counter()
+            ex._layer_control.value = other  # later switches: every layer is ready
+            later.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        for layer in spatial:  # a scrub through all the spatial layers, as a slider would
+            ex._layer_control.value = layer
+        scrub.append((time.perf_counter() - start) / len(spatial))
+    results["layer change, first for an image (every layer)"] = statistics.median(first)
+    results["layer change, later (any layer)"] = statistics.median(later)
+    results["layer scrub, per step"] = statistics.median(scrub)
 
     print(f"\nCAMExplorer on VGG16, 224x224 image, {n} changes each (medians)")
     print(f"  {'one compiled forward pass':44s} {fwd * 1e3:8.1f} ms   1.00")

@@ -37,6 +37,14 @@ class LRU(Generic[K, V]):
                 _, dropped = self._items.popitem(last=False)
                 self._used -= self._cost(dropped)
 
+    def pop(self, key: K) -> V | None:
+        with self._lock:
+            if key not in self._items:
+                return None
+            value = self._items.pop(key)
+            self._used -= self._cost(value)
+            return value
+
     def get_or_make(self, key: K, make: Callable[[], V]) -> V:
         """The cached value, or `make()`'s, kept. `make` runs under the cache's lock: one maker at a time."""
         with self._lock:

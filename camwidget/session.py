@@ -102,7 +102,7 @@ class ExplorerSession:
         class_names: Sequence[str] | Mapping[int, str] | None = None,
         output: str | int | None = None,
         max_side: int = 1024,
-        capture_bytes: int = 256 * 2**20,
+        capture_bytes: int = 192 * 2**20,
     ) -> None:
         _check_max_side(max_side)
         self.explainer = Explainer(model, output=output)
@@ -114,8 +114,9 @@ class ExplorerSession:
         self.names: list[str] = self._names_for(images, len(self.pixels))
         self._inputs: dict[int, np.ndarray] = {}
         self.resized: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}  # index -> (from, to) (h, w)
-        self._activations: LRU[tuple[int, str], np.ndarray] = LRU(capture_bytes, lambda a: a.nbytes)
-        self._passes: LRU[tuple[int, int, str], _Passes] = LRU(capture_bytes, lambda p: p.nbytes)
+        # activations and gradients together stay within capture_bytes (they are the same size per layer)
+        self._activations: LRU[tuple[int, str], np.ndarray] = LRU(capture_bytes / 2, lambda a: a.nbytes)
+        self._passes: LRU[tuple[int, int, str], _Passes] = LRU(capture_bytes / 2, lambda p: p.nbytes)
         self._views: LRU[tuple[Any, ...], View] = LRU(256)
         self._probabilities: dict[int, np.ndarray] = {}
         self._state = self.explainer.sync()
@@ -319,14 +320,15 @@ class ExplorerSession:
 
     def _keep(self, index: int, class_index: int, score: str, captures: Mapping[str, LayerCapture],
               any_capture: Any, seconds: float) -> _Passes:  # fmt: skip
-        passes = self._passes.get((index, class_index, score))
-        if passes is None:
-            passes = _Passes({}, any_capture.scores, any_capture.probabilities, any_capture.class_index, 0.0)
+        key = (index, class_index, score)
+        earlier = self._passes.pop(key)  # taken out and put back: its size changes
+        gradients = dict(earlier.gradients) if earlier else {}
+        gradients.update({path: capture.gradients for path, capture in captures.items()})
+        passes = _Passes(gradients, any_capture.scores, any_capture.probabilities, any_capture.class_index,
+                         seconds + (earlier.unreported_seconds if earlier else 0.0))  # fmt: skip
         for path, capture in captures.items():
-            passes.gradients[path] = capture.gradients
             self._activations.put((index, path), capture.activations)
-        passes.unreported_seconds += seconds
-        self._passes.put((index, class_index, score), passes)  # re-put: its size changed
+        self._passes.put(key, passes)
         self._probabilities[index] = any_capture.probabilities[0]
         return passes
 

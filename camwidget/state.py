@@ -89,11 +89,11 @@ class WeightsFingerprint:
         def fingerprint() -> tf.Tensor:
             sums = []
             for handle in handles:
-                flat = tf.reshape(tf.cast(handle, tf.float64), [-1])
+                flat = tf.reshape(handle, [-1])
                 size = flat.shape[0]
-                if size is not None and size > _SAMPLES:
+                if size is not None and size > _SAMPLES:  # sample before the cast: no copy of a large kernel
                     flat = tf.gather(flat, np.linspace(0, size - 1, _SAMPLES).astype(np.int64))
-                    size = _SAMPLES
+                flat = tf.cast(flat, tf.float64)
                 weights = tf.sin(tf.range(1, tf.shape(flat)[0] + 1, dtype=tf.float64) * 0.7071)
                 sums.append(tf.reduce_sum(flat * weights))
             return tf.stack(sums)

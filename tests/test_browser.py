@@ -171,7 +171,7 @@ def benchmark(rounds: int = 20) -> None:
     root.mkdir()
     # caches of one entry, so that every class and layer change computes instead of hitting a cache
     h.write_notebook(root / "explorer.ipynb", extra_cells=(
-        "from camwidget.session import LRU\nexplorer._session._views = LRU(1)\nexplorer._session._activations = LRU(1)",
+        "from camwidget.cache import LRU\nexplorer._session._views = LRU(1)\nexplorer._session._activations = LRU(1)\nexplorer._session._passes = LRU(1)",
     ))  # fmt: skip
 
     def timed(page, action, by_status: bool = False) -> float:
