@@ -13,7 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["CAMExplorer", "compute_cam", "spatial_layers", "default_layer", "overlay", "METHODS", "__version__"]
+__all__ = ["CAMExplorer", "Explainer", "compute_cam", "spatial_layers", "default_layer", "overlay", "METHODS", "__version__"]
 
 _LAZY = {
     "compute_cam": "api",
@@ -22,10 +22,12 @@ _LAZY = {
     "METHODS": "methods",
     "overlay": "render",
     "CAMExplorer": "widget",
+    "Explainer": "explain",
 }
 
 if TYPE_CHECKING:
     from .api import compute_cam, default_layer, spatial_layers
+    from .explain import Explainer
     from .methods import METHODS
     from .render import overlay
     from .widget import CAMExplorer
