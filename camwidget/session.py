@@ -133,6 +133,9 @@ class ExplorerSession:
         state = self.explainer.sync()
         if state == self._state:
             return False
+        if state[0] != self._state[0]:  # a new structure may take other input sizes: prepare the images again
+            self._inputs.clear()
+            self.resized.clear()
         self._state = state
         self._drop_values()
         return True
@@ -147,6 +150,8 @@ class ExplorerSession:
         """Forget everything computed and traced for the model, as if it had changed in every way."""
         self.explainer.engine.forget()
         self._drop_values()
+        self._inputs.clear()
+        self.resized.clear()
         self._state = self.explainer.sync()
 
     # -- images --------------------------------------------------------------------------------------------
