@@ -123,6 +123,7 @@ class ExplorerSession:
         first = self.layout(0)
         _, self.output, self.n_classes = self.explainer.resolve(first)
         self.class_names = resolve_class_names(class_names, self.n_classes)
+        self._given_class_names = class_names
         self.scorecam_channels: int | None = 64  # Score-CAM runs one forward pass per channel: bound it
         self.model_calls = 0  # passes run, full or after-layer: lets tests see that a redraw ran no model
 
@@ -133,12 +134,24 @@ class ExplorerSession:
         state = self.explainer.sync()
         if state == self._state:
             return False
-        if state[0] != self._state[0]:  # a new structure may take other input sizes: prepare the images again
-            self._inputs.clear()
-            self.resized.clear()
+        structure_changed = state[0] != self._state[0]
         self._state = state
         self._drop_values()
+        if structure_changed:
+            self._restructured()
         return True
+
+    def _restructured(self) -> None:
+        """After layers were added or replaced: prepare the images again (the input size may have changed) and
+        read the output's classes again (a new head may have another number of them)."""
+        self._inputs.clear()
+        self.resized.clear()
+        _, self.output, n_classes = self.explainer.resolve(self.layout(0))
+        if n_classes != self.n_classes:
+            self.n_classes = n_classes
+            given = self._given_class_names
+            fits = given is not None and len(given) == n_classes and not isinstance(given, Mapping)
+            self.class_names = resolve_class_names(given if fits else None, n_classes)
 
     def _drop_values(self) -> None:
         self._activations.clear()
@@ -150,9 +163,8 @@ class ExplorerSession:
         """Forget everything computed and traced for the model, as if it had changed in every way."""
         self.explainer.engine.forget()
         self._drop_values()
-        self._inputs.clear()
-        self.resized.clear()
         self._state = self.explainer.sync()
+        self._restructured()
 
     # -- images --------------------------------------------------------------------------------------------
 

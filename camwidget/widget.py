@@ -79,6 +79,7 @@ class CAMExplorer(widgets.VBox):
         self._follow_top = class_index is None
         self._pending, self._scheduled, self._syncing = 0, False, False
         self._view: View | None = None
+        self._notice: str | None = None  # said once in the status line, then dropped
         self._heat: np.ndarray | None = None
         self._overlay: np.ndarray | None = None
         self.redraws = 0  # full redraw passes, for tests of event coalescing
@@ -87,12 +88,9 @@ class CAMExplorer(widgets.VBox):
         self._image_control = widgets.Dropdown(description="Image", style=wide)
         self._upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload image")
         self._layer_control = widgets.Dropdown(
-            description="Layer",
-            options=[(f"{p} · {layout.layers[p].describe_shape()}", p) for p in layout.spatial_paths()],
-            value=start_layer,
-            style=wide,
+            description="Layer", options=_layer_options(layout), value=start_layer, style=wide,
             layout=widgets.Layout(width="360px"),
-        )
+        )  # fmt: skip
         self._method_control = widgets.Dropdown(
             description="Method", options=[(m.label, m.name) for m in METHODS.values()], value=method, style=wide
         )
@@ -153,6 +151,7 @@ class CAMExplorer(widgets.VBox):
 
     @layer.setter
     def layer(self, name: str) -> None:
+        self._catch_up()
         self._layer_control.value = self._session.layout(self.image_index).resolve(name).path
         self._flush()
 
@@ -162,6 +161,7 @@ class CAMExplorer(widgets.VBox):
 
     @class_index.setter
     def class_index(self, value: int | None) -> None:
+        self._catch_up()
         if value is None:
             self._class_control.value = int(np.argmax(self._session.probabilities(self.image_index, self.layer)))
             self._follow_top = True  # after the control's observer, which marks any change as a user's choice
@@ -300,7 +300,7 @@ class CAMExplorer(widgets.VBox):
         values sampled from it stay the same (see :mod:`camwidget.state`); call this after such an edit.
         """
         self._session.refresh()
-        self._refresh_class_options(None if self._follow_top else self.class_index)
+        self._follow_model()
         self._redraw_now(_MAP)
 
     def close(self) -> None:
@@ -399,6 +399,36 @@ class CAMExplorer(widgets.VBox):
             ]
             self._image_control.value = keep
 
+    def _catch_up(self) -> bool | None:
+        """If the model changed since the view was drawn, bring the controls up to it: True if it changed,
+        False if not, None if it can no longer be shown (said in the status line)."""
+        if self._view is None or not self._session.sync():
+            return False
+        try:
+            self._follow_model()
+        except (CAMError, ValueError, TypeError) as exc:
+            self._show_status(error=f"the model changed, and it cannot be shown any more: {exc}")
+            return None
+        self._pending = max(self._pending, _MAP)
+        return True
+
+    def _follow_model(self) -> None:
+        """After the model changed: its layers and classes as they are now in the dropdowns; a layer or class
+        that no longer exists gives way to the default layer or the top class, as the status line says."""
+        layout = self._session.layout(self.image_index)
+        layer = self.layer if self.layer in layout.spatial_paths() else layout.default_path()
+        if layer != self.layer:
+            self._notice = f"layer {self.layer} is no longer in the model, so {layer} is shown"
+        with self._syncing_controls():
+            self._layer_control.options = _layer_options(layout)
+            self._layer_control.value = layer
+        keep = not self._follow_top and self.class_index < self._session.n_classes
+        if not self._follow_top and not keep:
+            self._notice = f"class {self.class_index} is no longer one of the model's classes, so its top class is shown"
+        self._follow_top = self._follow_top or not keep
+        self._class_search.options = [f"{name} ({i})" for i, name in enumerate(self._session.class_names)]
+        self._refresh_class_options(self.class_index if keep else None)
+
     def _refresh_class_options(self, chosen: int | None) -> None:
         """Classes sorted by the model's score for the current image, the chosen (or top) one selected."""
         probs = self._session.probabilities(self.image_index, self._layer_control.value)
@@ -433,10 +463,10 @@ class CAMExplorer(widgets.VBox):
 
     def _flush(self) -> None:
         self._scheduled = False
+        caught_up = self._catch_up()
         level, self._pending = self._pending, 0
-        if self._view is not None and self._session.sync():  # the model changed since the view was drawn
-            self._refresh_class_options(None if self._follow_top else self.class_index)
-            level = _MAP
+        if caught_up is None:
+            return
         if level:
             self._redraw_now(level)
 
@@ -490,6 +520,9 @@ class CAMExplorer(widgets.VBox):
             lines.append(f"<small>{html.escape(note)}</small>")
             if view.diagnostic:
                 lines.append(f"<span style='color:#b35900'>⚠ {html.escape(view.diagnostic)}</span>")
+        if self._notice:
+            lines.append(f"<span style='color:#b35900'>⚠ {html.escape(self._notice)}</span>")
+            self._notice = None
         if error:
             lines.append(f"<span style='color:#c00'>✖ {html.escape(error)}</span>")
         self._status.value = "<br>".join(lines)
@@ -512,6 +545,10 @@ def _check_class(value: Any, n_classes: int) -> None:
         raise TypeError(f"class_index must be an int (or None for the top class), not {type(value).__name__}")
     if not 0 <= value < n_classes:
         raise CAMError(f"class_index {value} is out of range: the model has {n_classes} classes (0..{n_classes - 1})")
+
+
+def _layer_options(layout: Any) -> list[tuple[str, str]]:
+    return [(f"{p} · {layout.layers[p].describe_shape()}", p) for p in layout.spatial_paths()]
 
 
 def _colormap_options(extra: str) -> list[str]:

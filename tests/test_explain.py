@@ -364,3 +364,35 @@ def test_no_retracing_warning_when_visiting_many_layers(caplog, rng):
         for layer in cw.spatial_layers(model)[::8]:
             cw.compute_cam(model, x, layer=layer)
     assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+
+
+def test_explorer_follows_a_new_head_and_a_removed_layer(rng):
+    model = models.sequential_cnn()
+    picture = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    ex = cw.CAMExplorer(model, picture, preprocess="none", layer="s_conv_a", class_index=2)
+    model.pop()
+    model.pop()
+    model.pop()  # s_dense, s_flat and s_conv_b gone
+    model.add(keras.layers.GlobalAveragePooling2D(name="s_gap"))
+    model.add(keras.layers.Dense(5, activation="softmax", name="s_head5"))
+    ex.class_index = 4  # a class the new head has and the old one did not
+    x = ex._session.model_input(0)
+    np.testing.assert_allclose(ex.cam, fresh_cam(model, x, layer="s_conv_a", class_index=4)[0], atol=1e-5)
+    assert [v for _, v in ex._layer_control.options] == cw.spatial_layers(model)
+    assert len(ex._class_control.options) == 5 and "✖" not in ex.status_text
+    ex.close()
+
+
+def test_explorer_says_when_its_layer_left_the_model(rng):
+    model = models.sequential_cnn()
+    picture = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    ex = cw.CAMExplorer(model, picture, preprocess="none", layer="s_conv_b")
+    model.pop()
+    model.pop()
+    model.pop()
+    model.add(keras.layers.GlobalAveragePooling2D(name="s_gap"))
+    model.add(keras.layers.Dense(3, activation="softmax", name="s_head3"))
+    cam = ex.cam  # the next view: the layer is gone
+    assert ex.layer == cw.default_layer(model) and "s_conv_b is no longer in the model" in ex.status_text
+    np.testing.assert_allclose(cam, fresh_cam(model, ex._session.model_input(0), layer=ex.layer)[0], atol=1e-5)
+    ex.close()
