@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
 import numpy as np
+from PIL import Image as PILImage
 
 from .engine import engine_for
 from .explain import Options, Explainer
-from .images import model_batch
+from . import preprocess as preprocessing
+from .errors import ImageError
+from .images import load_pictures, model_batch
 
 
 def spatial_layers(model: keras.Model, sample: Any = None) -> list[str]:
@@ -51,7 +55,10 @@ def compute_cam(
     """Class activation maps, float32 (N, h, w) at the layer's own resolution (one image: (1, h, w));
     at the input's resolution for "guided-gradcam".
 
-    images: (N, H, W, C) or one (H, W, C), in the model's input space unless `preprocess` is given.
+    images: (N, H, W, C) or one (H, W, C), in the model's input space unless `preprocess` is given; or
+    picture files (paths, file bytes, PIL images, or a list of them), which are read as the explorer reads
+    them, resized to the model's input size and preprocessed by `preprocess` (a function of RGB 0-255), or
+    by the detected keras.applications family when `preprocess` is None.
     layer: a name or path from :func:`spatial_layers`; None takes the last spatial feature layer.
     class_index: None (each image's top class), an int (every image), or one int per image.
     method: a name from camwidget.METHODS ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam",
@@ -65,10 +72,41 @@ def compute_cam(
     that mean is returned as it is (it is non-negative: each copy was normalised). max_channels: Score-CAM uses at most this many channels.
     """
     options = Options(method, score, eigen_smooth, aug_smooth, max_channels, normalize).checked()
-    batch = model_batch(images)
+    if _are_pictures(images):
+        batch = _pictures_batch(model, images, preprocess)
+        preprocess = None
+    else:
+        batch = model_batch(images)
     if preprocess is not None:
         if not callable(preprocess):
             raise TypeError(f"preprocess must be a function of the images, not {type(preprocess).__name__}")
         batch = model_batch(preprocess(batch.copy()), "images after preprocess", single_allowed=False)
     explainer = Explainer(model, layer=layer, output=output, options=options)
     return explainer.explain(batch, class_index)
+
+
+MAX_SIDE = 1024  # pictures for a model that takes any size: at most this long on their longer side
+
+
+def _are_pictures(images: Any) -> bool:
+    """Files, file bytes or PIL images (one, or a list), rather than arrays in the model's input space."""
+    kinds = (str, os.PathLike, bytes, PILImage.Image)
+    if isinstance(images, kinds):
+        return True
+    return isinstance(images, (list, tuple)) and len(images) > 0 and all(isinstance(im, kinds) for im in images)
+
+
+def _pictures_batch(model: keras.Model, images: Any, preprocess: Callable[[np.ndarray], np.ndarray] | None) -> np.ndarray:
+    """Pictures read as the explorer reads them (upright, 8-bit RGB), resized to the model's input size and
+    preprocessed: by `preprocess` (of float32 RGB 0-255), else by the detected keras.applications family.
+    A model that takes any size sees them at most MAX_SIDE pixels on their longer side, as in the explorer."""
+    pictures = [p.pixels for p in load_pictures(images)]
+    expected = engine_for(model).expected_input_shape() or (None, None, 3)
+    steps = preprocessing.resolve(model, preprocess)
+    inputs = [preprocessing.model_input(p, expected, MAX_SIDE, steps.fn)[0] for p in pictures]
+    if len({x.shape for x in inputs}) > 1:
+        raise ImageError(
+            "the pictures have different sizes and the model takes any size, so they cannot form one batch; "
+            "call compute_cam once per picture, or resize them to one size"
+        )
+    return model_batch(np.concatenate(inputs), "images after preprocess", single_allowed=False)

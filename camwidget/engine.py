@@ -176,6 +176,12 @@ class CAMEngine:
         if expected is None:
             return shape
         want = "(" + ", ".join("any" if d is None else str(d) for d in expected) + ")"
+        channels = expected[-1] if expected else None
+        if len(shape) == 3 == len(expected) and channels is not None and shape[-1] != channels == shape[0]:
+            raise ImageError(
+                f"images have shape {shape} per image: channels first, but the model takes channels last {want}; "
+                "transpose them first: np.transpose(images, (0, 2, 3, 1))"
+            )
         if len(shape) != len(expected):
             raise ImageError(f"images have shape {shape} per image, but the model takes {want}")
         for got, need, axis in zip(shape, expected, ("height", "width", "channels")):

@@ -12,10 +12,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import keras
 import numpy as np
 
 from .adapter import walk_layers
+from .errors import ImageError
+from .images import resize_to
 
 PixelsToInput = Callable[[np.ndarray], np.ndarray]
 
@@ -112,3 +115,32 @@ def _checked(fn: PixelsToInput) -> PixelsToInput:
         return out.astype(np.float32)
 
     return run
+
+
+Resized = tuple[tuple[int, int], tuple[int, int]]  # (from (h, w), to (h, w))
+
+
+def model_input(
+    pixels: np.ndarray, expected: tuple[int | None, ...], max_side: int, fn: PixelsToInput
+) -> tuple[np.ndarray, Resized | None]:
+    """One RGB uint8 picture -> a (1, H, W, C) batch the model takes, and how it was resized if it was for
+    max_side: resized to the model's input size (a free side: at most `max_side` on the longer side, aspect
+    kept), grayscale where the model takes one channel, then `fn`."""
+    h, w, c = (tuple(expected) + (None, None, None))[:3]
+    resized_from = None
+    if h is None or w is None:
+        ih, iw = pixels.shape[:2]
+        scale = max_side / max(ih, iw)
+        if scale < 1:
+            fh, fw = max(1, round(ih * scale)), max(1, round(iw * scale))
+            h, w = h or fh, w or fw
+            resized_from = ((ih, iw), (h, w))
+    resized = resize_to(pixels, h, w)
+    if c == 1:
+        resized = cv2.cvtColor(resized, cv2.COLOR_RGB2GRAY)[..., None]
+    elif c not in (None, 3):
+        raise ImageError(f"the model takes {c} channels; camwidget explains models of RGB (3) or grayscale (1) images")
+    batch = fn(resized[None].astype(np.float32))
+    if not np.isfinite(batch).all():
+        raise ImageError("the preprocessing produced NaN or infinite values")
+    return batch, resized_from

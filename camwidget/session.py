@@ -26,7 +26,7 @@ from .cache import LRU
 from .engine import LayerCapture
 from .errors import CAMError, ImageError
 from .explain import AUGMENTATIONS, Explainer, Options
-from .images import ImageLike, load_images, resize_to, to_rgb_uint8
+from .images import MAX_PIXELS, ImageLike, ValueRange, check_value_range, load_pictures, read_picture, resize_to
 from .methods import get_method, normalize_maps
 
 @dataclass(frozen=True)
@@ -103,15 +103,23 @@ class ExplorerSession:
         output: str | int | None = None,
         max_side: int = 1024,
         capture_bytes: int = 192 * 2**20,
+        value_range: ValueRange | None = None,
+        max_pixels: int = MAX_PIXELS,
     ) -> None:
         _check_max_side(max_side)
+        _check_max_pixels(max_pixels)
+        self.value_range = None if value_range is None else check_value_range(value_range)
+        self.max_pixels = int(max_pixels)
         self.explainer = Explainer(model, output=output)
         self.engine = self.explainer.engine
         self.max_side = int(max_side)
         self.capture_bytes = capture_bytes
         self.preprocessing = preprocessing.resolve(model, preprocess)
-        self.pixels: list[np.ndarray] = load_images(images)
+        pictures = load_pictures(images, self.value_range, self.max_pixels)
+        self.pixels: list[np.ndarray] = [p.pixels for p in pictures]
+        self.notes: list[tuple[str, ...]] = [p.notes for p in pictures]  # how each picture was read
         self.names: list[str] = self._names_for(images, len(self.pixels))
+        self._display: dict[int, np.ndarray] = {}
         self._inputs: dict[int, np.ndarray] = {}
         self.resized: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}  # index -> (from, to) (h, w)
         # activations and gradients together stay within capture_bytes (they are the same size per layer)
@@ -177,18 +185,34 @@ class ExplorerSession:
             for i, src in zip(range(count), sources + [None] * count)
         ]
 
-    def add_image(self, image: ImageLike, name: str) -> int:
-        """Add an image (a path, array, PIL image or file bytes); returns its index."""
-        pixels = to_rgb_uint8(image, repr(name))
+    def add_image(self, image: ImageLike, name: str, value_range: ValueRange | None = None) -> int:
+        """Add an image (a path, array, PIL image or file bytes); returns its index. Nothing is kept unless the
+        picture can be read and the model takes it."""
+        picture = read_picture(image, repr(name), value_range or self.value_range, self.max_pixels)
+        pixels = picture.pixels
         prepared, resized = self._prepare(pixels)
         self.layout_for_input(prepared)  # the model must take it: raises before anything is kept
         self.pixels.append(pixels)
+        self.notes.append(picture.notes)
         self.names.append(name)
         index = len(self.pixels) - 1
         self._inputs[index] = prepared
         if resized:
             self.resized[index] = resized
         return index
+
+    def display_pixels(self, index: int) -> np.ndarray:
+        """Image `index` at most DISPLAY_SIDE pixels on its longer side: what the screen shows, so that a
+        slider move costs the same for any picture size."""
+        if index not in self._display:
+            pixels = self.pixels[index]
+            scale = DISPLAY_SIDE / max(pixels.shape[:2])
+            if scale >= 1:
+                self._display[index] = pixels
+            else:
+                size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
+                self._display[index] = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+        return self._display[index]
 
     def model_input(self, index: int) -> np.ndarray:
         """Image `index` as the model takes it: resized to its input size (at most `max_side` pixels on the
@@ -201,24 +225,7 @@ class ExplorerSession:
 
     def _prepare(self, pixels: np.ndarray) -> tuple[np.ndarray, tuple[tuple[int, int], tuple[int, int]] | None]:
         expected = self.engine.expected_input_shape() or (None, None, 3)
-        h, w, c = (tuple(expected) + (None, None, None))[:3]
-        resized_from = None
-        if h is None or w is None:
-            ih, iw = pixels.shape[:2]
-            scale = self.max_side / max(ih, iw)
-            if scale < 1:
-                fh, fw = max(1, round(ih * scale)), max(1, round(iw * scale))
-                h, w = h or fh, w or fw
-                resized_from = ((ih, iw), (h, w))
-        resized = resize_to(pixels, h, w)
-        if c == 1:
-            resized = cv2.cvtColor(resized, cv2.COLOR_RGB2GRAY)[..., None]
-        elif c not in (None, 3):
-            raise ImageError(f"the model takes {c} channels; camwidget explains models of RGB (3) or grayscale (1) images")
-        batch = self.preprocessing.fn(resized[None].astype(np.float32))
-        if not np.isfinite(batch).all():
-            raise ImageError("the preprocessing produced NaN or infinite values")
-        return batch, resized_from
+        return preprocessing.model_input(pixels, expected, self.max_side, self.preprocessing.fn)
 
     def layout(self, index: int) -> ModelLayout:
         return self.layout_for_input(self.model_input(index))
@@ -365,6 +372,7 @@ class ExplorerSession:
     def clear(self) -> None:
         self._drop_values()
         self._inputs.clear()
+        self._display.clear()
 
     def close(self) -> None:
         """Let the model go, with everything computed and traced for it."""
@@ -385,6 +393,16 @@ def _within(layers: list[LayerInfo], must: LayerInfo, budget: int) -> list[Layer
             kept.append(info)
             used += size(info)
     return sorted(kept, key=lambda i: i.order)
+
+
+DISPLAY_SIDE = 1024  # the on-screen overlay's longer side, at most
+
+
+def _check_max_pixels(max_pixels: Any) -> None:
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)):
+        raise TypeError(f"max_pixels must be an int (a picture's width × height), not {type(max_pixels).__name__}")
+    if max_pixels < 1:
+        raise CAMError(f"max_pixels must be positive, not {max_pixels}; the default is {MAX_PIXELS}")
 
 
 def _check_max_side(max_side: Any) -> None:

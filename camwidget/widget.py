@@ -30,6 +30,8 @@ from .explain import Options
 from .session import ExplorerSession, View
 
 _MIN_DISPLAY_WIDTH = 384  # px on screen for small images
+_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+                 ".webp": "WEBP"}  # fmt: skip
 
 # How much of the view a change makes stale, least to most.
 _BLEND, _COLOURS, _MAP = 1, 2, 3
@@ -44,9 +46,15 @@ class Prediction(NamedTuple):
 class CAMExplorer(widgets.VBox):
     """A live Grad-CAM explorer for a Keras model and one or more images.
 
-    Settable: ``.layer .class_index .method .alpha .colormap .image_index`` (kept in step with the controls).
-    Read-only: ``.cam`` (h, w float32 in [0, 1]), ``.overlay`` (H, W, 3 uint8 at the image's own size),
-    ``.predictions`` (top classes with names and scores). ``.save(path)`` writes the overlay.
+    Settable: ``.layer .class_index .method .score .eigen_smooth .aug_smooth .alpha .colormap .image_index``
+    (kept in step with the controls). Read-only: ``.cam`` (h, w float32 in [0, 1]), ``.overlay`` (H, W, 3
+    uint8 at the image's own size), ``.predictions`` (top classes with names and scores). ``.save(path)``
+    writes the overlay; ``.refresh()`` forgets everything computed for the model; ``.close()`` lets it go.
+
+    images: paths, file bytes, PIL images or arrays, or a list of them; turned upright by their EXIF tag.
+    Arrays are read by dtype (uint8 0-255, uint16 0-65535, floats 0-1; see ``images.read_picture``);
+    ``value_range=(low, high)`` says otherwise. Files over ``max_pixels`` are refused before decoding.
+    ``max_side``: a model that takes any size sees images at most this long on their longer side.
     """
 
     def __init__(
@@ -66,9 +74,14 @@ class CAMExplorer(widgets.VBox):
         eigen_smooth: bool = False,
         aug_smooth: bool = False,
         max_side: int = 1024,
+        value_range: tuple[float, float] | None = None,
+        max_pixels: int = 50_000_000,
     ) -> None:
         Options(method, score, eigen_smooth, aug_smooth).checked()  # bad options fail before any work
-        self._session = ExplorerSession(model, images, preprocess, class_names, output, max_side=max_side)
+        self._session = ExplorerSession(
+            model, images, preprocess, class_names, output, max_side=max_side, value_range=value_range,
+            max_pixels=max_pixels,
+        )  # fmt: skip
         layout = self._session.layout(0)
         start_layer = layout.resolve(layer).path
         _check_alpha(alpha)
@@ -120,7 +133,7 @@ class CAMExplorer(widgets.VBox):
         self._heat_view = widgets.Image(format="png", layout=widgets.Layout(display="none", max_width="33%"))
         self._status = widgets.HTML()
         self._refresh_image_options(0)
-        self._plain_view.value = render.png_bytes(self._session.pixels[0])
+        self._plain_view.value = render.png_bytes(self._session.display_pixels(0))
         self._refresh_class_options(class_index)
 
         super().__init__(
@@ -255,8 +268,11 @@ class CAMExplorer(widgets.VBox):
 
     @property
     def overlay(self) -> np.ndarray:
-        """The displayed overlay, (H, W, 3) uint8 at the image's own size."""
+        """The overlay, (H, W, 3) uint8 at the image's own size (the screen shows it at most 1024 px wide)."""
         self._flush()
+        if self._overlay is None:
+            self._overlay = render.overlay(self._session.pixels[self.image_index], self._view.cam, self.alpha,
+                                           self.colormap)  # fmt: skip
         return self._overlay.copy()
 
     @property
@@ -271,25 +287,25 @@ class CAMExplorer(widgets.VBox):
         """What was done to the pixels before the model saw them."""
         return self._session.preprocessing.description
 
-    def add_image(self, image: ImageLike, name: str | None = None) -> int:
-        """Add an image and show it; returns its index."""
-        index = self._session.add_image(image, name or f"image {len(self._session.pixels)}")
+    def add_image(self, image: ImageLike, name: str | None = None, value_range: tuple[float, float] | None = None) -> int:
+        """Add an image and show it; returns its index. A picture that cannot be used raises, and nothing
+        changes."""
+        index = self._session.add_image(image, name or f"image {len(self._session.pixels)}", value_range)
         self._refresh_image_options(self.image_index)
         self._image_control.value = index
         self._flush()
         return index
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the overlay as shown (PNG, JPEG, … by the file's extension)."""
+        """Write the overlay at the image's own size, as PNG, JPEG, BMP, TIFF or WebP (by the extension)."""
         path = os.fspath(path)
         extension = os.path.splitext(path)[1].lower()
-        known = PILImage.registered_extensions()
-        if extension not in known:
+        if extension not in _SAVE_FORMATS:
             raise CAMError(
-                f"cannot save as {extension or 'a file without an extension'!r}: give a name ending in an image "
-                "format's extension, e.g. '.png' or '.jpg'"
+                f"cannot save as {extension or 'a file without an extension'!r}: give a name ending in one of "
+                f"{', '.join(_SAVE_FORMATS)} (e.g. 'cat_cam.png')"
             )
-        PILImage.fromarray(self.overlay).save(path)
+        PILImage.fromarray(self.overlay).save(path, format=_SAVE_FORMATS[extension])
 
     def refresh(self) -> None:
         """Recompute the view from the model as it is now, forgetting everything computed and traced before.
@@ -359,7 +375,7 @@ class CAMExplorer(widgets.VBox):
 
     def _on_image(self, _: dict) -> None:
         self._refresh_class_options(None if self._follow_top else self.class_index)
-        self._plain_view.value = render.png_bytes(self._session.pixels[self.image_index])
+        self._plain_view.value = render.png_bytes(self._session.display_pixels(self.image_index))
         self._schedule(_MAP)
 
     def _on_class(self, _: dict) -> None:
@@ -385,10 +401,12 @@ class CAMExplorer(widgets.VBox):
             name = item.get("name", "upload")
             try:
                 self.add_image(bytes(item["content"]), name)
-            except (CAMError, ValueError, TypeError) as exc:
-                self._show_status(error=f"could not use {name!r}: {exc}")
-        with self._syncing_controls():
-            self._upload.value = ()
+            except Exception as exc:  # noqa: BLE001 - whatever it is, the user must read it, not lose it
+                kind = "" if isinstance(exc, (CAMError, FileNotFoundError)) else f"{type(exc).__name__}: "
+                self._show_status(error=f"could not use {name!r}: {kind}{exc}")
+            finally:
+                with self._syncing_controls():
+                    self._upload.value = ()
 
     def _refresh_image_options(self, keep: int) -> None:
         """The image selector's entries, `keep` selected, without triggering a redraw."""
@@ -474,7 +492,7 @@ class CAMExplorer(widgets.VBox):
         """Redraw what `level` makes stale; an error is shown in the status line (the last view stays) and
         returned."""
         self.redraws += 1
-        pixels = self._session.pixels[self.image_index]
+        pixels = self._session.display_pixels(self.image_index)
         try:
             if level >= _MAP or self._view is None:
                 self._view = self._session.view(
@@ -487,11 +505,12 @@ class CAMExplorer(widgets.VBox):
                 if self._mode_control.value == "Side by side":
                     title = f"{self._session.class_names[self._view.class_index]} @ {self._view.layer.path}"
                     self._heat_view.value = render.heatmap_figure_png(self._view.cam, self.colormap, title)
-            self._overlay = render.blend(pixels, self._heat, self.alpha)
+            shown = render.blend(pixels, self._heat, self.alpha)
         except (CAMError, ValueError, TypeError) as exc:
             self._show_status(error=str(exc))
             return exc
-        self._overlay_view.value = render.png_bytes(self._overlay)
+        self._overlay = None  # the full-size overlay, made when asked for (.overlay, .save)
+        self._overlay_view.value = render.png_bytes(shown)
         # the picture is the image's own size; small ones are shown larger, big ones fit the cell
         self._overlay_view.layout.width = f"{max(pixels.shape[1], _MIN_DISPLAY_WIDTH)}px"
         if level >= _MAP:
@@ -511,7 +530,7 @@ class CAMExplorer(widgets.VBox):
                 f"at <b>{html.escape(view.layer.path)}</b> ({h}×{w}) &nbsp;|&nbsp; "
                 f"{METHODS[view.method].label}: {took}"
             )
-            note = f"preprocessing: {self._session.preprocessing.description}"
+            note = "; ".join(self._session.notes[self.image_index] + (f"preprocessing: {self._session.preprocessing.description}",))
             resized = self._session.resized.get(self.image_index)
             if resized:
                 (h0, w0), (h1, w1) = resized

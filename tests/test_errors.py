@@ -78,6 +78,8 @@ def test_nan_or_inf_in_images(small, value):
 
 def test_images_wrong_type(small):
     with pytest.raises(TypeError, match="numpy array"):
+        cw.compute_cam(small, {"cat": 1})
+    with pytest.raises(FileNotFoundError, match="cat.jpg"):  # paths are read, so a missing one says so
         cw.compute_cam(small, "cat.jpg")
 
 
