@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import struct
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -120,6 +121,12 @@ def _decode(data: bytes, name: str, value_range: ValueRange | None, max_pixels: 
                 "it may be a decompression bomb; shrink it first"
             ) from None
         except UnidentifiedImageError:
+            size = _tiff_size(data)  # a TIFF Pillow cannot decode (float RGB): OpenCV, once its size is checked
+            if size is not None:
+                _check_size(size, name, max_pixels)
+                fallback = _decode_with_opencv(data, None, name, value_range)
+                if fallback is not None:
+                    return fallback
             raise ImageError(f"{unreadable}: its contents are not a picture format") from None
         except (OSError, ValueError) as exc:
             raise ImageError(f"{unreadable}: {exc}") from None
@@ -136,7 +143,25 @@ def _decode(data: bytes, name: str, value_range: ValueRange | None, max_pixels: 
             return fallback
 
 
-def _decode_with_opencv(data: bytes, img: Image.Image, name: str, value_range: ValueRange | None) -> Picture | None:
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a TIFF's first image directory, read without decoding anything; None if not a TIFF."""
+    order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(data[:4])
+    if order is None or len(data) < 8:
+        return None
+    try:
+        (offset,) = struct.unpack(order + "I", data[4:8])
+        (count,) = struct.unpack(order + "H", data[offset : offset + 2])
+        found = {}
+        for i in range(count):
+            tag, kind, _, value = struct.unpack(order + "HHI4s", data[offset + 2 + 12 * i : offset + 14 + 12 * i])
+            if tag in (256, 257):
+                found[tag] = struct.unpack(order + ("H" if kind == 3 else "I"), value[: 2 if kind == 3 else 4])[0]
+        return (found[256], found[257]) if len(found) == 2 else None
+    except (struct.error, KeyError):
+        return None
+
+
+def _decode_with_opencv(data: bytes, img: Image.Image | None, name: str, value_range: ValueRange | None) -> Picture | None:
     """What Pillow identifies but cannot decode (a float RGB TIFF): OpenCV, at full depth, turned upright."""
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None:
@@ -144,7 +169,7 @@ def _decode_with_opencv(data: bytes, img: Image.Image, name: str, value_range: V
     if array.ndim == 3 and array.shape[-1] in (3, 4):
         array = array[..., [2, 1, 0]]  # BGR(A) -> RGB, alpha dropped
     picture = _array_to_picture(array, name, value_range)
-    orientation = _orientation(img)
+    orientation = _orientation(img) if img is not None else None
     if orientation not in _ORIENT:
         return picture
     turned = np.ascontiguousarray(_ORIENT[orientation](picture.pixels))
