@@ -79,6 +79,13 @@ def main() -> None:
     results["layer change, later (any layer)"] = statistics.median(later)
     results["layer scrub, per step"] = statistics.median(scrub)
 
+    big = rng.integers(0, 256, (6000, 8000, 3), dtype=np.uint8)  # 48 megapixels
+    ex.add_image(big, "48 MP")
+    results["opacity change, 48 MP picture"] = timed(lambda i: setattr(ex._alpha_control, "value", float(alphas[i])), n)
+    results["colormap change, 48 MP picture"] = timed(
+        lambda i: setattr(ex._colormap_control, "value", ["viridis", "jet"][i % 2]), n
+    )
+
     print(f"\nCAMExplorer on VGG16, 224x224 image, {n} changes each (medians)")
     print(f"  {'one compiled forward pass':44s} {fwd * 1e3:8.1f} ms   1.00")
     for name, seconds in results.items():

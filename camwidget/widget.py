@@ -133,7 +133,7 @@ class CAMExplorer(widgets.VBox):
         self._heat_view = widgets.Image(format="png", layout=widgets.Layout(display="none", max_width="33%"))
         self._status = widgets.HTML()
         self._refresh_image_options(0)
-        self._plain_view.value = render.png_bytes(self._session.display_pixels(0))
+        _show(self._plain_view, self._session.display_pixels(0))
         self._refresh_class_options(class_index)
 
         super().__init__(
@@ -375,7 +375,7 @@ class CAMExplorer(widgets.VBox):
 
     def _on_image(self, _: dict) -> None:
         self._refresh_class_options(None if self._follow_top else self.class_index)
-        self._plain_view.value = render.png_bytes(self._session.display_pixels(self.image_index))
+        _show(self._plain_view, self._session.display_pixels(self.image_index))
         self._schedule(_MAP)
 
     def _on_class(self, _: dict) -> None:
@@ -510,7 +510,7 @@ class CAMExplorer(widgets.VBox):
             self._show_status(error=str(exc))
             return exc
         self._overlay = None  # the full-size overlay, made when asked for (.overlay, .save)
-        self._overlay_view.value = render.png_bytes(shown)
+        _show(self._overlay_view, shown)
         # the picture is the image's own size; small ones are shown larger, big ones fit the cell
         self._overlay_view.layout.width = f"{max(pixels.shape[1], _MIN_DISPLAY_WIDTH)}px"
         if level >= _MAP:
@@ -564,6 +564,14 @@ def _check_class(value: Any, n_classes: int) -> None:
         raise TypeError(f"class_index must be an int (or None for the top class), not {type(value).__name__}")
     if not 0 <= value < n_classes:
         raise CAMError(f"class_index {value} is out of range: the model has {n_classes} classes (0..{n_classes - 1})")
+
+
+def _show(view: widgets.Image, rgb: np.ndarray) -> None:
+    """Put a picture in an Image widget, format and bytes in one message."""
+    fmt, data = render.display_bytes(rgb)
+    with view.hold_sync():
+        view.format = fmt
+        view.value = data
 
 
 def _layer_options(layout: Any) -> list[tuple[str, str]]:
