@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -75,6 +77,7 @@ class _Passes:
     probabilities: np.ndarray
     class_index: np.ndarray
     unreported_seconds: float  # a pass run to find the top class, reported with the view that uses it
+    reached_all: bool = False  # a pass reached every spatial layer (the budget allowing)
 
     @property
     def nbytes(self) -> int:
@@ -105,7 +108,9 @@ class ExplorerSession:
         capture_bytes: int = 192 * 2**20,
         value_range: ValueRange | None = None,
         max_pixels: int = MAX_PIXELS,
+        warm_up: bool = True,
     ) -> None:
+        self._lock = threading.RLock()  # the state and the caches, against the warm-up thread
         _check_max_side(max_side)
         _check_max_pixels(max_pixels)
         self.value_range = None if value_range is None else check_value_range(value_range)
@@ -134,17 +139,24 @@ class ExplorerSession:
         self._given_class_names = class_names
         self.scorecam_channels: int | None = 64  # Score-CAM runs one forward pass per channel: bound it
         self.model_calls = 0  # passes run, full or after-layer: lets tests see that a redraw ran no model
+        self.warm_ups_enabled = warm_up
+        self.warm_up_passes = 0  # passes run in the background
+        self._worker: ThreadPoolExecutor | None = None
+        self._warming: dict[tuple[int, int, str], Future[None]] = {}
+        self._wanted: tuple[int, int, str] | None = None
+        self._closed = False
 
     # -- the model as it is now ----------------------------------------------------------------------------
 
     def sync(self) -> bool:
         """Drop every cached value computed from an earlier state of the model; True if there were such."""
         state = self.explainer.sync()
-        if state == self._state:
-            return False
-        structure_changed = state[0] != self._state[0]
-        self._state = state
-        self._drop_values()
+        with self._lock:
+            if state == self._state:
+                return False
+            structure_changed = state[0] != self._state[0]
+            self._state = state
+            self._drop_values()
         if structure_changed:
             self._restructured()
         return True
@@ -291,7 +303,7 @@ class ExplorerSession:
         return self.explainer
 
     def _layer_capture(
-        self, index: int, info: LayerInfo, class_index: int, score: str
+        self, index: int, info: LayerInfo, class_index: int, score: str, _again: bool = False
     ) -> tuple[LayerCapture, str, float]:
         """(capture at `info`, how it was had, seconds of an earlier pass to report with it):
         cached; or the layers after `info` from its cached activations (a class change); or one full pass
@@ -311,6 +323,8 @@ class ExplorerSession:
             if capture is not None:
                 self._keep(index, class_index, score, {info.path: capture}, capture, 0.0)
                 return capture, "after-layer pass", 0.0
+        if passes is not None and self._wait_for_warm_up((index, class_index, score)) and not _again:
+            return self._layer_capture(index, info, class_index, score, _again=True)
         captures = self._full_pass(index, info, class_index, score, deepest=passes is not None)
         return captures[info.path], "full pass", 0.0
 
@@ -319,8 +333,9 @@ class ExplorerSession:
         self._full_pass(index, info, class_index, self.explainer.options.score, deepest=False, report_later=True)
 
     def _full_pass(
-        self, index: int, info: LayerInfo, class_index: int, score: str, deepest: bool, report_later: bool = False
-    ) -> dict[str, LayerCapture]:
+        self, index: int, info: LayerInfo, class_index: int, score: str, deepest: bool, report_later: bool = False,
+        state: tuple[int, int] | None = None,
+    ) -> dict[str, LayerCapture]:  # fmt: skip
         """One full pass for image `index` that captures `info`: at the default layer and every spatial layer
         after it where `info` is one of those, else (or with `deepest`) at every spatial layer, the budget
         allowing, so that a scrub through the layers needs no further pass."""
@@ -331,30 +346,92 @@ class ExplorerSession:
         start = layout.layers[layout.default_path()].order
         if deepest or info.order < start:
             start = layers[0].order
+        reached_all = start == layers[0].order
         chosen = _within([i for i in layers if i.order >= start], info, self.capture_bytes)
-        self.model_calls += 1
+        if state is None:
+            self.model_calls += 1
         start = time.perf_counter()
         classes = np.array([class_index], np.int32)
         capture = self.engine.capture(self.model_input(index), chosen, classes, self.output, score)
         seconds = time.perf_counter() - start
         captures = {path: capture.at(path) for path in capture.activations}
         found = int(capture.class_index[0])
-        self._keep(index, found, score, captures, capture, seconds if report_later else 0.0)
+        with self._lock:
+            if state is None or (state == self._state == self.engine.sync()):  # a warm-up keeps only fresh work
+                self._keep(index, found, score, captures, capture, seconds if report_later else 0.0, reached_all)
         return captures
 
     def _keep(self, index: int, class_index: int, score: str, captures: Mapping[str, LayerCapture],
-              any_capture: Any, seconds: float) -> _Passes:  # fmt: skip
+              any_capture: Any, seconds: float, reached_all: bool = False) -> _Passes:  # fmt: skip
         key = (index, class_index, score)
         earlier = self._passes.pop(key)  # taken out and put back: its size changes
         gradients = dict(earlier.gradients) if earlier else {}
         gradients.update({path: capture.gradients for path, capture in captures.items()})
         passes = _Passes(gradients, any_capture.scores, any_capture.probabilities, any_capture.class_index,
-                         seconds + (earlier.unreported_seconds if earlier else 0.0))  # fmt: skip
+                         seconds + (earlier.unreported_seconds if earlier else 0.0),
+                         reached_all or bool(earlier and earlier.reached_all))  # fmt: skip
         for path, capture in captures.items():
             self._activations.put((index, path), capture.activations)
         self._passes.put(key, passes)
         self._probabilities[index] = any_capture.probabilities[0]
         return passes
+
+    # -- warming up: while the first view is looked at, the pass that reaches every layer --------------------
+
+    def warm_up(self, index: int, class_index: int, score: str) -> None:
+        """In the background, run the pass that reaches every spatial layer for this image and class (unless
+        it ran), so that the first switch to any layer finds it done. Only the newest request runs; a view
+        that needs the pass meanwhile waits for it rather than run it twice; a pass that finds the model
+        changed under it is thrown away."""
+        if not self.warm_ups_enabled or self._closed:
+            return
+        key = (index, class_index, score)
+        self._wanted = key
+        passes = self._passes.get(key)
+        if passes is not None and passes.reached_all:
+            return
+        layout = self.layout(index)
+        if sum(_nbytes(layout.layers[p]) for p in layout.spatial_paths()) > self.capture_bytes:
+            return  # a large input: its backward pass through every layer would cost more memory than it saves
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="camwidget-warm-up")
+        self._warming[key] = self._worker.submit(self._warm, key, self._state)
+
+    def _warm(self, key: tuple[int, int, str], state: tuple[int, int]) -> None:
+        try:
+            if self._wanted != key or self._closed or state != self._state:
+                return
+            passes = self._passes.get(key)
+            if passes is not None and passes.reached_all:
+                return
+            index, class_index, score = key
+            layout = self.layout(index)
+            first = layout.layers[layout.spatial_paths()[0]]
+            self.warm_up_passes += 1
+            self._full_pass(index, first, class_index, score, deepest=True, state=state)
+        except Exception:  # noqa: BLE001 - only a head start: the view that needs it computes and reports
+            pass
+        finally:
+            self._warming.pop(key, None)
+
+    def _wait_for_warm_up(self, key: tuple[int, int, str]) -> bool:
+        """Wait for a warm-up of `key` that is under way; True if there was one."""
+        future = self._warming.get(key)
+        if future is None:
+            return False
+        try:
+            future.result()
+        except Exception:  # noqa: BLE001
+            pass
+        return True
+
+    def wait_for_warm_ups(self) -> None:
+        """Block until background work is done (tests and benchmarks use it)."""
+        for future in list(self._warming.values()):
+            try:
+                future.result()
+            except Exception:  # noqa: BLE001
+                pass
 
     def _diagnose(self, capture: LayerCapture, raw: np.ndarray, info: LayerInfo) -> str | None:
         name = self.class_names[int(capture.class_index[0])]
@@ -376,16 +453,23 @@ class ExplorerSession:
 
     def close(self) -> None:
         """Let the model go, with everything computed and traced for it."""
+        self._closed = True
+        if self._worker is not None:
+            self._worker.shutdown(wait=True, cancel_futures=True)
+            self._worker = None
         self.clear()
         self.explainer.close()
+
+
+def _nbytes(info: LayerInfo) -> int:
+    """Bytes of one image's activations and gradients at a layer (float32)."""
+    return 2 * 4 * int(np.prod([d or 1 for d in info.shape]))
 
 
 def _within(layers: list[LayerInfo], must: LayerInfo, budget: int) -> list[LayerInfo]:
     """`layers` (forward order) cut to what fits `budget` bytes of activations and gradients, keeping `must`
     and the layers nearest after it first."""
-    def size(info: LayerInfo) -> int:
-        return 2 * 4 * int(np.prod([d or 1 for d in info.shape]))
-
+    size = _nbytes
     kept, used = [must], size(must)
     rest = sorted((i for i in layers if i.path != must.path), key=lambda i: (i.order < must.order, abs(i.order - must.order)))
     for info in rest:

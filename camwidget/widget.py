@@ -55,6 +55,8 @@ class CAMExplorer(widgets.VBox):
     Arrays are read by dtype (uint8 0-255, uint16 0-65535, floats 0-1; see ``images.read_picture``);
     ``value_range=(low, high)`` says otherwise. Files over ``max_pixels`` are refused before decoding.
     ``max_side``: a model that takes any size sees images at most this long on their longer side.
+    ``warm_up``: after each view, compute every other layer's map ingredients in a background thread, so
+    that the first switch to another layer is instant (False: compute on demand, less memory and CPU).
     """
 
     def __init__(
@@ -76,11 +78,12 @@ class CAMExplorer(widgets.VBox):
         max_side: int = 1024,
         value_range: tuple[float, float] | None = None,
         max_pixels: int = 50_000_000,
+        warm_up: bool = True,
     ) -> None:
         Options(method, score, eigen_smooth, aug_smooth).checked()  # bad options fail before any work
         self._session = ExplorerSession(
             model, images, preprocess, class_names, output, max_side=max_side, value_range=value_range,
-            max_pixels=max_pixels,
+            max_pixels=max_pixels, warm_up=warm_up,
         )  # fmt: skip
         layout = self._session.layout(0)
         start_layer = layout.resolve(layer).path
@@ -515,6 +518,8 @@ class CAMExplorer(widgets.VBox):
         self._overlay_view.layout.width = f"{max(pixels.shape[1], _MIN_DISPLAY_WIDTH)}px"
         if level >= _MAP:
             self._show_status()
+            if not self.aug_smooth:  # while this view is looked at, make every other layer ready
+                self._session.warm_up(self.image_index, self._view.class_index, self.score)
 
     def _show_status(self, error: str | None = None) -> None:
         view, names = self._view, self._session.class_names

@@ -396,3 +396,30 @@ def test_explorer_says_when_its_layer_left_the_model(rng):
     assert ex.layer == cw.default_layer(model) and "s_conv_b is no longer in the model" in ex.status_text
     np.testing.assert_allclose(cam, fresh_cam(model, ex._session.model_input(0), layer=ex.layer)[0], atol=1e-5)
     ex.close()
+
+
+def test_the_warm_up_makes_every_layer_ready_and_never_serves_a_changed_model(trainable_cnn, batch):
+    model = trainable_cnn
+    pictures = [(x * 255).astype(np.uint8) for x in batch[:2]]
+    ex = cw.CAMExplorer(model, pictures, preprocess=lambda p: p / 255.0, class_index=1)
+    ex._session.wait_for_warm_ups()
+    calls = ex._session.model_calls
+    x = ex._session.model_input(0)
+    for layer in ("conv_a", "pool_a", "conv_b"):
+        np.testing.assert_allclose(explorer_cam(ex, layer), fresh_cam(model, x, layer=layer, class_index=1)[0], atol=1e-5)
+    assert ex._session.model_calls == calls and ex._session.warm_up_passes >= 1
+    ex.image_index = 1  # a new image: its warm-up starts, and the weights change while it may run
+    _set_weights(model, batch)
+    ex._session.wait_for_warm_ups()
+    x = ex._session.model_input(1)
+    for layer in ("conv_a", "conv_b"):
+        np.testing.assert_allclose(explorer_cam(ex, layer), fresh_cam(model, x, layer=layer, class_index=1)[0], atol=1e-5)
+    ex.close()
+
+
+def test_without_warm_up_a_switch_computes_on_demand(small, rng):
+    ex = cw.CAMExplorer(small, rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), warm_up=False)
+    calls = ex._session.model_calls
+    ex.layer = "conv_a"
+    assert ex._session.model_calls == calls + 1 and ex._session.warm_up_passes == 0
+    ex.close()
