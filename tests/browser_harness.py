@@ -160,14 +160,36 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
 
 
+HOW_TO_GET_A_BROWSER = "python -m playwright install chromium, or apt-get install chromium"
+
+
+def find_browser() -> str | None:
+    """A Chromium to drive: Playwright's own, Debian's chromium, or Google Chrome; None if there is none."""
+    try:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as playwright:
+            own = playwright.chromium.executable_path
+        if own and Path(own).exists():
+            return own
+    except Exception:  # noqa: BLE001 - no Playwright browser, or Playwright cannot start: look further
+        pass
+    for name in (CHROMIUM, "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = name if Path(name).exists() else shutil.which(name)
+        if found:
+            return found
+    return None
+
+
 @contextlib.contextmanager
 def chromium_page(width: int = 1400, height: int = 1100):
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        raise RuntimeError("Debian's chromium is needed for the browser tests: apt-get install -y chromium")
+    executable = find_browser()
+    if executable is None:
+        raise RuntimeError(f"no browser for the browser tests: {HOW_TO_GET_A_BROWSER}")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
             page.set_default_timeout(120_000)

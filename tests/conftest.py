@@ -4,11 +4,46 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(__file__))
 
+import functools  # noqa: E402
+import socket  # noqa: E402
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import models  # noqa: E402
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@functools.cache
+def _missing_browser() -> str | None:
+    import browser_harness
+
+    return None if browser_harness.find_browser() else f"no browser found: {browser_harness.HOW_TO_GET_A_BROWSER}"
+
+
+@functools.cache
+def _missing_registry() -> str | None:
+    for host in ("pypi.org", "registry.npmjs.org"):
+        try:
+            socket.create_connection((host, 443), timeout=5).close()
+        except OSError:
+            return f"no package registry reachable ({host}:443); these tests install packages"
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Tests marked `browser` or `network` skip, with the reason in one line, where what they need is
+    missing; in CI (CI=true) a missing need is a failure, so that nothing is hidden there."""
+    for marker, missing in (("browser", _missing_browser), ("network", _missing_registry)):
+        if item.get_closest_marker(marker) is not None:
+            reason = missing()
+            if reason is not None:
+                if IN_CI:
+                    pytest.fail(f"{reason} (CI=true: a {marker} test may not be skipped)", pytrace=False)
+                pytest.skip(reason)
 
 
 @pytest.fixture(autouse=True)

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import browser_harness as h  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "browser"
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +134,7 @@ def test_voila_renders_the_explorer(page, workspace):
         page.screenshot(path=str(ARTIFACTS / "voila.png"))
 
 
+@pytest.mark.network  # the widget renderer comes from the npm registry
 def test_exported_html_shows_the_last_overlay(page, workspace):
     """Executed with widget state saved, exported by nbconvert, opened in Chromium: the overlay shown is
     the last one the kernel drew (after an opacity and colormap change), byte for byte."""

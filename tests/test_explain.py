@@ -357,6 +357,7 @@ def test_private_keras_api_missing_gives_a_full_pass_not_an_error(monkeypatch, s
     ex.close()
 
 
+@pytest.mark.slow
 def test_no_retracing_warning_when_visiting_many_layers(caplog, rng):
     model = keras.applications.MobileNetV2(weights=None, input_shape=(64, 64, 3), classes=3)
     x = rng.uniform(-1, 1, (1, 64, 64, 3)).astype("float32")

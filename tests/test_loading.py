@@ -195,6 +195,7 @@ def test_load_pretrained_falls_back_to_random_weights_on_a_wrong_file(tmp_path):
     assert np.isfinite(loaded.model.predict(np.ones((1, 16, 16, 3)), verbose=0)).all()
 
 
+@pytest.mark.slow
 def test_the_weights_are_held_once(tmp_path):
     """In a fresh process: filling 380 MB of weights from a file raises the peak by about 380 MB, and by
     less than Keras's own build-then-load path does."""

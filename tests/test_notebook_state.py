@@ -11,6 +11,8 @@ import pytest
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 
+pytestmark = pytest.mark.slow  # a real kernel
+
 SETUP = """
 import os, io
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"

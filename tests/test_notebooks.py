@@ -56,6 +56,7 @@ def peak_mb(text: str) -> float:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.slow
 def test_notebook_runs_offline_top_to_bottom(path, tmp_path):
     nb = execute(path, tmp_path)  # nbclient raises CellExecutionError on any error
     text = text_of(nb)
@@ -77,6 +78,7 @@ def test_notebook_runs_offline_top_to_bottom(path, tmp_path):
     [(0, "CAMWIDGET_VGG16_WEIGHTS", True), (1, "CAMWIDGET_VGG16_NOTOP_WEIGHTS", False)],
     ids=["01", "02"],
 )
+@pytest.mark.slow
 def test_notebook_loads_a_weights_file(notebook, variable, include_top, tmp_path):
     """The path Binder takes (real weights, in the layout Keras downloads them in), with a file written
     here from a random-weight VGG16; and it fits Binder too."""
@@ -102,12 +104,15 @@ def test_binder_files():
     assert "?urlpath=lab/tree/notebooks/01_vgg16_gradcam.ipynb" in readme.split("\n\n")[1]
 
 
+@pytest.mark.slow
 def test_repo2docker_accepts_the_repository():
     done = subprocess.run(["repo2docker", "--no-build", str(ROOT)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "requirements.txt" in done.stdout and "runtime.txt" not in done.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.network  # installs binder/requirements.txt from PyPI
 def test_binder_requirements_install_into_a_fresh_venv(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)

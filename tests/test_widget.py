@@ -373,6 +373,7 @@ def test_diagnostic_vanished_gradients(picture):
 # -- soak and the model left alone ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_soak_1000_changes(small, rng):
     import gc
 
