@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
+
+from camwidget.internals import walk_layers
 
 
 def gap_head(n_classes: int = 5, name: str = "head") -> keras.Sequential:
@@ -132,3 +135,27 @@ def write_keras_download_layout(model: keras.Model, path) -> None:
 
     with h5py.File(path, "w") as file:
         save_weights_to_hdf5_group(file, model)
+
+
+# -- the model left alone: what must be the same before and after camwidget looked at it ---------------------
+
+
+def snapshot(model, x):
+    return {
+        "weights": [w.copy() for w in model.get_weights()],
+        "pred": np.asarray(model(x, training=False)).copy(),
+        "trainable": [(p, l.trainable) for p, l in walk_layers(model)],
+        "activation": [(p, getattr(l, "activation", None)) for p, l in walk_layers(model)],
+        "call_overrides": [p for p, l in walk_layers(model) if "call" in vars(l)],
+        "count": len(list(walk_layers(model))),
+    }
+
+
+def assert_same(before, after):
+    for a, b in zip(before["weights"], after["weights"]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(before["pred"], after["pred"])
+    assert before["trainable"] == after["trainable"]
+    assert before["activation"] == after["activation"]
+    assert after["call_overrides"] == []
+    assert before["count"] == after["count"]

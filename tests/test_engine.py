@@ -13,29 +13,8 @@ import pytest
 
 import camwidget as cw
 import models
-from camwidget.adapter import walk_layers
+from models import assert_same, snapshot
 from camwidget.engine import engine_for
-
-
-def snapshot(model, x):
-    return {
-        "weights": [w.copy() for w in model.get_weights()],
-        "pred": np.asarray(model(x, training=False)).copy(),
-        "trainable": [(p, l.trainable) for p, l in walk_layers(model)],
-        "activation": [(p, getattr(l, "activation", None)) for p, l in walk_layers(model)],
-        "call_overrides": [p for p, l in walk_layers(model) if "call" in vars(l)],
-        "count": len(list(walk_layers(model))),
-    }
-
-
-def assert_same(before, after):
-    for a, b in zip(before["weights"], after["weights"]):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(before["pred"], after["pred"])
-    assert before["trainable"] == after["trainable"]
-    assert before["activation"] == after["activation"]
-    assert after["call_overrides"] == []
-    assert before["count"] == after["count"]
 
 
 @pytest.mark.parametrize("make", [models.vgg_composite_nested, models.small_cnn, models.sequential_cnn])

@@ -14,6 +14,7 @@ from PIL import Image
 
 import camwidget as cw
 import models
+from models import assert_same, snapshot
 from camwidget import render
 from camwidget.engine import engine_for
 from camwidget.images import resize_to
@@ -415,8 +416,6 @@ def test_soak_1000_changes(small, rng):
 
 
 def test_explorer_leaves_model_unchanged(composite_b, picture):
-    from test_engine import assert_same, snapshot
-
     x = np.zeros((1, 64, 64, 3), np.float32)
     before = snapshot(composite_b, x)
     ex = cw.CAMExplorer(composite_b, picture)
