@@ -446,6 +446,18 @@ class ExplorerSession:
             return f"no positive evidence for '{name}' at {info.path}: every location lowers its score"
         return None
 
+    @property
+    def cached_views(self) -> int:
+        return len(self._views)
+
+    def limit_caches(self, views: int, capture_bytes: int) -> None:
+        """Bound the caches anew (emptied): `views` maps, `capture_bytes` of activations and gradients."""
+        with self._lock:
+            self.capture_bytes = capture_bytes
+            self._views = LRU(views)
+            self._activations = LRU(capture_bytes / 2, lambda a: a.nbytes)
+            self._passes = LRU(capture_bytes / 2, lambda p: p.nbytes)
+
     def clear(self) -> None:
         self._drop_values()
         self._inputs.clear()

@@ -286,6 +286,26 @@ class CAMExplorer(widgets.VBox):
         return [Prediction(int(i), self._session.class_names[i], float(probs[i])) for i in top]
 
     @property
+    def pixels(self) -> np.ndarray:
+        """The current picture as read: RGB uint8 (H, W, 3), upright."""
+        return self._session.pixels[self.image_index].copy()
+
+    @property
+    def model_input(self) -> np.ndarray:
+        """The current picture as the model sees it, (1, H, W, C): resized and preprocessed. Give it to
+        compute_cam to get the same map from code."""
+        return self._session.model_input(self.image_index).copy()
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._session.class_names)
+
+    @property
+    def session(self) -> ExplorerSession:
+        """The explorer's model side (caches, counters such as ``model_calls``), for tests and diagnostics."""
+        return self._session
+
+    @property
     def preprocessing(self) -> str:
         """What was done to the pixels before the model saw them."""
         return self._session.preprocessing.description

@@ -173,7 +173,7 @@ def benchmark(rounds: int = 20) -> None:
     root.mkdir()
     # caches of one entry, so that every class and layer change computes instead of hitting a cache
     h.write_notebook(root / "explorer.ipynb", extra_cells=(
-        "from camwidget.cache import LRU\nexplorer._session._views = LRU(1)\nexplorer._session._activations = LRU(1)\nexplorer._session._passes = LRU(1)",
+        "explorer.session.limit_caches(views=1, capture_bytes=1)\nexplorer.session.warm_ups_enabled = False",
     ))  # fmt: skip
 
     def timed(page, action, by_status: bool = False) -> float:

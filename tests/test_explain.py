@@ -118,7 +118,7 @@ def test_explorer_sees_every_change(change, trainable_cnn, batch, tmp_path):
     ex.image_index = 0
     fn = CHANGES[change]
     fn(model, batch, tmp_path) if change == "load_weights" else fn(model, batch)
-    x = ex._session.model_input(0)
+    x = ex.session.model_input(0)
     for layer in ("conv_a", "conv_b", "pool_a"):  # going back to cached layers, and a class change
         expected = fresh_cam(model, x, layer=layer, class_index=1)[0]
         np.testing.assert_allclose(explorer_cam(ex, layer), expected, atol=1e-5)
@@ -158,9 +158,9 @@ def test_refresh_recomputes_after_an_in_place_edit_the_check_cannot_see(trainabl
     ex = cw.CAMExplorer(model, pictures, preprocess=lambda p: p / 255.0, layer="conv_b")
     kernel = model.get_layer("dense").kernel
     kernel.assign(kernel.numpy() * 3.0)  # small variables are summed whole: seen without refresh
-    np.testing.assert_allclose(ex.cam, fresh_cam(model, ex._session.model_input(0), layer="conv_b")[0], atol=1e-5)
+    np.testing.assert_allclose(ex.cam, fresh_cam(model, ex.session.model_input(0), layer="conv_b")[0], atol=1e-5)
     ex.refresh()
-    np.testing.assert_allclose(ex.cam, fresh_cam(model, ex._session.model_input(0), layer="conv_b")[0], atol=1e-5)
+    np.testing.assert_allclose(ex.cam, fresh_cam(model, ex.session.model_input(0), layer="conv_b")[0], atol=1e-5)
     ex.close()
 
 
@@ -183,7 +183,7 @@ def test_close_lets_the_model_and_its_passes_go(rng):
     ref = weakref.ref(model)
     ex = cw.CAMExplorer(model, rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
     ex.layer = "conv_a"
-    engine = ex._session.engine
+    engine = ex.session.engine
     assert engine.compiled_count > 0
     del model
     gc.collect()
@@ -193,7 +193,7 @@ def test_close_lets_the_model_and_its_passes_go(rng):
     assert ref() is None, "close() must let the model go"
     assert engine.compiled_count == 0, "close() must drop every pass traced for the model"
     with pytest.raises(CAMError, match="closed"):
-        ex._session.explainer.model  # noqa: B018
+        ex.session.explainer.model  # noqa: B018
 
 
 def test_explainer_holds_then_releases(batch):
@@ -278,7 +278,7 @@ def test_explorer_views_while_another_thread_calls_the_model(rng):
         stop.set()
         caller.join()
     for index, layer, c, cam in seen:
-        np.testing.assert_allclose(cam, fresh_cam(model, ex._session.model_input(index), layer=layer, class_index=c)[0], atol=1e-5)
+        np.testing.assert_allclose(cam, fresh_cam(model, ex.session.model_input(index), layer=layer, class_index=c)[0], atol=1e-5)
     ex.close()
 
 
@@ -288,7 +288,7 @@ def test_explorer_views_while_another_thread_calls_the_model(rng):
 def test_explorer_offers_score_and_smoothing_and_matches_compute_cam(small, rng):
     picture = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
     ex = cw.CAMExplorer(small, picture, score="probability", eigen_smooth=True, class_index=1)
-    x = ex._session.model_input(0)
+    x = ex.session.model_input(0)
     kwargs = dict(layer=ex.layer, class_index=1, score="probability", eigen_smooth=True)
     np.testing.assert_allclose(ex.cam, cw.compute_cam(small, x, **kwargs)[0], atol=1e-6)
     ex.aug_smooth = True
@@ -333,7 +333,7 @@ def test_free_size_model_sees_at_most_max_side(rng):
     model = keras.Model(inp, out)
     big = rng.integers(0, 256, (600, 900, 3), dtype=np.uint8)
     ex = cw.CAMExplorer(model, big, max_side=300, preprocess="none")
-    assert ex._session.model_input(0).shape == (1, 200, 300, 3)
+    assert ex.session.model_input(0).shape == (1, 200, 300, 3)
     assert "resized from 900×600 to 300×200 for the model (max_side=300)" in ex.status_text
     assert ex.overlay.shape == (600, 900, 3)  # shown at the picture's own size
     ex.close()
@@ -351,7 +351,7 @@ def test_private_keras_api_missing_gives_a_full_pass_not_an_error(monkeypatch, s
     for c in range(3):
         ex.class_index = c
         np.testing.assert_allclose(
-            ex.cam, cw.compute_cam(small, ex._session.model_input(0), layer=ex.layer, class_index=c)[0], atol=1e-6
+            ex.cam, cw.compute_cam(small, ex.session.model_input(0), layer=ex.layer, class_index=c)[0], atol=1e-6
         )
     assert "✖" not in ex.status_text
     ex.close()
@@ -377,7 +377,7 @@ def test_explorer_follows_a_new_head_and_a_removed_layer(rng):
     model.add(keras.layers.GlobalAveragePooling2D(name="s_gap"))
     model.add(keras.layers.Dense(5, activation="softmax", name="s_head5"))
     ex.class_index = 4  # a class the new head has and the old one did not
-    x = ex._session.model_input(0)
+    x = ex.session.model_input(0)
     np.testing.assert_allclose(ex.cam, fresh_cam(model, x, layer="s_conv_a", class_index=4)[0], atol=1e-5)
     assert [v for _, v in ex._layer_control.options] == cw.spatial_layers(model)
     assert len(ex._class_control.options) == 5 and "✖" not in ex.status_text
@@ -395,7 +395,7 @@ def test_explorer_says_when_its_layer_left_the_model(rng):
     model.add(keras.layers.Dense(3, activation="softmax", name="s_head3"))
     cam = ex.cam  # the next view: the layer is gone
     assert ex.layer == cw.default_layer(model) and "s_conv_b is no longer in the model" in ex.status_text
-    np.testing.assert_allclose(cam, fresh_cam(model, ex._session.model_input(0), layer=ex.layer)[0], atol=1e-5)
+    np.testing.assert_allclose(cam, fresh_cam(model, ex.session.model_input(0), layer=ex.layer)[0], atol=1e-5)
     ex.close()
 
 
@@ -403,16 +403,16 @@ def test_the_warm_up_makes_every_layer_ready_and_never_serves_a_changed_model(tr
     model = trainable_cnn
     pictures = [(x * 255).astype(np.uint8) for x in batch[:2]]
     ex = cw.CAMExplorer(model, pictures, preprocess=lambda p: p / 255.0, class_index=1)
-    ex._session.wait_for_warm_ups()
-    calls = ex._session.model_calls
-    x = ex._session.model_input(0)
+    ex.session.wait_for_warm_ups()
+    calls = ex.session.model_calls
+    x = ex.session.model_input(0)
     for layer in ("conv_a", "pool_a", "conv_b"):
         np.testing.assert_allclose(explorer_cam(ex, layer), fresh_cam(model, x, layer=layer, class_index=1)[0], atol=1e-5)
-    assert ex._session.model_calls == calls and ex._session.warm_up_passes >= 1
+    assert ex.session.model_calls == calls and ex.session.warm_up_passes >= 1
     ex.image_index = 1  # a new image: its warm-up starts, and the weights change while it may run
     _set_weights(model, batch)
-    ex._session.wait_for_warm_ups()
-    x = ex._session.model_input(1)
+    ex.session.wait_for_warm_ups()
+    x = ex.session.model_input(1)
     for layer in ("conv_a", "conv_b"):
         np.testing.assert_allclose(explorer_cam(ex, layer), fresh_cam(model, x, layer=layer, class_index=1)[0], atol=1e-5)
     ex.close()
@@ -420,7 +420,7 @@ def test_the_warm_up_makes_every_layer_ready_and_never_serves_a_changed_model(tr
 
 def test_without_warm_up_a_switch_computes_on_demand(small, rng):
     ex = cw.CAMExplorer(small, rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), warm_up=False)
-    calls = ex._session.model_calls
+    calls = ex.session.model_calls
     ex.layer = "conv_a"
-    assert ex._session.model_calls == calls + 1 and ex._session.warm_up_passes == 0
+    assert ex.session.model_calls == calls + 1 and ex.session.warm_up_passes == 0
     ex.close()

@@ -75,7 +75,7 @@ def test_a_phone_jpeg_is_explained_upright_in_the_explorer_and_by_upload(small, 
     ex._upload.value = ({"name": "upload.jpg", "type": "image/jpeg", "size": len(data), "content": memoryview(data),
                          "last_modified": datetime.datetime.now(datetime.timezone.utc)},)  # fmt: skip
     assert ex.image_index == 1 and ex.overlay.shape == (120, 60, 3)
-    np.testing.assert_array_equal(ex._session.pixels[1], shown)
+    np.testing.assert_array_equal(ex.session.pixels[1], shown)
     ex.close()
 
 
@@ -211,7 +211,7 @@ def test_a_bomb_is_refused_from_its_header_quickly_and_cheaply(side, small, rng,
                          "last_modified": datetime.datetime.now(datetime.timezone.utc)},)  # fmt: skip
     assert "could not use 'bomb.png'" in ex.status_text and "megapixels" in ex.status_text
     assert ex._upload.value == ()  # the control is cleared
-    assert len(ex._session.pixels) == 1 and ex._overlay_view.value == shown  # nothing lost, view unchanged
+    assert len(ex.session.pixels) == 1 and ex._overlay_view.value == shown  # nothing lost, view unchanged
     np.testing.assert_array_equal(ex.cam, cam)
     ex.close()
 
@@ -234,7 +234,7 @@ def test_an_upload_that_raises_anything_is_said_and_cleared(small, rng, monkeypa
     ex._upload.value = ({"name": "x.png", "type": "image/png", "size": 3, "content": memoryview(b"abc"),
                          "last_modified": datetime.datetime.now(datetime.timezone.utc)},)  # fmt: skip
     assert "could not use 'x.png': MemoryError: no room" in ex.status_text
-    assert ex._upload.value == () and len(ex._session.pixels) == 1
+    assert ex._upload.value == () and len(ex.session.pixels) == 1
     ex.close()
 
 

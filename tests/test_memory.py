@@ -38,7 +38,7 @@ SCRIPT = textwrap.dedent(
         for layer in layers:
             ex.layer = layer
         out[f"visited_{cycle}"] = rss() - start
-        out["layers"], out["calls"] = len(layers), ex._session.model_calls
+        out["layers"], out["calls"] = len(layers), ex.session.model_calls
         ex.close()
         del ex
         out[f"closed_{cycle}"] = rss()

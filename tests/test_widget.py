@@ -37,8 +37,8 @@ def decode_png(data: bytes) -> np.ndarray:
 
 
 def expected_cam(ex):
-    x = ex._session.model_input(ex.image_index)
-    return cw.compute_cam(ex._session.engine.model, x, layer=ex.layer, class_index=ex.class_index, method=ex.method)[0]
+    x = ex.model_input
+    return cw.compute_cam(ex.session.explainer.model, x, layer=ex.layer, class_index=ex.class_index, method=ex.method)[0]
 
 
 # -- what it shows -------------------------------------------------------------------------------------------
@@ -59,7 +59,7 @@ def test_layer_dropdown_lists_spatial_layers_with_shapes(explorer):
 
 
 def test_class_dropdown_sorted_by_score_with_names(explorer):
-    probs = explorer._session.probabilities(0)
+    probs = explorer.session.probabilities(0)
     labels = [label for label, _ in explorer._class_control.options]
     values = [v for _, v in explorer._class_control.options]
     assert values == list(np.argsort(-probs))
@@ -95,7 +95,7 @@ def test_attributes_move_controls(explorer):
     ex.layer, ex.class_index, ex.alpha, ex.colormap, ex.image_index = "conv_a", 1, 0.25, "viridis", 1
     assert ex._layer_control.value == "conv_a" and ex._class_control.value == 1
     assert ex._alpha_control.value == 0.25 and ex._colormap_control.value == "viridis" and ex._image_control.value == 1
-    np.testing.assert_array_equal(ex.overlay, render.overlay(ex._session.pixels[1], expected_cam(ex), 0.25, "viridis"))
+    np.testing.assert_array_equal(ex.overlay, render.overlay(ex.session.pixels[1], expected_cam(ex), 0.25, "viridis"))
 
 
 def test_browser_state_messages_drive_the_view(explorer):
@@ -112,14 +112,14 @@ def test_browser_state_messages_drive_the_view(explorer):
 
 def test_alpha_and_colormap_make_no_model_call(explorer):
     ex = explorer
-    calls = ex._session.model_calls
+    calls = ex.session.model_calls
     for alpha in (0.1, 0.7, 1.0, 0.0):
         ex.alpha = alpha
-        np.testing.assert_array_equal(ex.overlay, render.overlay(ex._session.pixels[0], ex.cam, alpha, ex.colormap))
+        np.testing.assert_array_equal(ex.overlay, render.overlay(ex.session.pixels[0], ex.cam, alpha, ex.colormap))
     for cmap in ("viridis", "inferno", "turbo"):
         ex.colormap = cmap
     ex._mode_control.value = "Side by side"
-    assert ex._session.model_calls == calls
+    assert ex.session.model_calls == calls
 
 
 def test_class_change_reuses_the_layers_activations(explorer):
@@ -133,9 +133,9 @@ def test_going_back_to_a_view_is_cached(explorer):
     ex = explorer
     first = ex.class_index
     ex.class_index = (first + 1) % 3
-    calls = ex._session.model_calls
+    calls = ex.session.model_calls
     ex.class_index = first
-    assert ex._session.model_calls == calls and "from cache" in ex.status_text
+    assert ex.session.model_calls == calls and "from cache" in ex.status_text
 
 
 def test_side_by_side_shows_image_and_heatmap(explorer, picture):
@@ -184,7 +184,7 @@ def test_close_frees_widgets_and_caches(small, picture):
     controls = ex._all_controls()
     ex.close()
     assert all(c.comm is None for c in controls) and ex.comm is None
-    assert len(ex._session._views) == 0
+    assert ex.session.cached_views == 0
 
 
 def test_never_touches_pyplot_or_backend(small, picture):
@@ -211,7 +211,7 @@ def test_burst_of_slider_events_ends_in_one_redraw(explorer):
         return ex.redraws - before
 
     assert asyncio.run(burst()) == 1
-    np.testing.assert_array_equal(decode_png(ex._overlay_view.value), render.overlay(ex._session.pixels[0], ex.cam, 0.35, "jet"))
+    np.testing.assert_array_equal(decode_png(ex._overlay_view.value), render.overlay(ex.session.pixels[0], ex.cam, 0.35, "jet"))
 
 
 # -- images as people have them ------------------------------------------------------------------------------
@@ -310,7 +310,7 @@ def test_preprocess_options(small, picture):
     ex = cw.CAMExplorer(small, picture, preprocess=mine)
     assert seen and seen[0] > 1 and "your function mine" in ex.status_text
     raw = cw.CAMExplorer(small, picture, preprocess="none")
-    np.testing.assert_array_equal(raw._session.model_input(0)[0], resize_to(picture, 32, 32).astype(np.float32))
+    np.testing.assert_array_equal(raw.session.model_input(0)[0], resize_to(picture, 32, 32).astype(np.float32))
     with pytest.raises(ValueError, match="preprocess must be"):
         cw.CAMExplorer(small, picture, preprocess="caffe")
 
@@ -318,7 +318,7 @@ def test_preprocess_options(small, picture):
 def test_vgg_preprocessing_detected_in_composites(composite_a, composite_b, picture):
     for model in (composite_a, composite_b):
         ex = cw.CAMExplorer(model, picture)
-        x = ex._session.model_input(0)
+        x = ex.session.model_input(0)
         assert "VGG (caffe" in ex.preprocessing
         assert x.min() < -50  # mean-subtracted BGR, not 0-1
         ex.close()
@@ -326,9 +326,9 @@ def test_vgg_preprocessing_detected_in_composites(composite_a, composite_b, pict
 
 def test_class_names(small, picture):
     ex = cw.CAMExplorer(small, picture, class_names={0: "zero"})
-    assert ex._session.class_names == ["zero", "class 1", "class 2"]
+    assert ex.session.class_names == ["zero", "class 1", "class 2"]
     ex = cw.CAMExplorer(small, picture)
-    assert ex._session.class_names == ["class 0", "class 1", "class 2"]
+    assert ex.session.class_names == ["class 0", "class 1", "class 2"]
     with pytest.raises(ValueError, match="2 names, but the model's output has 3 classes"):
         cw.CAMExplorer(small, picture, class_names=["a", "b"])
 
@@ -432,7 +432,7 @@ def test_class_index_none_follows_each_images_top_class():
     model.get_layer("out").set_weights([np.array([[1.0, -1.0]] * 2, np.float32), np.array([-4.0, 4.0], np.float32)])
     bright, dark = np.full((20, 30, 3), 250, np.uint8), np.full((20, 30, 3), 5, np.uint8)
     ex = cw.CAMExplorer(model, [bright, dark])
-    tops = [int(np.argmax(ex._session.probabilities(i))) for i in (0, 1)]
+    tops = [int(np.argmax(ex.session.probabilities(i))) for i in (0, 1)]
     assert tops == [0, 1]
     ex.class_index = 1
     ex.image_index = 1
