@@ -19,10 +19,14 @@ def x32(n=1):
     return np.random.default_rng(0).uniform(0, 1, (n, 32, 32, 3)).astype("float32")
 
 
-def test_unknown_layer_suggests_closest(vgg16):
-    x = np.zeros((1, 224, 224, 3), np.float32)
-    with pytest.raises(ValueError, match=r"layer 'block5_conv33' not found; closest: 'block5_conv3'"):
-        cw.compute_cam(vgg16, x, layer="block5_conv33")
+@pytest.fixture(scope="module")
+def flat():
+    return models.flat_head_cnn()  # conv_a, pool_a, conv_b, conv_c, flat, dense
+
+
+def test_unknown_layer_suggests_closest(flat):
+    with pytest.raises(ValueError, match=r"layer 'conv_cc' not found; closest: 'conv_c'"):
+        cw.compute_cam(flat, x32(), layer="conv_cc")
 
 
 def test_nested_layer_suggestion_names_the_path(composite_b):
@@ -30,9 +34,9 @@ def test_nested_layer_suggestion_names_the_path(composite_b):
         cw.compute_cam(composite_b, np.zeros((1, 64, 64, 3), np.float32), layer="vgg16/block5_cnv3")
 
 
-def test_dense_layer_is_not_spatial(vgg16):
-    with pytest.raises(ValueError, match=r"'fc1' has output shape \(N, 4096\), not a spatial map.*'block5_conv3'"):
-        cw.compute_cam(vgg16, np.zeros((1, 224, 224, 3), np.float32), layer="fc1")
+def test_dense_layer_is_not_spatial(flat):
+    with pytest.raises(ValueError, match=r"'dense' has output shape \(N, 3\), not a spatial map.*'conv_c'"):
+        cw.compute_cam(flat, x32(), layer="dense")
 
 
 def test_1x1_pooled_map_is_refused(question):

@@ -1,0 +1,63 @@
+"""camwidget.session: the explorer's model side without widgets: views, caches, model changes."""
+
+import numpy as np
+import pytest
+
+import camwidget as cw
+import models
+from camwidget.errors import CAMError
+from camwidget.session import ExplorerSession
+
+
+@pytest.fixture
+def session(rng):
+    model = models.small_cnn(name="sess")
+    pictures = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(2)]
+    s = ExplorerSession(model, pictures, preprocess="none", warm_up=False)
+    yield s
+    s.close()
+
+
+def test_a_view_equals_compute_cam_and_is_then_cached(session):
+    view = session.view(0, "conv_a", 2, "gradcam")
+    expected = cw.compute_cam(session.explainer.model, session.model_input(0), layer="conv_a", class_index=2)[0]
+    np.testing.assert_allclose(view.cam, expected, atol=1e-6)
+    calls = session.model_calls
+    again = session.view(0, "conv_a", 2, "gradcam")
+    assert again.how == "cached" and session.model_calls == calls
+
+
+def test_one_pass_serves_every_layer_after_the_default(session):
+    session.view(0, None, 1, "gradcam")  # the default layer, conv_b, and those after it
+    calls = session.model_calls
+    session.view(0, "conv_a", 1, "gradcam")  # below the default: one pass that reaches every layer
+    session.view(0, "pool_a", 1, "gradcam")
+    session.view(0, "conv_b", 1, "hirescam")
+    assert session.model_calls == calls + 1
+
+
+def test_a_class_change_runs_only_the_layers_after(session):
+    session.view(1, "conv_b", 0, "gradcam")
+    view = session.view(1, "conv_b", 2, "gradcam")
+    assert view.how == "after-layer pass"
+    expected = cw.compute_cam(session.explainer.model, session.model_input(1), layer="conv_b", class_index=2)[0]
+    np.testing.assert_allclose(view.cam, expected, atol=1e-6)
+
+
+def test_a_changed_model_drops_every_cached_value(session):
+    session.view(0, "conv_b", 1, "gradcam")
+    model = session.explainer.model
+    model.set_weights([w * 0.5 for w in model.get_weights()])
+    assert session.sync() is True and session.cached_views == 0
+    assert session.sync() is False
+
+
+def test_bad_arguments(rng):
+    model = models.small_cnn(name="bad")
+    picture = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    with pytest.raises(CAMError, match="max_pixels must be positive"):
+        ExplorerSession(model, picture, max_pixels=0)
+    s = ExplorerSession(model, picture, warm_up=False)
+    with pytest.raises(CAMError, match="class_index 7 is out of range"):
+        s.view(0, None, 7, "gradcam")
+    s.close()

@@ -1,0 +1,52 @@
+"""camwidget.state: what counts as a change of the model, and what does not."""
+
+import keras
+import numpy as np
+
+import models
+from camwidget.state import ModelWatch, WeightsFingerprint, structure_signature
+
+
+def test_structure_signature_sees_attributes_flags_calls_and_layers():
+    model = models.sequential_cnn()
+    before = structure_signature(model)
+    model(np.zeros((1, 32, 32, 3), np.float32))
+    model.predict(np.zeros((1, 32, 32, 3), np.float32), verbose=0)
+    assert structure_signature(model) == before  # calling and predicting change nothing that matters
+    conv = model.get_layer("s_conv_a")
+    for change, undo in (
+        (lambda: setattr(conv, "activation", keras.activations.linear), lambda: setattr(conv, "activation", keras.activations.relu)),
+        (lambda: setattr(conv, "trainable", False), lambda: setattr(conv, "trainable", True)),
+        (lambda: object.__setattr__(conv, "call", lambda *a, **k: None), lambda: object.__delattr__(conv, "call")),
+    ):
+        change()
+        assert structure_signature(model) != before
+        undo()
+    model.add(keras.layers.Dense(2, name="extra"))
+    assert structure_signature(model) != before
+
+
+def test_fingerprint_sees_a_change_in_any_variable_large_or_small():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3000, name="big"), keras.layers.Dense(2, name="small")])
+    fingerprint = WeightsFingerprint(model)
+    start = fingerprint(model)
+    small = model.get_layer("small").bias
+    small.assign(small.numpy() + 1e-3)
+    assert not np.array_equal(fingerprint(model), start)
+    big = model.get_layer("big").kernel  # 12000 values, sampled: a change of all of them is seen
+    big.assign(big.numpy() * 1.01)
+    changed = fingerprint(model)
+    assert not np.array_equal(changed, start)
+    assert np.array_equal(fingerprint(model), changed)
+
+
+def test_model_watch_versions():
+    model = models.small_cnn(name="watched")
+    watch = ModelWatch(model)
+    assert watch.check(model) == (0, 0)
+    model.get_layer("dense").bias.assign(np.ones(3, np.float32))
+    assert watch.check(model) == (0, 1)
+    model.get_layer("conv_a").trainable = False
+    assert watch.check(model) == (1, 2)
+    watch.invalidate()
+    assert watch.check(model) == (2, 3)
