@@ -57,6 +57,11 @@ def rng():
 
 
 @pytest.fixture(scope="session")
+def vgg16():
+    return keras.applications.VGG16(weights=None)
+
+
+@pytest.fixture(scope="session")
 def composite_a():
     keras.utils.set_random_seed(1)
     return models.vgg_composite_input_tensor()
