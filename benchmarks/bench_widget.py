@@ -46,7 +46,7 @@ def main() -> None:
     fwd = medians({"forward": lambda: forward(x).numpy()}, rounds=n)["forward"]
 
     ex = cw.CAMExplorer(model, images, layer="block5_conv3")
-    session = ex._session
+    session = ex.session
     settle = session.wait_for_warm_ups  # a user looks at a view for a moment: background work finishes
     results = {"model change check (per view)": timed(lambda i: session.explainer.sync(), n)}
     start = time.perf_counter()
@@ -56,11 +56,11 @@ def main() -> None:
     settle()
     alphas = np.linspace(0.05, 0.95, n)
     results.update({
-        "alpha change (re-blend)": timed(lambda i: setattr(ex._alpha_control, "value", float(alphas[i])), n, settle),
-        "colormap change": timed(lambda i: setattr(ex._colormap_control, "value", ["viridis", "jet"][i % 2]), n, settle),
-        "class change (layers after block5_conv3)": timed(lambda i: setattr(ex._class_control, "value", 10 + i), n, settle),
+        "alpha change (re-blend)": timed(lambda i: setattr(ex.controls["alpha"], "value", float(alphas[i])), n, settle),
+        "colormap change": timed(lambda i: setattr(ex.controls["colormap"], "value", ["viridis", "jet"][i % 2]), n, settle),
+        "class change (layers after block5_conv3)": timed(lambda i: setattr(ex.controls["class"], "value", 10 + i), n, settle),
     })  # fmt: skip
-    spatial = [v for _, v in ex._layer_control.options]
+    spatial = [v for _, v in ex.controls["layer"].options]
     warm, first, at_once, later, scrub = [], [], [], [], []
     for i in range(1, n + 1):
         ex.image_index = i  # a new image: one pass at the current layer, then the warm-up starts
@@ -69,21 +69,21 @@ def main() -> None:
         warm.append(time.perf_counter() - start)
         target = spatial[i % (len(spatial) - 2)]  # some layer below the default one
         start = time.perf_counter()
-        ex._layer_control.value = target  # first switch for this image, after the warm-up
+        ex.controls["layer"].value = target  # first switch for this image, after the warm-up
         first.append(time.perf_counter() - start)
         for other in (spatial[(i * 7) % len(spatial)], "block5_conv3", spatial[(i * 3) % len(spatial)]):
             start = time.perf_counter()
-            ex._layer_control.value = other  # later switches: every layer is ready
+            ex.controls["layer"].value = other  # later switches: every layer is ready
             later.append(time.perf_counter() - start)
         start = time.perf_counter()
         for layer in spatial:  # a scrub through all the spatial layers, as a slider would
-            ex._layer_control.value = layer
+            ex.controls["layer"].value = layer
         scrub.append((time.perf_counter() - start) / len(spatial))
         ex.layer = "block5_conv3"
         settle()
         ex.image_index = n + i  # another new image, and a switch at once: waits for its warm-up
         start = time.perf_counter()
-        ex._layer_control.value = target
+        ex.controls["layer"].value = target
         at_once.append(time.perf_counter() - start)
         ex.layer = "block5_conv3"
         settle()
@@ -96,9 +96,9 @@ def main() -> None:
     big = rng.integers(0, 256, (6000, 8000, 3), dtype=np.uint8)  # 48 megapixels
     ex.add_image(big, "48 MP")
     settle()
-    results["opacity change, 48 MP picture"] = timed(lambda i: setattr(ex._alpha_control, "value", float(alphas[i])), n, settle)
+    results["opacity change, 48 MP picture"] = timed(lambda i: setattr(ex.controls["alpha"], "value", float(alphas[i])), n, settle)
     results["colormap change, 48 MP picture"] = timed(
-        lambda i: setattr(ex._colormap_control, "value", ["viridis", "jet"][i % 2]), n, settle
+        lambda i: setattr(ex.controls["colormap"], "value", ["viridis", "jet"][i % 2]), n, settle
     )
 
     print(f"\nCAMExplorer on VGG16, 224x224 image, {n} changes each (medians)")

@@ -301,6 +301,12 @@ class CAMExplorer(widgets.VBox):
         return list(self._session.class_names)
 
     @property
+    def controls(self) -> dict[str, widgets.Widget]:
+        """The explorer's widgets by name ("layer", "class", "alpha", "upload", "overlay", "status", …), to
+        style them, link them to other widgets, or drive them from code as a browser would."""
+        return self._named_controls()
+
+    @property
     def session(self) -> ExplorerSession:
         """The explorer's model side (caches, counters such as ``model_calls``), for tests and diagnostics."""
         return self._session

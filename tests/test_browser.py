@@ -145,7 +145,7 @@ def test_exported_html_shows_the_last_overlay(page, workspace):
     home, root = workspace
     path = h.write_notebook(root / "exported.ipynb", extra_cells=(
         "explorer.alpha = 0.8\nexplorer.colormap = 'magma'",
-        "import base64; print('LAST', base64.b64encode(explorer._overlay_view.value).decode())",
+        "import base64; print('LAST', base64.b64encode(explorer.controls['overlay'].value).decode())",
     ))  # fmt: skip
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3", store_widget_state=True, resources={"metadata": {"path": str(root)}}).execute()

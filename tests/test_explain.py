@@ -379,8 +379,8 @@ def test_explorer_follows_a_new_head_and_a_removed_layer(rng):
     ex.class_index = 4  # a class the new head has and the old one did not
     x = ex.session.model_input(0)
     np.testing.assert_allclose(ex.cam, fresh_cam(model, x, layer="s_conv_a", class_index=4)[0], atol=1e-5)
-    assert [v for _, v in ex._layer_control.options] == cw.spatial_layers(model)
-    assert len(ex._class_control.options) == 5 and "✖" not in ex.status_text
+    assert [v for _, v in ex.controls["layer"].options] == cw.spatial_layers(model)
+    assert len(ex.controls["class"].options) == 5 and "✖" not in ex.status_text
     ex.close()
 
 

@@ -72,7 +72,7 @@ def test_a_phone_jpeg_is_explained_upright_in_the_explorer_and_by_upload(small, 
     assert "turned upright (EXIF orientation 6)" in ex.status_text
     shown = to_rgb_uint8(str(path))
     assert np.abs(shown.astype(int) - upright.astype(int)).mean() < 8  # JPEG, so close rather than equal
-    ex._upload.value = ({"name": "upload.jpg", "type": "image/jpeg", "size": len(data), "content": memoryview(data),
+    ex.controls["upload"].value = ({"name": "upload.jpg", "type": "image/jpeg", "size": len(data), "content": memoryview(data),
                          "last_modified": datetime.datetime.now(datetime.timezone.utc)},)  # fmt: skip
     assert ex.image_index == 1 and ex.overlay.shape == (120, 60, 3)
     np.testing.assert_array_equal(ex.session.pixels[1], shown)
@@ -204,14 +204,14 @@ def test_a_bomb_is_refused_from_its_header_quickly_and_cheaply(side, small, rng,
     tracemalloc.stop()
     assert seconds < 1.0 and peak < 100 * 2**20
     ex = cw.CAMExplorer(small, rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
-    shown, cam = ex._overlay_view.value, ex.cam
+    shown, cam = ex.controls["overlay"].value, ex.cam
     with pytest.raises(ImageError, match="megapixels"):
         ex.add_image(str(path))
-    ex._upload.value = ({"name": "bomb.png", "type": "image/png", "size": len(data), "content": memoryview(data),
+    ex.controls["upload"].value = ({"name": "bomb.png", "type": "image/png", "size": len(data), "content": memoryview(data),
                          "last_modified": datetime.datetime.now(datetime.timezone.utc)},)  # fmt: skip
     assert "could not use 'bomb.png'" in ex.status_text and "megapixels" in ex.status_text
-    assert ex._upload.value == ()  # the control is cleared
-    assert len(ex.session.pixels) == 1 and ex._overlay_view.value == shown  # nothing lost, view unchanged
+    assert ex.controls["upload"].value == ()  # the control is cleared
+    assert len(ex.session.pixels) == 1 and ex.controls["overlay"].value == shown  # nothing lost, view unchanged
     np.testing.assert_array_equal(ex.cam, cam)
     ex.close()
 
@@ -231,10 +231,10 @@ def test_an_upload_that_raises_anything_is_said_and_cleared(small, rng, monkeypa
         raise MemoryError("no room")
 
     monkeypatch.setattr(camwidget.images.Image, "open", broken)
-    ex._upload.value = ({"name": "x.png", "type": "image/png", "size": 3, "content": memoryview(b"abc"),
+    ex.controls["upload"].value = ({"name": "x.png", "type": "image/png", "size": 3, "content": memoryview(b"abc"),
                          "last_modified": datetime.datetime.now(datetime.timezone.utc)},)  # fmt: skip
     assert "could not use 'x.png': MemoryError: no room" in ex.status_text
-    assert ex._upload.value == () and len(ex.session.pixels) == 1
+    assert ex.controls["upload"].value == () and len(ex.session.pixels) == 1
     ex.close()
 
 
@@ -244,7 +244,7 @@ def test_an_upload_that_raises_anything_is_said_and_cleared(small, rng, monkeypa
 def test_a_large_picture_is_blended_at_display_size_and_saved_at_full_size(small, rng, tmp_path):
     big = rng.integers(0, 256, (3000, 4000, 3), dtype=np.uint8)
     ex = cw.CAMExplorer(small, big)
-    shown = np.asarray(Image.open(io.BytesIO(ex._overlay_view.value)))
+    shown = np.asarray(Image.open(io.BytesIO(ex.controls["overlay"].value)))
     assert shown.shape == (768, 1024, 3)
     assert ex.overlay.shape == (3000, 4000, 3)
     np.testing.assert_array_equal(ex.overlay, cw.overlay(big, ex.cam, ex.alpha, ex.colormap))

@@ -34,7 +34,7 @@ SCRIPT = textwrap.dedent(
     for cycle in (1, 2, 3):
         start = rss()
         ex = cw.CAMExplorer(model, image)
-        layers = [value for _, value in ex._layer_control.options]
+        layers = [value for _, value in ex.controls["layer"].options]
         for layer in layers:
             ex.layer = layer
         out[f"visited_{cycle}"] = rss() - start

@@ -322,7 +322,7 @@ def test_gradcam_plus_plus_vs_tf_keras_vis_differs_only_by_alpha_renormalisation
 
 def test_every_method_is_in_the_explorer(small, rng):
     ex = cw.CAMExplorer(small, rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
-    assert [v for _, v in ex._method_control.options] == list(cw.METHODS)
+    assert [v for _, v in ex.controls["method"].options] == list(cw.METHODS)
     for name in cw.METHODS:
         ex.method = name
         assert np.isfinite(ex.cam).all() and ex.overlay.shape == (40, 40, 3)

@@ -36,10 +36,10 @@ def executed():
         "ex = cw.CAMExplorer(model, img)\nex",
         "ex.alpha = 0.9\nex.colormap = 'viridis'",
         (
-            "shown = np.asarray(Image.open(io.BytesIO(ex._overlay_view.value)).convert('RGB'))\n"
+            "shown = np.asarray(Image.open(io.BytesIO(ex.controls['overlay'].value)).convert('RGB'))\n"
             "expected = render.overlay(img, ex._view.cam, 0.9, 'viridis')\n"
             "print('SHOWN', np.array_equal(shown, expected), ex.redraws)\n"
-            "import base64; print('LAST', base64.b64encode(ex._overlay_view.value).decode()[:200])"
+            "import base64; print('LAST', base64.b64encode(ex.controls['overlay'].value).decode()[:200])"
         ),
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])

@@ -49,19 +49,19 @@ def test_initial_view(explorer, picture):
     assert ex.layer == "conv_b" and ex.method == "gradcam" and ex.alpha == 0.5 and ex.colormap == "jet"
     assert ex.class_index == ex.predictions[0].class_index
     assert ex.overlay.shape == picture.shape  # the image's own size, not the model's 32x32
-    np.testing.assert_array_equal(decode_png(ex._overlay_view.value), ex.overlay)
+    np.testing.assert_array_equal(decode_png(ex.controls["overlay"].value), ex.overlay)
     np.testing.assert_allclose(ex.cam, expected_cam(ex), atol=1e-5)
     np.testing.assert_array_equal(ex.overlay, render.overlay(picture, ex.cam, 0.5, "jet"))
 
 
 def test_layer_dropdown_lists_spatial_layers_with_shapes(explorer):
-    assert explorer._layer_control.options == (("conv_a · 32×32×8", "conv_a"), ("pool_a · 16×16×8", "pool_a"), ("conv_b · 16×16×16", "conv_b"))
+    assert explorer.controls["layer"].options == (("conv_a · 32×32×8", "conv_a"), ("pool_a · 16×16×8", "pool_a"), ("conv_b · 16×16×16", "conv_b"))
 
 
 def test_class_dropdown_sorted_by_score_with_names(explorer):
     probs = explorer.session.probabilities(0)
-    labels = [label for label, _ in explorer._class_control.options]
-    values = [v for _, v in explorer._class_control.options]
+    labels = [label for label, _ in explorer.controls["class"].options]
+    values = [v for _, v in explorer.controls["class"].options]
     assert values == list(np.argsort(-probs))
     assert labels[0] == f"{['cat', 'dog', 'fox'][values[0]]} · {probs[values[0]]:.2f}"
 
@@ -79,12 +79,12 @@ def test_status_line_says_prediction_layer_and_time(explorer):
 
 def test_controls_move_attributes_and_view(explorer):
     ex = explorer
-    ex._layer_control.value = "conv_a"
+    ex.controls["layer"].value = "conv_a"
     assert ex.layer == "conv_a" and ex.cam.shape == (32, 32)
-    ex._class_control.value = 2
+    ex.controls["class"].value = 2
     assert ex.class_index == 2
     np.testing.assert_allclose(ex.cam, expected_cam(ex), atol=1e-5)
-    ex._image_control.value = 1
+    ex.controls["image"].value = 1
     assert ex.image_index == 1
     np.testing.assert_allclose(ex.cam, expected_cam(ex), atol=1e-5)
     assert ex.class_index == 2  # a class the user chose stays chosen across images
@@ -93,20 +93,20 @@ def test_controls_move_attributes_and_view(explorer):
 def test_attributes_move_controls(explorer):
     ex = explorer
     ex.layer, ex.class_index, ex.alpha, ex.colormap, ex.image_index = "conv_a", 1, 0.25, "viridis", 1
-    assert ex._layer_control.value == "conv_a" and ex._class_control.value == 1
-    assert ex._alpha_control.value == 0.25 and ex._colormap_control.value == "viridis" and ex._image_control.value == 1
+    assert ex.controls["layer"].value == "conv_a" and ex.controls["class"].value == 1
+    assert ex.controls["alpha"].value == 0.25 and ex.controls["colormap"].value == "viridis" and ex.controls["image"].value == 1
     np.testing.assert_array_equal(ex.overlay, render.overlay(ex.session.pixels[1], expected_cam(ex), 0.25, "viridis"))
 
 
 def test_browser_state_messages_drive_the_view(explorer):
     ex = explorer
     before = ex.overlay
-    ex._alpha_control.set_state({"value": 0.9})
+    ex.controls["alpha"].set_state({"value": 0.9})
     assert ex.alpha == 0.9
     assert not np.array_equal(ex.overlay, before)
-    ex._class_control.set_state({"index": 2})
-    assert ex.class_index == ex._class_control.options[2][1]
-    assert ex._alpha_control.get_state()["value"] == 0.9
+    ex.controls["class"].set_state({"index": 2})
+    assert ex.class_index == ex.controls["class"].options[2][1]
+    assert ex.controls["alpha"].get_state()["value"] == 0.9
     np.testing.assert_allclose(ex.cam, expected_cam(ex), atol=1e-5)
 
 
@@ -118,7 +118,7 @@ def test_alpha_and_colormap_make_no_model_call(explorer):
         np.testing.assert_array_equal(ex.overlay, render.overlay(ex.session.pixels[0], ex.cam, alpha, ex.colormap))
     for cmap in ("viridis", "inferno", "turbo"):
         ex.colormap = cmap
-    ex._mode_control.value = "Side by side"
+    ex.controls["mode"].value = "Side by side"
     assert ex.session.model_calls == calls
 
 
@@ -140,18 +140,18 @@ def test_going_back_to_a_view_is_cached(explorer):
 
 def test_side_by_side_shows_image_and_heatmap(explorer, picture):
     ex = explorer
-    ex._mode_control.value = "Side by side"
-    assert ex._plain_view.layout.display != "none" and ex._heat_view.layout.display != "none"
-    np.testing.assert_array_equal(decode_png(ex._plain_view.value), picture)
-    heat = decode_png(ex._heat_view.value)
+    ex.controls["mode"].value = "Side by side"
+    assert ex.controls["plain"].layout.display != "none" and ex.controls["heatmap"].layout.display != "none"
+    np.testing.assert_array_equal(decode_png(ex.controls["plain"].value), picture)
+    heat = decode_png(ex.controls["heatmap"].value)
     assert heat.shape[0] > 50 and heat.std() > 5  # a drawn figure, not a blank
 
 
 def test_class_search_selects_any_class(vgg16, rng):
     ex = cw.CAMExplorer(vgg16, rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
-    assert len(ex._class_control.options) == 1000
-    assert "tabby (281)" in ex._class_search.options
-    ex._class_search.value = "tabby (281)"
+    assert len(ex.controls["class"].options) == 1000
+    assert "tabby (281)" in ex.controls["class-search"].options
+    ex.controls["class-search"].value = "tabby (281)"
     assert ex.class_index == 281 and "explaining tabby" in ex.status_text
     assert "VGG (caffe" in ex.status_text
     ex.close()
@@ -181,7 +181,7 @@ def test_save_writes_the_overlay(explorer, tmp_path):
 
 def test_close_frees_widgets_and_caches(small, picture):
     ex = cw.CAMExplorer(small, picture)
-    controls = ex._all_controls()
+    controls = list(ex.controls.values())
     ex.close()
     assert all(c.comm is None for c in controls) and ex.comm is None
     assert ex.session.cached_views == 0
@@ -192,7 +192,7 @@ def test_never_touches_pyplot_or_backend(small, picture):
 
     backend = matplotlib.get_backend()
     ex = cw.CAMExplorer(small, picture)
-    ex._mode_control.value = "Side by side"
+    ex.controls["mode"].value = "Side by side"
     ex.colormap = "magma"
     assert plt.get_fignums() == [] and matplotlib.get_backend() == backend
     ex.close()
@@ -204,14 +204,14 @@ def test_burst_of_slider_events_ends_in_one_redraw(explorer):
     async def burst():
         before = ex.redraws
         for value in np.linspace(0.0, 1.0, 30):
-            ex._alpha_control.value = float(value)
-        ex._alpha_control.value = 0.35
+            ex.controls["alpha"].value = float(value)
+        ex.controls["alpha"].value = 0.35
         assert ex.redraws == before  # nothing drawn while events keep coming
         await asyncio.sleep(0)
         return ex.redraws - before
 
     assert asyncio.run(burst()) == 1
-    np.testing.assert_array_equal(decode_png(ex._overlay_view.value), render.overlay(ex.session.pixels[0], ex.cam, 0.35, "jet"))
+    np.testing.assert_array_equal(decode_png(ex.controls["overlay"].value), render.overlay(ex.session.pixels[0], ex.cam, 0.35, "jet"))
 
 
 # -- images as people have them ------------------------------------------------------------------------------
@@ -222,7 +222,7 @@ def test_image_files(small, picture, tmp_path, suffix):
     path = tmp_path / f"photo.{suffix}"
     Image.fromarray(picture).save(path)
     ex = cw.CAMExplorer(small, str(path))
-    assert ex.overlay.shape == picture.shape and "photo" in ex._image_control.options[0][0]
+    assert ex.overlay.shape == picture.shape and "photo" in ex.controls["image"].options[0][0]
     ex.close()
 
 
@@ -283,17 +283,17 @@ def test_bad_images(small, bad, error, message):
 def test_upload_adds_and_selects_the_image(explorer, picture):
     buffer = io.BytesIO()
     Image.fromarray(picture[:20, :30]).save(buffer, format="PNG")
-    explorer._upload.value = ({"name": "mine.png", "type": "image/png", "size": 1, "content": memoryview(buffer.getvalue()), "last_modified": datetime.datetime(2026, 1, 1)},)
+    explorer.controls["upload"].value = ({"name": "mine.png", "type": "image/png", "size": 1, "content": memoryview(buffer.getvalue()), "last_modified": datetime.datetime(2026, 1, 1)},)
     assert explorer.image_index == 2 and explorer.overlay.shape == (20, 30, 3)
-    assert "mine.png" in explorer._image_control.options[2][0]
-    assert explorer._upload.value == ()
+    assert "mine.png" in explorer.controls["image"].options[2][0]
+    assert explorer.controls["upload"].value == ()
 
 
 def test_upload_of_a_non_image_says_so_and_keeps_the_view(explorer):
     before = explorer.overlay
-    explorer._upload.value = ({"name": "notes.txt", "type": "text/plain", "size": 3, "content": memoryview(b"abc"), "last_modified": datetime.datetime(2026, 1, 1)},)
+    explorer.controls["upload"].value = ({"name": "notes.txt", "type": "text/plain", "size": 3, "content": memoryview(b"abc"), "last_modified": datetime.datetime(2026, 1, 1)},)
     assert "could not use 'notes.txt'" in explorer.status_text and "not an image" in explorer.status_text
-    assert len(explorer._image_control.options) == 2
+    assert len(explorer.controls["image"].options) == 2
     np.testing.assert_array_equal(explorer.overlay, before)
 
 
@@ -383,7 +383,7 @@ def test_soak_1000_changes(small, rng):
     imgs = [rng.integers(0, 256, (40, 50, 3), dtype=np.uint8) for _ in range(3)]
     ex = cw.CAMExplorer(small, imgs)
     engine = engine_for(small)
-    layers = [v for _, v in ex._layer_control.options]
+    layers = [v for _, v in ex.controls["layer"].options]
     for index in range(3):  # every pass the soak can need traced once before measuring
         ex.image_index = index
         for layer in layers:
@@ -406,7 +406,7 @@ def test_soak_1000_changes(small, rng):
         elif kind == 4:
             ex.image_index = int(rng.integers(3))
         else:
-            ex._mode_control.value = ["Overlay", "Side by side"][step % 2]
+            ex.controls["mode"].value = ["Overlay", "Side by side"][step % 2]
     gc.collect()
     grown = (process.memory_info().rss - start_rss) / 2**20
     assert grown < 100, f"memory grew {grown:.0f} MB over 1000 changes"
