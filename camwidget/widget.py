@@ -96,6 +96,8 @@ class CAMExplorer(widgets.VBox):
         self._pending, self._scheduled, self._syncing = 0, False, False
         self._view: View | None = None
         self._notice: str | None = None  # said once in the status line, then dropped
+        self._good: dict[str, Any] | None = None  # the controls' values for the last view drawn
+        self._deferring = False  # a setter is changing a control: it draws itself, once
         self._heat: np.ndarray | None = None
         self._overlay: np.ndarray | None = None
         self.redraws = 0  # full redraw passes, for tests of event coalescing
@@ -168,8 +170,7 @@ class CAMExplorer(widgets.VBox):
     @layer.setter
     def layer(self, name: str) -> None:
         self._catch_up()
-        self._layer_control.value = self._session.layout(self.image_index).resolve(name).path
-        self._flush()
+        self._set_and_draw(self._layer_control, self._session.layout(self.image_index).resolve(name).path)
 
     @property
     def class_index(self) -> int:
@@ -185,8 +186,7 @@ class CAMExplorer(widgets.VBox):
             return
         _check_class(value, self._session.n_classes)
         self._follow_top = False
-        self._class_control.value = int(value)
-        self._flush()
+        self._set_and_draw(self._class_control, int(value))
 
     @property
     def method(self) -> str:
@@ -194,8 +194,7 @@ class CAMExplorer(widgets.VBox):
 
     @method.setter
     def method(self, name: str) -> None:
-        self._method_control.value = get_method(name).name
-        self._flush()
+        self._set_and_draw(self._method_control, get_method(name).name)
 
     @property
     def score(self) -> str:
@@ -205,8 +204,7 @@ class CAMExplorer(widgets.VBox):
     @score.setter
     def score(self, value: str) -> None:
         Options(score=value).checked()
-        self._score_control.value = value
-        self._flush()
+        self._set_and_draw(self._score_control, value)
 
     @property
     def eigen_smooth(self) -> bool:
@@ -215,8 +213,7 @@ class CAMExplorer(widgets.VBox):
     @eigen_smooth.setter
     def eigen_smooth(self, value: bool) -> None:
         Options(eigen_smooth=value).checked()
-        self._eigen_control.value = bool(value)
-        self._flush()
+        self._set_and_draw(self._eigen_control, bool(value))
 
     @property
     def aug_smooth(self) -> bool:
@@ -225,8 +222,7 @@ class CAMExplorer(widgets.VBox):
     @aug_smooth.setter
     def aug_smooth(self, value: bool) -> None:
         Options(aug_smooth=value).checked()
-        self._aug_control.value = bool(value)
-        self._flush()
+        self._set_and_draw(self._aug_control, bool(value))
 
     @property
     def alpha(self) -> float:
@@ -260,8 +256,7 @@ class CAMExplorer(widgets.VBox):
             raise TypeError(f"image_index must be an int, not {type(value).__name__}")
         if not 0 <= value < len(self._session.pixels):
             raise CAMError(f"image_index {value} is out of range: there are {len(self._session.pixels)} images")
-        self._image_control.value = int(value)
-        self._flush()
+        self._set_and_draw(self._image_control, int(value))
 
     @property
     def cam(self) -> np.ndarray:
@@ -498,7 +493,7 @@ class CAMExplorer(widgets.VBox):
 
     def _schedule(self, level: int) -> None:
         self._pending = max(self._pending, level)
-        if self._scheduled:
+        if self._scheduled or self._deferring:
             return
         try:
             loop = asyncio.get_running_loop()
@@ -508,14 +503,47 @@ class CAMExplorer(widgets.VBox):
         self._scheduled = True
         loop.call_soon(self._flush)
 
-    def _flush(self) -> None:
+    def _flush(self) -> Exception | None:
+        """Draw what is pending; the error, if the view could not be drawn (it is also in the status line)."""
         self._scheduled = False
         caught_up = self._catch_up()
         level, self._pending = self._pending, 0
         if caught_up is None:
+            return None
+        return self._redraw_now(level) if level else None
+
+    def _set_and_draw(self, control: widgets.Widget, value: Any) -> None:
+        """For setters: set a control, draw now, and raise what stopped the view (the controls are then back
+        on the last view drawn, as the status line says)."""
+        self._deferring = True
+        try:
+            control.value = value
+        finally:
+            self._deferring = False
+        error = self._flush()
+        if error is not None:
+            raise error
+
+    _VIEW_CONTROLS = ("image", "layer", "method", "class", "score", "eigen-smooth", "aug-smooth")
+
+    def _restore_last_view(self) -> None:
+        """Put every control that chooses the view back where it was for the last view drawn."""
+        good = self._good
+        if good is None:
             return
-        if level:
-            self._redraw_now(level)
+        controls = self._named_controls()
+        image_changed = controls["image"].value != good["image"]
+        with self._syncing_controls():
+            for name in self._VIEW_CONTROLS:
+                if name != "class":
+                    controls[name].value = good[name]
+        if image_changed:
+            _show(self._plain_view, self._session.display_pixels(self.image_index))
+            self._refresh_class_options(good["class"])
+        else:
+            with self._syncing_controls():
+                controls["class"].value = good["class"]
+        self._follow_top = good["follow_top"]
 
     def _redraw_now(self, level: int) -> CAMError | ValueError | TypeError | None:
         """Redraw what `level` makes stale; an error is shown in the status line (the last view stays) and
@@ -536,6 +564,8 @@ class CAMExplorer(widgets.VBox):
                     self._heat_view.value = render.heatmap_figure_png(self._view.cam, self.colormap, title)
             shown = render.blend(pixels, self._heat, self.alpha)
         except (CAMError, ValueError, TypeError) as exc:
+            if level >= _MAP:
+                self._restore_last_view()
             self._show_status(error=str(exc))
             return exc
         self._overlay = None  # the full-size overlay, made when asked for (.overlay, .save)
@@ -543,6 +573,9 @@ class CAMExplorer(widgets.VBox):
         # the picture is the image's own size; small ones are shown larger, big ones fit the cell
         self._overlay_view.layout.width = f"{max(pixels.shape[1], _MIN_DISPLAY_WIDTH)}px"
         if level >= _MAP:
+            controls = self._named_controls()
+            self._good = {name: controls[name].value for name in self._VIEW_CONTROLS}
+            self._good["follow_top"] = self._follow_top
             self._show_status()
             if not self.aug_smooth:  # while this view is looked at, make every other layer ready
                 self._session.warm_up(self.image_index, self._view.class_index, self.score)

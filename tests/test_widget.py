@@ -473,3 +473,18 @@ def test_save_to_an_unknown_format_says_which_work(explorer, tmp_path):
     with pytest.raises(ValueError, match=r"'\.notanext'.*\.png"):
         explorer.save(tmp_path / "cam.notanext")
     assert not (tmp_path / "cam.notanext").exists()
+
+
+def test_a_change_that_cannot_be_shown_leaves_every_control_on_the_last_view(rng):
+    model = models.flat_head_cnn()  # no GAP + Dense head: CAM cannot apply
+    ex = cw.CAMExplorer(model, [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(2)], class_index=1)
+    cam = ex.cam
+    with pytest.raises(ValueError, match="CAM .* needs layer"):
+        ex.method = "cam"
+    assert ex.method == "gradcam" and ex.controls["method"].value == "gradcam"
+    assert "needs layer" in ex.status_text and "works on any" in ex.status_text  # the whole message
+    np.testing.assert_array_equal(ex.cam, cam)
+    ex.controls["method"].value = "cam"  # the same from the browser: said, and the dropdown goes back
+    assert ex.controls["method"].value == "gradcam" and "needs layer" in ex.status_text
+    assert ex.class_index == 1 and ex.layer == "conv_c"
+    ex.close()
