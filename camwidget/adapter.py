@@ -188,6 +188,7 @@ def capturing(
                         on_output(_path, output)
                     return output
 
+                reporting_call.camwidget_capture = True  # type: ignore[attr-defined]  (state.py ignores it)
                 object.__setattr__(layer, "call", reporting_call)
                 patched.append((layer, previous))
             _active.token = token

@@ -22,7 +22,7 @@ from . import adapter, internals
 from .adapter import LayerInfo, ModelLayout
 from .cache import LRU
 from .errors import CAMError, ImageError, quoted
-from .state import ModelWatch
+from .state import ModelWatch, structure_signature
 
 SCORES = ("auto", "probability")
 _GUIDED_RELU, _GUIDED_RELU6 = "CamwidgetGuidedRelu", "CamwidgetGuidedRelu6"
@@ -159,8 +159,10 @@ class CAMEngine:
                 model = self.model
                 if not model.built:  # a Sequential without an Input that was never called: build it as predict would
                     model(np.zeros((1, *shape), np.float32), training=False)
+                before = structure_signature(model)
                 found = adapter.describe_model(model, shape)
-                self._layouts.put(shape, found)
+                if structure_signature(model) == before:  # not kept if the model changed while it was read
+                    self._layouts.put(shape, found)
             return found
 
     def _check_image_shape(self, image_shape: Sequence[int] | None) -> tuple[int, ...]:

@@ -399,7 +399,7 @@ class ExplorerSession:
 
     def _warm(self, key: tuple[int, int, str], state: tuple[int, int]) -> None:
         try:
-            if self._wanted != key or self._closed or state != self._state:
+            if self._wanted != key or self._closed or state != self._state or self.engine.sync() != state:
                 return
             passes = self._passes.get(key)
             if passes is not None and passes.reached_all:

@@ -58,10 +58,12 @@ def structure_signature(model: keras.Model) -> tuple[Any, ...]:
     for path, layer in [("", model), *internals.walk_layers(model)]:
         attributes = vars(layer)
         token = [path, type(layer), id(layer), attributes.get("_trainable"), id(attributes.get("_dtype_policy"))]
-        token.append(("call", id(attributes["call"])) if "call" in attributes else None)
+        call = attributes.get("call")
+        if call is not None and not getattr(call, "camwidget_capture", False):  # a capture of ours is no change
+            token.append(("call", id(call)))
         token.extend(tuple(id(child) for child in internals.child_layers(layer)))
         for key in sorted(attributes):
-            if key.startswith("_") or key in _VOLATILE:
+            if key.startswith("_") or key in _VOLATILE or key == "call":
                 continue
             token.append((key, _attribute_token(attributes[key])))
         parts.append(tuple(token))

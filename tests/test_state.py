@@ -50,3 +50,12 @@ def test_model_watch_versions():
     assert watch.check(model) == (1, 2)
     watch.invalidate()
     assert watch.check(model) == (2, 3)
+
+
+def test_a_capture_in_progress_is_not_a_change():
+    from camwidget import adapter
+
+    model = models.small_cnn(name="capturing")
+    before = structure_signature(model)
+    with adapter.capturing({"conv_a": model.get_layer("conv_a")}, lambda path, out: None):
+        assert structure_signature(model) == before  # another thread's capture must not drop every trace
