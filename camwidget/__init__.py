@@ -13,7 +13,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["CAMExplorer", "Explainer", "compute_cam", "spatial_layers", "default_layer", "overlay", "METHODS", "__version__"]
+__all__ = ["CAMExplorer", "Explainer", "compute_cam", "spatial_layers", "default_layer", "overlay", "METHODS", "CAMError", "ImageError",
+           "__version__"]
 
 _LAZY = {
     "compute_cam": "api",
@@ -23,9 +24,12 @@ _LAZY = {
     "overlay": "render",
     "CAMExplorer": "widget",
     "Explainer": "explain",
+    "CAMError": "errors",
+    "ImageError": "errors",
 }
 
 if TYPE_CHECKING:
+    from .errors import CAMError, ImageError
     from .api import compute_cam, default_layer, spatial_layers
     from .explain import Explainer
     from .methods import METHODS

@@ -12,7 +12,7 @@ import os
 import re
 import struct
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -25,6 +25,7 @@ from .errors import ImageError
 
 ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image, bytes]
 ValueRange = tuple[float, float]
+Images = Union[ImageLike, Sequence[ImageLike], Mapping[str, ImageLike]]  # one, a list, or {name: image}
 
 MAX_PIXELS = 50_000_000  # a picture larger than this is refused before it is decoded
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -300,9 +301,14 @@ def _range_of(a: np.ndarray, name: str, value_range: ValueRange | None) -> tuple
     )
 
 
-def load_pictures(images: ImageLike | Sequence[ImageLike], value_range: ValueRange | None = None,
-                  max_pixels: int = MAX_PIXELS) -> list[Picture]:  # fmt: skip
-    """One image or a list of them (or an (N, H, W, C) array) -> a list of :class:`Picture`."""
+def load_pictures(
+    images: Images, value_range: ValueRange | None = None, max_pixels: int = MAX_PIXELS
+) -> list[Picture]:
+    """One image, a list of them, a dict {name: image} (or an (N, H, W, C) array) -> a list of :class:`Picture`."""
+    if isinstance(images, Mapping):
+        if not images:
+            raise ImageError("no images given: the dict is empty")
+        return [read_picture(im, repr(str(name)), value_range, max_pixels) for name, im in images.items()]
     if isinstance(images, np.ndarray) and images.ndim == 4:
         if len(images) == 0:
             raise ImageError("no images given: the batch is empty (shape (0, …))")
@@ -312,6 +318,22 @@ def load_pictures(images: ImageLike | Sequence[ImageLike], value_range: ValueRan
             raise ImageError("no images given")
         return [read_picture(im, f"image {i}", value_range, max_pixels) for i, im in enumerate(images)]
     return [read_picture(images, value_range=value_range, max_pixels=max_pixels)]
+
+
+def picture_names(images: Images, count: int) -> list[str]:
+    """A name per picture, for selectors and status lines: a dict's key, a file's name (a path's, or the
+    file a PIL image was opened from), else 'image i'."""
+    if isinstance(images, Mapping):
+        return [str(name) for name in images]
+    sources = list(images) if isinstance(images, (list, tuple)) else [images]
+    return [_source_name(source) or f"image {i}" for i, source in zip(range(count), sources + [None] * count)]
+
+
+def _source_name(source: Any) -> str | None:
+    if isinstance(source, (str, os.PathLike)):
+        return os.path.basename(os.fspath(source))
+    filename = getattr(source, "filename", None) if isinstance(source, Image.Image) else None
+    return os.path.basename(filename) if isinstance(filename, str) and filename else None
 
 
 def load_images(images: ImageLike | Sequence[ImageLike]) -> list[np.ndarray]:

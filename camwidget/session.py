@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -28,7 +27,8 @@ from .cache import LRU
 from .engine import LayerCapture
 from .errors import CAMError, ImageError
 from .explain import AUGMENTATIONS, Explainer, Options
-from .images import MAX_PIXELS, ImageLike, ValueRange, check_value_range, load_pictures, read_picture, resize_to
+from .images import (MAX_PIXELS, ImageLike, Images, ValueRange, check_value_range, load_pictures, picture_names, read_picture,
+                     resize_to)
 from .methods import get_method, normalize_maps
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class ExplorerSession:
     def __init__(
         self,
         model: keras.Model,
-        images: ImageLike | Sequence[ImageLike],
+        images: Images,
         preprocess: Callable[[np.ndarray], np.ndarray] | str | None = None,
         class_names: Sequence[str] | Mapping[int, str] | None = None,
         output: str | int | None = None,
@@ -123,7 +123,7 @@ class ExplorerSession:
         pictures = load_pictures(images, self.value_range, self.max_pixels)
         self.pixels: list[np.ndarray] = [p.pixels for p in pictures]
         self.notes: list[tuple[str, ...]] = [p.notes for p in pictures]  # how each picture was read
-        self.names: list[str] = self._names_for(images, len(self.pixels))
+        self.names: list[str] = picture_names(images, len(self.pixels))
         self._display: dict[int, np.ndarray] = {}
         self._inputs: dict[int, np.ndarray] = {}
         self.resized: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}  # index -> (from, to) (h, w)
@@ -187,15 +187,6 @@ class ExplorerSession:
         self._restructured()
 
     # -- images --------------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _names_for(images: Any, count: int) -> list[str]:
-        """A label per image for the image selector: a file's name, else 'image i'."""
-        sources = list(images) if isinstance(images, (list, tuple)) else [images]
-        return [
-            os.path.basename(os.fspath(src)) if isinstance(src, (str, os.PathLike)) else f"image {i}"
-            for i, src in zip(range(count), sources + [None] * count)
-        ]
 
     def add_image(self, image: ImageLike, name: str, value_range: ValueRange | None = None) -> int:
         """Add an image (a path, array, PIL image or file bytes); returns its index. Nothing is kept unless the

@@ -24,12 +24,14 @@ from PIL import Image as PILImage
 
 from . import render
 from .errors import CAMError
-from .images import ImageLike
+from .images import ImageLike, Images
 from .methods import METHODS, get_method
+from .search import match_classes, option_label
 from .explain import Options
 from .session import ExplorerSession, View
 
 _MIN_DISPLAY_WIDTH = 384  # px on screen for small images
+_SEARCH_LIST = 30  # matches listed under the class search box
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
                  ".webp": "WEBP"}  # fmt: skip
 
@@ -62,7 +64,7 @@ class CAMExplorer(widgets.VBox):
     def __init__(
         self,
         model: keras.Model,
-        images: ImageLike | Sequence[ImageLike],
+        images: Images,
         *,
         preprocess: Callable[[np.ndarray], np.ndarray] | str | None = None,
         class_names: Sequence[str] | Mapping[int, str] | None = None,
@@ -114,11 +116,12 @@ class CAMExplorer(widgets.VBox):
         )
         self._class_control = widgets.Dropdown(description="Class", style=wide, layout=widgets.Layout(width="360px"))
         self._class_search = widgets.Combobox(
-            placeholder="search all classes…",
-            options=[f"{name} ({i})" for i, name in enumerate(self._session.class_names)],
-            ensure_option=True,
-            layout=widgets.Layout(width="220px"),
+            placeholder="find a class: name or number, Enter",
+            options=self._search_options(""),
+            ensure_option=False,
+            layout=widgets.Layout(width="240px"),
         )
+        self._search_hint = widgets.HTML(layout=widgets.Layout(width="auto"))
         self._alpha_control = widgets.FloatSlider(
             description="Opacity", min=0.0, max=1.0, step=0.05, value=alpha, continuous_update=True, style=wide
         )
@@ -136,7 +139,7 @@ class CAMExplorer(widgets.VBox):
         self._overlay_view = widgets.Image(format="png", layout=image_box)
         self._plain_view = widgets.Image(format="png", layout=widgets.Layout(display="none", max_width="33%"))
         self._heat_view = widgets.Image(format="png", layout=widgets.Layout(display="none", max_width="33%"))
-        self._status = widgets.HTML()
+        self._status = widgets.HTML(layout=widgets.Layout(width="100%"))
         self._refresh_image_options(0)
         _show(self._plain_view, self._session.display_pixels(0))
         self._refresh_class_options(class_index)
@@ -146,7 +149,7 @@ class CAMExplorer(widgets.VBox):
                 widgets.HBox([self._image_control, self._upload]),
                 widgets.HBox([self._layer_control, self._method_control]),
                 widgets.HBox([self._score_control, self._eigen_control, self._aug_control]),
-                widgets.HBox([self._class_control, self._class_search]),
+                widgets.HBox([self._class_control, self._class_search, self._search_hint]),
                 widgets.HBox([self._alpha_control, self._colormap_control, self._mode_control]),
                 widgets.HBox([self._plain_view, self._overlay_view, self._heat_view]),
                 self._status,
@@ -365,7 +368,7 @@ class CAMExplorer(widgets.VBox):
             "method": self._method_control, "class": self._class_control, "class-search": self._class_search,
             "alpha": self._alpha_control, "colormap": self._colormap_control, "mode": self._mode_control,
             "overlay": self._overlay_view, "plain": self._plain_view, "heatmap": self._heat_view,
-            "status": self._status, "score": self._score_control, "eigen-smooth": self._eigen_control,
+            "status": self._status, "search-hint": self._search_hint, "score": self._score_control, "eigen-smooth": self._eigen_control,
             "aug-smooth": self._aug_control,
         }  # fmt: skip
 
@@ -389,6 +392,7 @@ class CAMExplorer(widgets.VBox):
         ]
         for control, handler in watch:
             control.observe(self._guarded(handler), names="value")
+        self._class_search.on_msg(self._on_search_submit)
 
     def _guarded(self, handler: Callable[[dict], None]) -> Callable[[dict], None]:
         def run(change: dict) -> None:
@@ -406,10 +410,42 @@ class CAMExplorer(widgets.VBox):
         self._follow_top = False
         self._schedule(_MAP)
 
+    def _search_options(self, text: str) -> list[str]:
+        """The search box's list: every class before anything is typed, then the matches, best first."""
+        names = self._session.class_names
+        chosen = range(len(names)) if not text.strip() else match_classes(text, names, limit=_SEARCH_LIST)
+        return [option_label(i, names) for i in chosen]
+
     def _on_search(self, change: dict) -> None:
+        """While typing: the matches listed (a pick from the list chooses at once)."""
         text = change["new"]
-        if text.endswith(")") and "(" in text:
-            self.class_index = int(text.rsplit("(", 1)[1][:-1])
+        names = self._session.class_names
+        picked = re.fullmatch(r".*\((\d+)\)", text)
+        if picked and int(picked.group(1)) < len(names) and text == option_label(int(picked.group(1)), names):
+            self._search_hint.value = ""
+            self._class_control.value = int(picked.group(1))
+            return
+        matches = match_classes(text, names)
+        self._class_search.options = self._search_options(text)
+        self._search_hint.value = (
+            "" if not text.strip() else "<small>no class matches</small>" if not matches
+            else f"<small>{len(matches)} match{'es' if len(matches) > 1 else ''}; Enter: "
+                 f"{html.escape(option_label(matches[0], names))}</small>"
+        )  # fmt: skip
+
+    def _on_search_submit(self, _: widgets.Widget, content: dict, buffers: list) -> None:
+        """Enter in the search box picks the best match."""
+        if content.get("event") != "submit" or self._syncing:
+            return
+        text = self._class_search.value
+        matches = match_classes(text, self._session.class_names)
+        if not matches:
+            self._show_status(error=f"no class matches {text!r}: type part of a class name or its number")
+            return
+        with self._syncing_controls():
+            self._class_search.value = option_label(matches[0], self._session.class_names)
+        self._search_hint.value = ""
+        self._class_control.value = matches[0]
 
     def _on_mode(self, change: dict) -> None:
         shown = "inline-block" if change["new"] == "Side by side" else "none"
@@ -468,7 +504,7 @@ class CAMExplorer(widgets.VBox):
         if not self._follow_top and not keep:
             self._notice = f"class {self.class_index} is no longer one of the model's classes, so its top class is shown"
         self._follow_top = self._follow_top or not keep
-        self._class_search.options = [f"{name} ({i})" for i, name in enumerate(self._session.class_names)]
+        self._class_search.options = self._search_options(self._class_search.value)
         self._refresh_class_options(self.class_index if keep else None)
 
     def _refresh_class_options(self, chosen: int | None) -> None:
@@ -589,6 +625,7 @@ class CAMExplorer(widgets.VBox):
             h, w = view.cam.shape
             took = "from cache" if view.how == "cached" else f"{view.seconds * 1e3:.0f} ms ({view.how})"
             lines.append(
+                f"<b>{html.escape(self._session.names[self.image_index])}</b> &nbsp;|&nbsp; "
                 f"<b>Prediction:</b> {html.escape(names[top])} · {probs[top]:.2f} &nbsp;|&nbsp; "
                 f"<b>explaining</b> {html.escape(names[view.class_index])} · {probs[view.class_index]:.2f} "
                 f"at <b>{html.escape(view.layer.path)}</b> ({h}×{w}) &nbsp;|&nbsp; "
@@ -608,7 +645,10 @@ class CAMExplorer(widgets.VBox):
             self._notice = None
         if error:
             lines.append(f"<span style='color:#c00'>✖ {html.escape(error)}</span>")
-        self._status.value = "<br>".join(lines)
+        # wrapped, never cut: a long error must be read to the end at any cell width
+        self._status.value = (
+            "<div style='white-space:normal;overflow-wrap:anywhere;line-height:1.45'>" + "<br>".join(lines) + "</div>"
+        )
 
     @property
     def status_text(self) -> str:

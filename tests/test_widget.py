@@ -149,12 +149,41 @@ def test_side_by_side_shows_image_and_heatmap(explorer, picture):
 
 def test_class_search_selects_any_class(vgg16, rng):
     ex = cw.CAMExplorer(vgg16, rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    search = ex.controls["class-search"]
     assert len(ex.controls["class"].options) == 1000
-    assert "tabby (281)" in ex.controls["class-search"].options
-    ex.controls["class-search"].value = "tabby (281)"
+    assert "tabby (281)" in search.options
+    search.value = "tabby (281)"  # picked from the list
     assert ex.class_index == 281 and "explaining tabby" in ex.status_text
     assert "VGG (caffe" in ex.status_text
+    search.value = "Tiger"  # typed: the matches are listed, best first, and nothing is chosen yet
+    assert search.options[0] == "tiger (292)" and "tiger cat (282)" in search.options
+    assert "Enter: tiger (292)" in ex.controls["search-hint"].value and ex.class_index == 281
+    search._handle_custom_msg({"event": "submit"}, [])  # Enter, as the browser sends it
+    assert ex.class_index == 292 and search.value == "tiger (292)"
+    search.value = "7"
+    search._handle_custom_msg({"event": "submit"}, [])
+    assert ex.class_index == 7
+    search.value = "no such thing"
+    search._handle_custom_msg({"event": "submit"}, [])
+    assert ex.class_index == 7 and "no class matches 'no such thing'" in ex.status_text
     ex.close()
+
+
+def test_named_images_show_their_names(small, picture, tmp_path):
+    path = tmp_path / "kitchen.png"
+    Image.fromarray(picture).save(path)
+    ex = cw.CAMExplorer(small, {"cat on sofa": picture, "dog": picture[::-1].copy()})
+    assert [label for label, _ in ex.controls["image"].options] == ["0: cat on sofa (72×48)", "1: dog (72×48)"]
+    assert ex.status_text.startswith("cat on sofa")
+    ex.image_index = 1
+    assert ex.status_text.startswith("dog")
+    ex.close()
+    with Image.open(path) as opened:  # a PIL image keeps the name of the file it came from
+        ex = cw.CAMExplorer(small, [opened, picture])
+    assert [label for label, _ in ex.controls["image"].options] == ["0: kitchen.png (72×48)", "1: image 1 (72×48)"]
+    ex.close()
+    with pytest.raises(cw.ImageError, match="the dict is empty"):
+        cw.CAMExplorer(small, {})
 
 
 def test_settable_attributes_reject_bad_values(explorer):
