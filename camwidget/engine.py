@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import adapter, internals
+from . import adapter, internals, progress
 from .adapter import LayerInfo, ModelLayout
 from .cache import LRU
 from .errors import CAMError, ImageError, quoted
@@ -255,6 +255,7 @@ class CAMEngine:
         fn = self._compiled(key, lambda: self._build_probabilities(output, x.shape[1:]))
         results = []
         for start in range(0, len(x), _SCORE_BATCH):
+            progress.step(start, len(x), "masked inputs")
             chunk = x[start : start + _SCORE_BATCH]
             padded = np.concatenate([chunk, np.zeros((_SCORE_BATCH - len(chunk), *chunk.shape[1:]), chunk.dtype)])
             results.append(fn(tf.convert_to_tensor(padded, tf.float32)).numpy()[: len(chunk)])
@@ -288,8 +289,8 @@ class CAMEngine:
             raise CAMError(
                 f"CAM (Zhou et al. 2016) needs layer {info.path!r} to be followed only by "
                 f"GlobalAveragePooling2D and one Dense layer, so that each class score is a weighted sum of "
-                f"the channel means; after it come: {kinds}. Use 'gradcam', which equals CAM on such "
-                "models and works on any"
+                f"the channel means; after it come: {kinds}. Use 'gradcam': it equals CAM on models "
+                "where CAM applies, and works on every model."
             )
         dense = after[dense_at[0]]
         return np.asarray(dense.kernel.numpy(), np.float32).reshape(dense.kernel.shape[0], -1)
@@ -302,6 +303,7 @@ class CAMEngine:
         with self._lock:
             found = self._functions.get(key)
             if found is None:
+                progress.note("tracing the pass (once for this layer set and input size)")
                 found = build() or _NO_FUNCTION
                 self._functions.put(key, found)
             return None if found is _NO_FUNCTION else found

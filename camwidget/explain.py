@@ -19,6 +19,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from . import progress
 from .adapter import LayerInfo, ModelLayout
 from .engine import SCORES, Capture, CAMEngine, LayerCapture, class_vector, engine_for, num_classes
 from .errors import CAMError
@@ -152,7 +153,8 @@ class Explainer:
         if (classes < 0).any():
             _, classes = raw_maps(batch, classes)  # fix each image's class before augmenting
         total = 0.0
-        for flip, factor in AUGMENTATIONS:
+        for done, (flip, factor) in enumerate(AUGMENTATIONS):
+            progress.step(done, len(AUGMENTATIONS), "augmented copies")
             x = (batch[:, :, ::-1] if flip else batch) * np.float32(factor)
             maps, _ = raw_maps(np.ascontiguousarray(x), classes)
             maps = normalize_maps(maps)

@@ -111,6 +111,7 @@ class ExplorerSession:
         warm_up: bool = True,
     ) -> None:
         self._lock = threading.RLock()  # the state and the caches, against the warm-up thread
+        self._computing = threading.RLock()  # one view or probabilities at a time (explorer's worker, a cell)
         _check_max_side(max_side)
         _check_max_pixels(max_pixels)
         self.value_range = None if value_range is None else check_value_range(value_range)
@@ -241,16 +242,25 @@ class ExplorerSession:
     def probabilities(self, index: int, layer: str | None = None) -> np.ndarray:
         """The model's output for image `index`; if not known yet, one pass at `layer` finds it (and is kept,
         so the view that follows costs nothing more)."""
-        self.sync()
-        if index not in self._probabilities:
-            self._passes_for(index, self.layout(index).resolve(layer), -1)
-        return self._probabilities[index]
+        with self._computing:
+            self.sync()
+            if index not in self._probabilities:
+                self._passes_for(index, self.layout(index).resolve(layer), -1)
+            return self._probabilities[index]
 
     def view(
         self, index: int, layer: str | None, class_index: int | None, method: str, *,
         score: str = "auto", eigen_smooth: bool = False, aug_smooth: bool = False,
     ) -> View:  # fmt: skip
-        """The map of image `index` at `layer` for `class_index` (None: the top class) by `method`."""
+        """The map of image `index` at `layer` for `class_index` (None: the top class) by `method`.
+        Safe to call from any thread: views are computed one at a time."""
+        with self._computing:
+            return self._view(index, layer, class_index, method, score, eigen_smooth, aug_smooth)
+
+    def _view(
+        self, index: int, layer: str | None, class_index: int | None, method: str, score: str, eigen_smooth: bool,
+        aug_smooth: bool,
+    ) -> View:  # fmt: skip
         self.sync()
         layout = self.layout(index)
         info = layout.resolve(layer)

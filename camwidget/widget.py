@@ -14,6 +14,7 @@ import contextlib
 import html
 import os
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -29,14 +30,26 @@ from .methods import METHODS, get_method
 from .search import match_classes, option_label
 from .explain import Options
 from .session import ExplorerSession, View
+from .worker import LatestOnly
 
 _MIN_DISPLAY_WIDTH = 384  # px on screen for small images
+_BUSY_AFTER = 0.3  # s: a computation longer than this shows a progress line
 _SEARCH_LIST = 30  # matches listed under the class search box
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
                  ".webp": "WEBP"}  # fmt: skip
 
 # How much of the view a change makes stale, least to most.
 _BLEND, _COLOURS, _MAP = 1, 2, 3
+
+
+class _Request(NamedTuple):
+    image: int
+    layer: str
+    class_index: int | None
+    method: str
+    score: str
+    eigen_smooth: bool
+    aug_smooth: bool
 
 
 class Prediction(NamedTuple):
@@ -59,6 +72,10 @@ class CAMExplorer(widgets.VBox):
     ``max_side``: a model that takes any size sees images at most this long on their longer side.
     ``warm_up``: after each view, compute every other layer's map ingredients in a background thread, so
     that the first switch to another layer is instant (False: compute on demand, less memory and CPU).
+    ``background``: compute the maps that control changes ask for in a worker thread, so the controls stay
+    usable (a progress bar shows after 0.3 s, a newer request supersedes an older one, opacity and colormap
+    apply at once meanwhile). None: when made in a running event loop, as in a notebook's kernel. Setting an
+    attribute from code always computes at once and raises what stops it.
     """
 
     def __init__(
@@ -81,6 +98,7 @@ class CAMExplorer(widgets.VBox):
         value_range: tuple[float, float] | None = None,
         max_pixels: int = 50_000_000,
         warm_up: bool = True,
+        background: bool | None = None,
     ) -> None:
         Options(method, score, eigen_smooth, aug_smooth).checked()  # bad options fail before any work
         self._session = ExplorerSession(
@@ -102,6 +120,12 @@ class CAMExplorer(widgets.VBox):
         self._deferring = False  # a setter is changing a control: it draws itself, once
         self._heat: np.ndarray | None = None
         self._overlay: np.ndarray | None = None
+        self._shown_image = 0  # the image of the view on screen (the image control may be ahead of it)
+        self._loop = _running_loop() if background is not False else None
+        self._background = self._loop is not None
+        self._worker = LatestOnly()
+        self._in_flight: int | None = None  # the worker's request that the screen waits for
+        self._in_flight_since = 0.0
         self.redraws = 0  # full redraw passes, for tests of event coalescing
 
         wide = {"description_width": "70px"}
@@ -140,6 +164,10 @@ class CAMExplorer(widgets.VBox):
         self._plain_view = widgets.Image(format="png", layout=widgets.Layout(display="none", max_width="33%"))
         self._heat_view = widgets.Image(format="png", layout=widgets.Layout(display="none", max_width="33%"))
         self._status = widgets.HTML(layout=widgets.Layout(width="100%"))
+        self._progress = widgets.IntProgress(min=0, max=1, value=0, bar_style="info",
+                                             layout=widgets.Layout(width="160px"))  # fmt: skip
+        self._busy_text = widgets.HTML()
+        self._busy = widgets.HBox([self._progress, self._busy_text], layout=widgets.Layout(display="none"))
         self._refresh_image_options(0)
         _show(self._plain_view, self._session.display_pixels(0))
         self._refresh_class_options(class_index)
@@ -152,6 +180,7 @@ class CAMExplorer(widgets.VBox):
                 widgets.HBox([self._class_control, self._class_search, self._search_hint]),
                 widgets.HBox([self._alpha_control, self._colormap_control, self._mode_control]),
                 widgets.HBox([self._plain_view, self._overlay_view, self._heat_view]),
+                self._busy,
                 self._status,
             ]
         )
@@ -272,7 +301,7 @@ class CAMExplorer(widgets.VBox):
         """The overlay, (H, W, 3) uint8 at the image's own size (the screen shows it at most 1024 px wide)."""
         self._flush()
         if self._overlay is None:
-            self._overlay = render.overlay(self._session.pixels[self.image_index], self._view.cam, self.alpha,
+            self._overlay = render.overlay(self._session.pixels[self._shown_image], self._view.cam, self.alpha,
                                            self.colormap)  # fmt: skip
         return self._overlay.copy()
 
@@ -317,10 +346,15 @@ class CAMExplorer(widgets.VBox):
     def add_image(self, image: ImageLike, name: str | None = None, value_range: tuple[float, float] | None = None) -> int:
         """Add an image and show it; returns its index. A picture that cannot be used raises, and nothing
         changes."""
+        index = self._add_image(image, name, value_range)
+        self._flush()
+        return index
+
+    def _add_image(self, image: ImageLike, name: str | None, value_range: tuple[float, float] | None = None) -> int:
+        """Add and select an image; its view is drawn as any control change is (in the background if so)."""
         index = self._session.add_image(image, name or f"image {len(self._session.pixels)}", value_range)
         self._refresh_image_options(self.image_index)
         self._image_control.value = index
-        self._flush()
         return index
 
     def save(self, path: str | os.PathLike) -> None:
@@ -342,6 +376,7 @@ class CAMExplorer(widgets.VBox):
         change that may go unseen is a few values of a large weight tensor edited in place while all the
         values sampled from it stay the same (see :mod:`camwidget.state`); call this after such an edit.
         """
+        self._cancel_in_flight()
         self._session.refresh()
         self._follow_model()
         self._redraw_now(_MAP)
@@ -353,6 +388,8 @@ class CAMExplorer(widgets.VBox):
             if session is not None:
                 session.close()
             return
+        self._cancel_in_flight()
+        self._worker.close()
         self._session.close()
         for child in self._all_controls():
             child.close()
@@ -368,7 +405,8 @@ class CAMExplorer(widgets.VBox):
             "method": self._method_control, "class": self._class_control, "class-search": self._class_search,
             "alpha": self._alpha_control, "colormap": self._colormap_control, "mode": self._mode_control,
             "overlay": self._overlay_view, "plain": self._plain_view, "heatmap": self._heat_view,
-            "status": self._status, "search-hint": self._search_hint, "score": self._score_control, "eigen-smooth": self._eigen_control,
+            "status": self._status, "search-hint": self._search_hint, "progress": self._progress,
+            "busy": self._busy_text, "score": self._score_control, "eigen-smooth": self._eigen_control,
             "aug-smooth": self._aug_control,
         }  # fmt: skip
 
@@ -402,9 +440,7 @@ class CAMExplorer(widgets.VBox):
         return run
 
     def _on_image(self, _: dict) -> None:
-        self._refresh_class_options(None if self._follow_top else self.class_index)
-        _show(self._plain_view, self._session.display_pixels(self.image_index))
-        self._schedule(_MAP)
+        self._schedule(_MAP)  # the class list follows when the new image's view lands (its scores come with it)
 
     def _on_class(self, _: dict) -> None:
         self._follow_top = False
@@ -460,7 +496,7 @@ class CAMExplorer(widgets.VBox):
         for item in files:
             name = item.get("name", "upload")
             try:
-                self.add_image(bytes(item["content"]), name)
+                self._add_image(bytes(item["content"]), name)
             except Exception as exc:  # noqa: BLE001 - whatever it is, the user must read it, not lose it
                 kind = "" if isinstance(exc, (CAMError, FileNotFoundError)) else f"{type(exc).__name__}: "
                 self._show_status(error=f"could not use {name!r}: {kind}{exc}")
@@ -507,9 +543,10 @@ class CAMExplorer(widgets.VBox):
         self._class_search.options = self._search_options(self._class_search.value)
         self._refresh_class_options(self.class_index if keep else None)
 
-    def _refresh_class_options(self, chosen: int | None) -> None:
+    def _refresh_class_options(self, chosen: int | None, probs: np.ndarray | None = None) -> None:
         """Classes sorted by the model's score for the current image, the chosen (or top) one selected."""
-        probs = self._session.probabilities(self.image_index, self._layer_control.value)
+        if probs is None:
+            probs = self._session.probabilities(self.image_index, self._layer_control.value)
         names = self._session.class_names
         order = np.argsort(-probs)
         with self._syncing_controls():
@@ -537,15 +574,26 @@ class CAMExplorer(widgets.VBox):
             self._flush()
             return
         self._scheduled = True
-        loop.call_soon(self._flush)
+        loop.call_soon(self._flush, False)
 
-    def _flush(self) -> Exception | None:
-        """Draw what is pending; the error, if the view could not be drawn (it is also in the status line)."""
+    def _flush(self, now: bool = True) -> Exception | None:
+        """Draw what is pending; the error, if the view could not be drawn (it is also in the status line).
+
+        now=True (a cell, a setter, a property): the map is computed here, superseding any request the worker
+        has. now=False (a control change, from the event loop): in background mode, the map goes to the
+        worker and lands later (:meth:`_land`); opacity and colour changes are drawn at once either way."""
         self._scheduled = False
         caught_up = self._catch_up()
         level, self._pending = self._pending, 0
         if caught_up is None:
             return None
+        if now and self._in_flight is not None:
+            level = _MAP  # what the worker was asked for is computed here instead
+        if level >= _MAP and self._background and not now:
+            self._submit(self._request())
+            return None
+        if level >= _MAP:
+            self._cancel_in_flight()
         return self._redraw_now(level) if level else None
 
     def _set_and_draw(self, control: widgets.Widget, value: Any) -> None:
@@ -574,36 +622,62 @@ class CAMExplorer(widgets.VBox):
                 if name != "class":
                     controls[name].value = good[name]
         if image_changed:
-            _show(self._plain_view, self._session.display_pixels(self.image_index))
-            self._refresh_class_options(good["class"])
+            self._refresh_class_options(good["class"], self._view.probabilities if self._view else None)
         else:
             with self._syncing_controls():
                 controls["class"].value = good["class"]
         self._follow_top = good["follow_top"]
 
+    def _request(self) -> _Request:
+        """The view the controls ask for now (class None: the image's top class)."""
+        return _Request(
+            self.image_index, self.layer, None if self._follow_top else self.class_index, self.method, self.score,
+            self.eigen_smooth, self.aug_smooth,
+        )  # fmt: skip
+
+    def _compute(self, request: _Request) -> View:
+        """The map for `request` (any thread: the session computes one view at a time)."""
+        return self._session.view(
+            request.image, request.layer, request.class_index, request.method, score=request.score,
+            eigen_smooth=request.eigen_smooth, aug_smooth=request.aug_smooth,
+        )  # fmt: skip
+
     def _redraw_now(self, level: int) -> CAMError | ValueError | TypeError | None:
-        """Redraw what `level` makes stale; an error is shown in the status line (the last view stays) and
-        returned."""
+        """Redraw what `level` makes stale, computing here; an error is shown in the status line (the last
+        view stays) and returned."""
         self.redraws += 1
-        pixels = self._session.display_pixels(self.image_index)
         try:
             if level >= _MAP or self._view is None:
-                self._view = self._session.view(
-                    self.image_index, self.layer, self.class_index, self.method, score=self.score,
-                    eigen_smooth=self.eigen_smooth, aug_smooth=self.aug_smooth,
-                )  # fmt: skip
-                self._upsampled = render.upsample(self._view.cam, pixels.shape[0], pixels.shape[1])
-            if level >= _COLOURS or self._heat is None:
-                self._heat = render.colorize(self._upsampled, self.colormap)
-                if self._mode_control.value == "Side by side":
-                    title = f"{self._session.class_names[self._view.class_index]} @ {self._view.layer.path}"
-                    self._heat_view.value = render.heatmap_figure_png(self._view.cam, self.colormap, title)
-            shown = render.blend(pixels, self._heat, self.alpha)
+                request = self._request()
+                self._install_view(request, self._compute(request))
+                level = _MAP
+            self._paint(level)
         except (CAMError, ValueError, TypeError) as exc:
-            if level >= _MAP:
-                self._restore_last_view()
-            self._show_status(error=str(exc))
+            self._failed(exc, level)
             return exc
+        return None
+
+    def _install_view(self, request: _Request, view: View) -> None:
+        """Make `view` (computed for `request`) the one on screen, with the class list of its image."""
+        new_image = request.image != self._shown_image or self._view is None
+        self._view, self._shown_image = view, request.image
+        pixels = self._session.display_pixels(request.image)
+        self._upsampled = render.upsample(view.cam, pixels.shape[0], pixels.shape[1])
+        self._heat = None
+        if new_image:
+            _show(self._plain_view, pixels)
+        if new_image or request.class_index is None:
+            self._refresh_class_options(view.class_index, view.probabilities)
+
+    def _paint(self, level: int) -> None:
+        """Colour and blend the view on screen; level _MAP also records it as the last good view."""
+        pixels = self._session.display_pixels(self._shown_image)
+        if level >= _COLOURS or self._heat is None:
+            self._heat = render.colorize(self._upsampled, self.colormap)
+            if self._mode_control.value == "Side by side":
+                title = f"{self._session.class_names[self._view.class_index]} @ {self._view.layer.path}"
+                self._heat_view.value = render.heatmap_figure_png(self._view.cam, self.colormap, title)
+        shown = render.blend(pixels, self._heat, self.alpha)
         self._overlay = None  # the full-size overlay, made when asked for (.overlay, .save)
         _show(self._overlay_view, shown)
         # the picture is the image's own size; small ones are shown larger, big ones fit the cell
@@ -614,7 +688,81 @@ class CAMExplorer(widgets.VBox):
             self._good["follow_top"] = self._follow_top
             self._show_status()
             if not self.aug_smooth:  # while this view is looked at, make every other layer ready
-                self._session.warm_up(self.image_index, self._view.class_index, self.score)
+                self._session.warm_up(self._shown_image, self._view.class_index, self.score)
+
+    def _failed(self, exc: BaseException, level: int) -> None:
+        if level >= _MAP:
+            self._restore_last_view()
+        known = isinstance(exc, (CAMError, ValueError, TypeError))
+        self._show_status(error=str(exc) if known else f"{type(exc).__name__}: {exc}")
+
+    # -- the background worker -----------------------------------------------------------------------------
+
+    def _submit(self, request: _Request) -> None:
+        self._in_flight = self._worker.submit(lambda: self._compute(request), self._delivered, self._reported)
+        self._in_flight_since = time.perf_counter()
+        number = self._in_flight
+        self._progress.value, self._progress.max = 0, 1
+        self._busy_text.value = html.escape(f"computing {METHODS[request.method].label} at {request.layer}…")
+        self._loop.call_later(_BUSY_AFTER, self._show_busy, number)
+        self._busy_request = request
+
+    def _delivered(self, number: int, view: View | None, error: BaseException | None) -> None:
+        """In the worker thread: hand the result to the event loop's thread, where widgets are changed."""
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._land, number, view, error)
+
+    def _reported(self, number: int, done: int, total: int, what: str) -> None:
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._show_progress, number, done, total, what)
+
+    def _land(self, number: int, view: View | None, error: BaseException | None) -> None:
+        """A worker's result arrives: shown only if it is still what the controls ask for."""
+        if number != self._in_flight:
+            return  # superseded: a newer request, or a cell computed the view itself
+        self._in_flight = None
+        self._hide_busy()
+        self.redraws += 1
+        if error is not None:
+            self._failed(error, _MAP)
+            return
+        try:
+            self._install_view(self._busy_request, view)
+            self._paint(_MAP)
+        except (CAMError, ValueError, TypeError) as exc:
+            self._failed(exc, _MAP)
+
+    def _cancel_in_flight(self) -> None:
+        if self._in_flight is not None:
+            self._worker.supersede()
+            self._in_flight = None
+            self._hide_busy()
+
+    def _show_busy(self, number: int) -> None:
+        if number == self._in_flight:
+            self._busy.layout.display = "flex"
+
+    def _show_progress(self, number: int, done: int, total: int, what: str) -> None:
+        if number != self._in_flight:
+            return
+        request = self._busy_request
+        label = f"computing {METHODS[request.method].label} at {request.layer}: {what}"
+        if total:
+            with self._progress.hold_sync():
+                self._progress.max, self._progress.value = total, done
+            label += f" {done}/{total}"
+        self._progress.layout.visibility = "visible" if total else "hidden"
+        self._busy_text.value = html.escape(label + "…")
+        if time.perf_counter() - self._in_flight_since >= _BUSY_AFTER:
+            self._busy.layout.display = "flex"
+
+    def _hide_busy(self) -> None:
+        self._busy.layout.display = "none"
+
+    @property
+    def busy(self) -> bool:
+        """True while a map asked for by a control is being computed in the background."""
+        return self._in_flight is not None or self._scheduled
 
     def _show_status(self, error: str | None = None) -> None:
         view, names = self._view, self._session.class_names
@@ -625,14 +773,14 @@ class CAMExplorer(widgets.VBox):
             h, w = view.cam.shape
             took = "from cache" if view.how == "cached" else f"{view.seconds * 1e3:.0f} ms ({view.how})"
             lines.append(
-                f"<b>{html.escape(self._session.names[self.image_index])}</b> &nbsp;|&nbsp; "
+                f"<b>{html.escape(self._session.names[self._shown_image])}</b> &nbsp;|&nbsp; "
                 f"<b>Prediction:</b> {html.escape(names[top])} · {probs[top]:.2f} &nbsp;|&nbsp; "
                 f"<b>explaining</b> {html.escape(names[view.class_index])} · {probs[view.class_index]:.2f} "
                 f"at <b>{html.escape(view.layer.path)}</b> ({h}×{w}) &nbsp;|&nbsp; "
                 f"{METHODS[view.method].label}: {took}"
             )
-            note = "; ".join(self._session.notes[self.image_index] + (f"preprocessing: {self._session.preprocessing.description}",))
-            resized = self._session.resized.get(self.image_index)
+            note = "; ".join(self._session.notes[self._shown_image] + (f"preprocessing: {self._session.preprocessing.description}",))
+            resized = self._session.resized.get(self._shown_image)
             if resized:
                 (h0, w0), (h1, w1) = resized
                 note += (f"; resized from {w0}×{h0} to {w1}×{h1} for the model "
@@ -654,6 +802,13 @@ class CAMExplorer(widgets.VBox):
     def status_text(self) -> str:
         """The status line as plain text."""
         return html.unescape(re.sub(r"<[^>]+>", "", self._status.value.replace("<br>", "\n")))
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _check_alpha(alpha: Any) -> None:

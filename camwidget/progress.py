@@ -1,0 +1,53 @@
+"""Progress of long computations, and stopping one that is no longer wanted.
+
+Work that can be counted (Score-CAM's batches of masked inputs, aug_smooth's copies) calls :func:`step`;
+work that cannot (tracing a pass the first time) calls :func:`note`. Both do nothing unless the thread runs
+under :func:`tracking`, as the explorer's background worker does; there they report to the explorer's
+progress bar and raise :class:`Superseded` when a newer request replaced this one, so that a long Score-CAM
+stops at its next batch rather than finish work nobody will see.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+
+class Superseded(Exception):
+    """A newer request replaced the computation that was running (never shown to a user)."""
+
+
+@dataclass(frozen=True)
+class Task:
+    report: Callable[[int, int, str], None]  # (done, total, what); total 0: not countable
+    cancelled: Callable[[], bool]
+
+
+_current: ContextVar[Task | None] = ContextVar("camwidget_task", default=None)
+
+
+@contextlib.contextmanager
+def tracking(task: Task) -> Iterator[None]:
+    """Report progress of the work done in this block to `task`, and stop it when `task` is cancelled."""
+    token = _current.set(task)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def step(done: int, total: int, what: str) -> None:
+    """`done` of `total` units of `what` are done; raises Superseded if the work is no longer wanted."""
+    task = _current.get()
+    if task is None:
+        return
+    if task.cancelled():
+        raise Superseded
+    task.report(done, total, what)
+
+
+def note(what: str) -> None:
+    """Work that cannot be counted is starting (e.g. "tracing the pass")."""
+    step(0, 0, what)

@@ -1,0 +1,163 @@
+"""The explorer in background mode, as in a notebook's kernel: control changes compute in a worker thread,
+the event loop stays free, progress shows, a newer request supersedes an older one."""
+
+from __future__ import annotations
+
+import asyncio
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+import camwidget as cw
+from camwidget import widget as widget_module
+
+
+@pytest.fixture(scope="module")
+def wide():
+    """Score-CAM on `conv_c` needs two batches of masked inputs (40 channels, 32 per batch)."""
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((32, 32, 3))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_a")(inp)
+    x = layers.MaxPooling2D(name="pool")(x)
+    x = layers.Conv2D(40, 3, padding="same", activation="relu", name="conv_c")(x)
+    out = layers.Dense(3, activation="softmax", name="dense")(layers.GlobalAveragePooling2D()(x))
+    return keras.Model(inp, out)
+
+
+@pytest.fixture
+def picture(rng):
+    return rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+
+
+async def settle(ex, timeout: float = 60.0) -> None:
+    """Let the event loop run until the explorer has nothing in flight."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    await asyncio.sleep(0)
+    while ex.busy:
+        assert asyncio.get_running_loop().time() < deadline, "the worker never delivered"
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0)
+
+
+def statuses(ex) -> list[str]:
+    seen: list[str] = []
+    ex.controls["status"].observe(lambda change: seen.append(change["new"]), names="value")
+    return seen
+
+
+def test_long_map_runs_in_the_background_with_progress(wide, picture, monkeypatch):
+    monkeypatch.setattr(widget_module, "_BUSY_AFTER", 0.0)
+
+    async def scenario():
+        ex = cw.CAMExplorer(wide, picture, background=True)
+        ex.session.scorecam_channels = None  # every channel: two batches
+        progress_seen: list[tuple[int, int]] = []
+        ex.controls["progress"].observe(lambda c: progress_seen.append((ex.controls["progress"].value,
+                                                                        ex.controls["progress"].max)))
+        busy_shown: list[str] = []
+        ex._busy.layout.observe(lambda c: busy_shown.append(c["new"]), names="display")
+        with ex.session._computing:  # hold the worker at the start, to act while it "runs"
+            ex.controls["method"].value = "scorecam"
+            await asyncio.sleep(0.05)
+            assert ex.busy and ex.method == "scorecam" and "Grad-CAM:" in ex.status_text  # old view, said busy
+            assert "computing Score-CAM at conv_c" in ex.controls["busy"].value
+            before = ex.controls["overlay"].value
+            ex.controls["alpha"].value = 0.9  # applies at once, to the view on screen
+            await asyncio.sleep(0.01)
+            assert ex.controls["overlay"].value != before and ex.busy
+        await settle(ex)
+        assert "Score-CAM:" in ex.status_text and busy_shown[-1] == "none" and "flex" in busy_shown
+        assert (32, 40) in progress_seen  # the second batch of 40 masked inputs was reported
+        expected = cw.compute_cam(wide, ex.model_input, layer="conv_c", method="scorecam",
+                                  class_index=ex.class_index)[0]  # fmt: skip
+        np.testing.assert_allclose(ex.cam, expected, atol=1e-5)
+        ex.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_newer_request_supersedes_and_the_older_is_never_shown(wide, picture):
+    async def scenario():
+        ex = cw.CAMExplorer(wide, picture, background=True)
+        ex.session.scorecam_channels = None
+        seen = statuses(ex)
+        masked = []
+        original = ex.session.engine.class_probabilities
+
+        def counted(x, output):
+            probabilities = original(x, output)
+            masked.append(len(x))  # only when every batch ran
+            return probabilities
+
+        ex.session.engine.class_probabilities = counted
+        with ex.session._computing:
+            ex.controls["method"].value = "scorecam"
+            await asyncio.sleep(0.05)
+            ex.controls["method"].value = "gradcam++"  # asked for before Score-CAM could finish
+            await asyncio.sleep(0.05)
+        await settle(ex)
+        assert ex.method == "gradcam++" and "Grad-CAM++:" in ex.status_text
+        assert not any("Score-CAM:" in s for s in seen), "the superseded Score-CAM map was shown"
+        assert masked == [], "Score-CAM went on after it was superseded"
+        expected = cw.compute_cam(wide, ex.model_input, layer="conv_c", method="gradcam++")[0]
+        np.testing.assert_allclose(ex.cam, expected, atol=1e-5)
+        ex.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_setter_while_the_worker_runs_wins(wide, picture):
+    async def scenario():
+        ex = cw.CAMExplorer(wide, picture, background=True)
+        seen = statuses(ex)
+        ex.controls["layer"].value = "conv_a"
+        await asyncio.sleep(0)  # submitted to the worker
+        ex.method = "layercam"  # a cell: computed at once, for the controls as they are now
+        assert "Layer-CAM:" in ex.status_text and "conv_a" in ex.status_text and not ex.busy
+        await asyncio.sleep(0.3)
+        assert ex.method == "layercam" and "Layer-CAM:" in seen[-1]
+        np.testing.assert_allclose(ex.cam, cw.compute_cam(wide, ex.model_input, layer="conv_a",
+                                                          method="layercam")[0], atol=1e-5)  # fmt: skip
+        ex.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_failure_in_the_background_puts_the_controls_back_and_says_why(wide, picture):
+    async def scenario():
+        ex = cw.CAMExplorer(wide, picture, background=True)
+        ex.controls["layer"].value = "conv_a"
+        await settle(ex)
+        ex.controls["method"].value = "cam"  # CAM needs GlobalAveragePooling2D + Dense right after the layer
+        await settle(ex)
+        assert ex.method == "gradcam" and ex.controls["method"].value == "gradcam" and ex.layer == "conv_a"
+        assert "✖" in ex.controls["status"].value and "Use 'gradcam': it equals CAM" in ex.status_text and ex.status_text.rstrip().endswith("every model.")
+        assert "Grad-CAM:" in ex.status_text  # the last good view is still described
+        ex.close()
+
+    asyncio.run(scenario())
+
+
+def test_image_change_in_the_background_follows_the_new_images_top_class(wide, picture, rng):
+    other = rng.integers(0, 256, (40, 24, 3), dtype=np.uint8)
+
+    async def scenario():
+        ex = cw.CAMExplorer(wide, {"first": picture, "second": other}, background=True)
+        ex.controls["image"].value = 1
+        await settle(ex)
+        probs = wide.predict(ex.model_input, verbose=0)[0]
+        assert ex.class_index == int(np.argmax(probs)) and ex.status_text.startswith("second")
+        assert ex.controls["class"].options[0][1] == int(np.argmax(probs))
+        assert ex.overlay.shape == (40, 24, 3)
+        ex.close()
+
+    asyncio.run(scenario())
+
+
+def test_without_an_event_loop_changes_draw_at_once(wide, picture):
+    ex = cw.CAMExplorer(wide, picture)  # a script: nothing runs later, so nothing is deferred
+    ex.controls["method"].value = "xgradcam"
+    assert not ex.busy and "XGrad-CAM:" in ex.status_text
+    ex.close()
