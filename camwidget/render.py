@@ -98,3 +98,21 @@ def heatmap_figure_png(cam: np.ndarray, colormap: str, title: str, width_px: int
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+@functools.lru_cache(maxsize=16)
+def colorbar_png(colormap: str, height_px: int, width_px: int = 64) -> bytes:
+    """A vertical colorbar, 0 (bottom) to 1 (top), `height_px` tall: the overlay's key."""
+    dpi = 100
+    fig = Figure(figsize=(width_px / dpi, max(height_px, 60) / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.08, 0.04, 0.28, 0.92))
+    table = colormap_table(colormap)[::-1, None, :]
+    ax.imshow(np.repeat(table, 8, axis=1), aspect="auto", extent=(0, 1, 0, 1))
+    ax.set_xticks([])
+    ax.yaxis.tick_right()
+    ax.set_yticks([0.0, 0.5, 1.0])
+    ax.tick_params(labelsize=7, length=2, pad=1)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()

@@ -43,6 +43,7 @@ class View:
     seconds: float  # how long computing it took (0 when it came from the cache)
     how: str  # "cached" | "after-layer pass" | "full pass"
     diagnostic: str | None  # plain words when the map is blank
+    raw: np.ndarray | None = None  # (h, w) the method's map before ReLU and scaling (None: aug_smooth's average)
 
 
 def imagenet_class_names() -> list[str]:
@@ -294,6 +295,7 @@ class ExplorerSession:
                 seconds=time.perf_counter() - start + earlier,
                 how=how,
                 diagnostic=self._diagnose(capture, raw[0], info),
+                raw=raw[0],
             )
         self._views.put(key, view)
         return view

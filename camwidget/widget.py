@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import io
 import os
 import re
 import time
@@ -21,6 +22,7 @@ from typing import Any, NamedTuple
 import ipywidgets as widgets
 import keras
 import numpy as np
+from matplotlib.figure import Figure
 from PIL import Image as PILImage
 
 from . import render
@@ -29,10 +31,20 @@ from .images import ImageLike, Images
 from .methods import METHODS, get_method
 from .search import match_classes, option_label
 from .explain import Options
+from . import compare
+from .compare import Cell, Question
 from .session import ExplorerSession, View
 from .worker import LatestOnly
 
 _MIN_DISPLAY_WIDTH = 384  # px on screen for small images
+# Sizes on screen, in px, so that every view fits a 900 px notebook cell and its panels line up.
+_PANEL_WIDTH = 720  # the overlay alone, at most
+_PANEL_HEIGHT = 560
+_ROW_WIDTH = 780  # side by side: picture, overlay and heatmap together
+_COLORBAR_WIDTH = 64
+_GRID_WIDTH = 800
+MODES = {"Overlay": None, "Side by side": None, "Compare methods": "methods", "Compare layers": "layers",
+         "Compare classes": "classes"}  # fmt: skip
 _BUSY_AFTER = 0.3  # s: a computation longer than this shows a progress line
 _SEARCH_LIST = 30  # matches listed under the class search box
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
@@ -50,6 +62,13 @@ class _Request(NamedTuple):
     score: str
     eigen_smooth: bool
     aug_smooth: bool
+    compare: str | None = None  # a Compare view's kind
+    versus: int | None = None  # its class B (None: the runner-up)
+
+
+class _Result(NamedTuple):
+    view: View
+    cells: list[Cell] | None  # a Compare view's grid
 
 
 class Prediction(NamedTuple):
@@ -129,61 +148,80 @@ class CAMExplorer(widgets.VBox):
         self.redraws = 0  # full redraw passes, for tests of event coalescing
 
         wide = {"description_width": "70px"}
-        self._image_control = widgets.Dropdown(description="Image", style=wide)
+        self._image_control = widgets.Dropdown(description="Image", style=wide, layout=_px(400))
         self._upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload image")
         self._layer_control = widgets.Dropdown(
-            description="Layer", options=_layer_options(layout), value=start_layer, style=wide,
-            layout=widgets.Layout(width="360px"),
+            description="Layer", options=_layer_options(layout), value=start_layer, style=wide, layout=_px(400),
         )  # fmt: skip
         self._method_control = widgets.Dropdown(
-            description="Method", options=[(m.label, m.name) for m in METHODS.values()], value=method, style=wide
-        )
-        self._class_control = widgets.Dropdown(description="Class", style=wide, layout=widgets.Layout(width="360px"))
+            description="Method", options=[(m.label, m.name) for m in METHODS.values()], value=method, style=wide,
+            layout=_px(260),
+        )  # fmt: skip
+        self._scrub = widgets.SelectionSlider(
+            description="Depth", options=layout.spatial_paths(), value=start_layer, style=wide, readout=False,
+            continuous_update=True, layout=_px(400),
+        )  # fmt: skip
+        self._class_control = widgets.Dropdown(description="Class", style=wide, layout=_px(340))
         self._class_search = widgets.Combobox(
             placeholder="find a class: name or number, Enter",
             options=self._search_options(""),
             ensure_option=False,
-            layout=widgets.Layout(width="240px"),
+            layout=_px(240),
         )
         self._search_hint = widgets.HTML(layout=widgets.Layout(width="auto"))
         self._alpha_control = widgets.FloatSlider(
-            description="Opacity", min=0.0, max=1.0, step=0.05, value=alpha, continuous_update=True, style=wide
-        )
+            description="Opacity", min=0.0, max=1.0, step=0.05, value=alpha, continuous_update=True, style=wide,
+            layout=_px(280),
+        )  # fmt: skip
         self._colormap_control = widgets.Dropdown(
-            description="Colormap", options=_colormap_options(colormap), value=colormap, style=wide
+            description="Colormap", options=_colormap_options(colormap), value=colormap, style=wide, layout=_px(220)
         )
-        self._mode_control = widgets.ToggleButtons(options=["Overlay", "Side by side"], value="Overlay")
+        self._mode_control = widgets.Dropdown(
+            description="View", options=list(MODES), value="Overlay", style={"description_width": "40px"},
+            layout=_px(230),
+        )  # fmt: skip
+        self._versus_control = widgets.Dropdown(
+            description="rather than", style={"description_width": "80px"}, layout=_px(300, display="none")
+        )
         self._score_control = widgets.Dropdown(
             description="Score", options=[("logits (before softmax)", "auto"), ("probability", "probability")],
-            value=score, style=wide,
+            value=score, style=wide, layout=_px(300),
         )  # fmt: skip
-        self._eigen_control = widgets.Checkbox(value=bool(eigen_smooth), description="eigen-smooth", indent=False)
-        self._aug_control = widgets.Checkbox(value=bool(aug_smooth), description="aug-smooth (6 passes)", indent=False)
-        image_box = widgets.Layout(max_width="100%", height="auto", object_fit="contain")
-        self._overlay_view = widgets.Image(format="png", layout=image_box)
-        self._plain_view = widgets.Image(format="png", layout=widgets.Layout(display="none", max_width="33%"))
-        self._heat_view = widgets.Image(format="png", layout=widgets.Layout(display="none", max_width="33%"))
+        self._eigen_control = widgets.Checkbox(value=bool(eigen_smooth), description="eigen-smooth", indent=False,
+                                               layout=widgets.Layout(width="auto"))  # fmt: skip
+        self._aug_control = widgets.Checkbox(value=bool(aug_smooth), description="aug-smooth (6 passes)",
+                                             indent=False, layout=widgets.Layout(width="auto"))  # fmt: skip
+        self._overlay_view = widgets.Image(format="png", layout=widgets.Layout(object_fit="contain"))
+        self._colorbar_view = widgets.Image(format="png", layout=widgets.Layout(object_fit="contain"))
+        self._plain_view = widgets.Image(format="png", layout=widgets.Layout(display="none", object_fit="contain"))
+        self._heat_view = widgets.Image(format="png", layout=widgets.Layout(display="none", object_fit="contain"))
+        self._grid_view = widgets.Image(format="png", layout=widgets.Layout(display="none", width="100%",
+                                                                            max_width=f"{_GRID_WIDTH}px"))  # fmt: skip
         self._status = widgets.HTML(layout=widgets.Layout(width="100%"))
-        self._progress = widgets.IntProgress(min=0, max=1, value=0, bar_style="info",
-                                             layout=widgets.Layout(width="160px"))  # fmt: skip
+        self._progress = widgets.IntProgress(min=0, max=1, value=0, bar_style="info", layout=_px(160))
         self._busy_text = widgets.HTML()
         self._busy = widgets.HBox([self._progress, self._busy_text], layout=widgets.Layout(display="none"))
+        self._cells: list[Cell] | None = None  # the comparison grid's maps, in a Compare view
         self._refresh_image_options(0)
         _show(self._plain_view, self._session.display_pixels(0))
         self._refresh_class_options(class_index)
 
         super().__init__(
             children=[
-                widgets.HBox([self._image_control, self._upload]),
-                widgets.HBox([self._layer_control, self._method_control]),
-                widgets.HBox([self._score_control, self._eigen_control, self._aug_control]),
-                widgets.HBox([self._class_control, self._class_search, self._search_hint]),
-                widgets.HBox([self._alpha_control, self._colormap_control, self._mode_control]),
-                widgets.HBox([self._plain_view, self._overlay_view, self._heat_view]),
+                _row(self._image_control, self._upload),
+                _row(self._layer_control, self._method_control),
+                _row(self._scrub),
+                _row(self._score_control, self._eigen_control, self._aug_control),
+                _row(self._class_control, self._class_search, self._search_hint),
+                _row(self._alpha_control, self._colormap_control, self._mode_control, self._versus_control),
+                _row(self._plain_view, self._overlay_view, self._heat_view, self._colorbar_view,
+                     align_items="center"),  # fmt: skip
+                self._grid_view,
                 self._busy,
                 self._status,
             ]
         )
+        self._show_panels_for("Overlay")
         self.add_class("camwidget-explorer")
         for name, control in self._named_controls().items():
             control.add_class(f"camwidget-{name}")  # stable hooks for styling and browser tests
@@ -357,6 +395,25 @@ class CAMExplorer(widgets.VBox):
         self._image_control.value = index
         return index
 
+    def compare(self, kind: str = "methods", *, methods: Sequence[str] | None = None,
+                layers: Sequence[str] | None = None, versus: int | None = None) -> Figure:
+        """The current image's maps side by side, as a matplotlib Figure (off screen; ``fig.savefig(...)``).
+
+        kind="methods": one map per method (default: every method that needs no further pass);
+        "layers": a depth strip of spatial layers from early to late (or `layers`); "classes": the current
+        class A, a class B (`versus`; default the runner-up) and "why A rather than B", the Grad-CAM of
+        y_A - y_B. Maps come from the explorer's caches where it has them."""
+        compare.check_kind(kind)
+        self._flush()
+        question = Question(
+            self._shown_image, self._view.layer.path, self._view.class_index, self.method, self.score, kind,
+            tuple(methods) if methods else None, tuple(layers) if layers else None, versus,
+        )  # fmt: skip
+        cells = compare.cells_for(self._session, question)
+        title = f"{self._session.names[self._shown_image]}: compare {kind}"
+        return compare.figure(self._session.display_pixels(self._shown_image), cells, self.colormap, self.alpha,
+                              title, width_px=_GRID_WIDTH)  # fmt: skip
+
     def save(self, path: str | os.PathLike) -> None:
         """Write the overlay at the image's own size, as PNG, JPEG, BMP, TIFF or WebP (by the extension)."""
         path = os.fspath(path)
@@ -405,6 +462,8 @@ class CAMExplorer(widgets.VBox):
             "method": self._method_control, "class": self._class_control, "class-search": self._class_search,
             "alpha": self._alpha_control, "colormap": self._colormap_control, "mode": self._mode_control,
             "overlay": self._overlay_view, "plain": self._plain_view, "heatmap": self._heat_view,
+            "colorbar": self._colorbar_view, "grid": self._grid_view, "depth": self._scrub,
+            "versus": self._versus_control,
             "status": self._status, "search-hint": self._search_hint, "progress": self._progress,
             "busy": self._busy_text, "score": self._score_control, "eigen-smooth": self._eigen_control,
             "aug-smooth": self._aug_control,
@@ -416,7 +475,9 @@ class CAMExplorer(widgets.VBox):
     def _observe(self) -> None:
         watch = [
             (self._image_control, self._on_image),
-            (self._layer_control, lambda _: self._schedule(_MAP)),
+            (self._layer_control, self._on_layer),
+            (self._scrub, self._on_scrub),
+            (self._versus_control, lambda _: self._schedule(_MAP)),
             (self._method_control, lambda _: self._schedule(_MAP)),
             (self._class_control, self._on_class),
             (self._class_search, self._on_search),
@@ -441,6 +502,21 @@ class CAMExplorer(widgets.VBox):
 
     def _on_image(self, _: dict) -> None:
         self._schedule(_MAP)  # the class list follows when the new image's view lands (its scores come with it)
+
+    def _on_layer(self, _: dict) -> None:
+        self._sync_scrub()
+        self._schedule(_MAP)
+
+    def _on_scrub(self, change: dict) -> None:
+        self._layer_control.value = change["new"]  # the layer control's observer draws
+
+    def _sync_scrub(self) -> None:
+        """The depth slider on the layer control's layer, through the same layers."""
+        paths = [path for _, path in self._layer_control.options]
+        with self._syncing_controls():
+            if list(self._scrub.options) != paths:
+                self._scrub.options = paths
+            self._scrub.value = self._layer_control.value
 
     def _on_class(self, _: dict) -> None:
         self._follow_top = False
@@ -484,10 +560,17 @@ class CAMExplorer(widgets.VBox):
         self._class_control.value = matches[0]
 
     def _on_mode(self, change: dict) -> None:
-        shown = "inline-block" if change["new"] == "Side by side" else "none"
-        self._plain_view.layout.display = shown
-        self._heat_view.layout.display = shown
-        self._schedule(_COLOURS)
+        self._show_panels_for(change["new"])
+        self._schedule(_MAP if MODES[change["new"]] else _COLOURS)  # a grid needs its maps
+
+    def _show_panels_for(self, mode: str) -> None:
+        kind = MODES[mode]
+        side = mode == "Side by side"
+        self._plain_view.layout.display = self._heat_view.layout.display = "inline-block" if side else "none"
+        self._overlay_view.layout.display = "none" if kind else "inline-block"
+        self._colorbar_view.layout.display = "inline-block" if mode == "Overlay" else "none"
+        self._grid_view.layout.display = "block" if kind else "none"
+        self._versus_control.layout.display = "flex" if kind == "classes" else "none"
 
     def _on_upload(self, change: dict) -> None:
         files = change["new"]
@@ -536,6 +619,7 @@ class CAMExplorer(widgets.VBox):
         with self._syncing_controls():
             self._layer_control.options = _layer_options(layout)
             self._layer_control.value = layer
+        self._sync_scrub()
         keep = not self._follow_top and self.class_index < self._session.n_classes
         if not self._follow_top and not keep:
             self._notice = f"class {self.class_index} is no longer one of the model's classes, so its top class is shown"
@@ -549,9 +633,13 @@ class CAMExplorer(widgets.VBox):
             probs = self._session.probabilities(self.image_index, self._layer_control.value)
         names = self._session.class_names
         order = np.argsort(-probs)
+        options = [(f"{names[i]} · {probs[i]:.2f}", int(i)) for i in order]
         with self._syncing_controls():
-            self._class_control.options = [(f"{names[i]} · {probs[i]:.2f}", int(i)) for i in order]
+            self._class_control.options = options
             self._class_control.value = int(order[0]) if chosen is None else int(chosen)
+            versus = self._versus_control.value
+            self._versus_control.options = [("the runner-up", -1)] + options
+            self._versus_control.value = versus if versus is not None and versus < len(names) else -1
 
     @contextlib.contextmanager
     def _syncing_controls(self) -> Iterator[None]:
@@ -608,7 +696,7 @@ class CAMExplorer(widgets.VBox):
         if error is not None:
             raise error
 
-    _VIEW_CONTROLS = ("image", "layer", "method", "class", "score", "eigen-smooth", "aug-smooth")
+    _VIEW_CONTROLS = ("image", "layer", "method", "class", "score", "eigen-smooth", "aug-smooth", "mode", "versus")
 
     def _restore_last_view(self) -> None:
         """Put every control that chooses the view back where it was for the last view drawn."""
@@ -627,20 +715,31 @@ class CAMExplorer(widgets.VBox):
             with self._syncing_controls():
                 controls["class"].value = good["class"]
         self._follow_top = good["follow_top"]
+        self._sync_scrub()
+        self._show_panels_for(self._mode_control.value)
 
     def _request(self) -> _Request:
         """The view the controls ask for now (class None: the image's top class)."""
+        versus = self._versus_control.value
         return _Request(
             self.image_index, self.layer, None if self._follow_top else self.class_index, self.method, self.score,
-            self.eigen_smooth, self.aug_smooth,
+            self.eigen_smooth, self.aug_smooth, MODES[self._mode_control.value],
+            None if versus is None or versus < 0 else int(versus),
         )  # fmt: skip
 
-    def _compute(self, request: _Request) -> View:
-        """The map for `request` (any thread: the session computes one view at a time)."""
-        return self._session.view(
+    def _compute(self, request: _Request) -> _Result:
+        """The map for `request`, and the grid's maps in a Compare view (any thread: the session computes
+        one view at a time)."""
+        view = self._session.view(
             request.image, request.layer, request.class_index, request.method, score=request.score,
             eigen_smooth=request.eigen_smooth, aug_smooth=request.aug_smooth,
         )  # fmt: skip
+        cells = None
+        if request.compare:
+            question = Question(request.image, view.layer.path, view.class_index, request.method, request.score,
+                                request.compare, versus=request.versus)  # fmt: skip
+            cells = compare.cells_for(self._session, question)
+        return _Result(view, cells)
 
     def _redraw_now(self, level: int) -> CAMError | ValueError | TypeError | None:
         """Redraw what `level` makes stale, computing here; an error is shown in the status line (the last
@@ -657,10 +756,11 @@ class CAMExplorer(widgets.VBox):
             return exc
         return None
 
-    def _install_view(self, request: _Request, view: View) -> None:
-        """Make `view` (computed for `request`) the one on screen, with the class list of its image."""
+    def _install_view(self, request: _Request, result: _Result) -> None:
+        """Make `result` (computed for `request`) the one on screen, with the class list of its image."""
+        view = result.view
         new_image = request.image != self._shown_image or self._view is None
-        self._view, self._shown_image = view, request.image
+        self._view, self._shown_image, self._cells = view, request.image, result.cells
         pixels = self._session.display_pixels(request.image)
         self._upsampled = render.upsample(view.cam, pixels.shape[0], pixels.shape[1])
         self._heat = None
@@ -672,16 +772,26 @@ class CAMExplorer(widgets.VBox):
     def _paint(self, level: int) -> None:
         """Colour and blend the view on screen; level _MAP also records it as the last good view."""
         pixels = self._session.display_pixels(self._shown_image)
+        mode = self._mode_control.value
         if level >= _COLOURS or self._heat is None:
             self._heat = render.colorize(self._upsampled, self.colormap)
-            if self._mode_control.value == "Side by side":
-                title = f"{self._session.class_names[self._view.class_index]} @ {self._view.layer.path}"
-                self._heat_view.value = render.heatmap_figure_png(self._view.cam, self.colormap, title)
         shown = render.blend(pixels, self._heat, self.alpha)
         self._overlay = None  # the full-size overlay, made when asked for (.overlay, .save)
+        if MODES[mode] and self._cells is not None:
+            title = f"{self._session.names[self._shown_image]}: {mode.lower()}"
+            self._grid_view.value = compare.figure_png(compare.figure(pixels, self._cells, self.colormap, self.alpha,
+                                                                      title, width_px=_GRID_WIDTH))  # fmt: skip
         _show(self._overlay_view, shown)
-        # the picture is the image's own size; small ones are shown larger, big ones fit the cell
-        self._overlay_view.layout.width = f"{max(pixels.shape[1], _MIN_DISPLAY_WIDTH)}px"
+        if mode == "Side by side" and level >= _COLOURS:
+            title = f"{self._session.class_names[self._view.class_index]}\n@ {self._view.layer.path}"
+            self._heat_view.value = render.heatmap_figure_png(self._view.cam, self.colormap, title)
+        if mode == "Overlay" and (level >= _COLOURS or not self._colorbar_view.value):
+            _size(self._overlay_view, *_panel_size(pixels.shape[:2]))
+            height = int(self._overlay_view.layout.height[:-2])
+            self._colorbar_view.value = render.colorbar_png(self.colormap, height)
+            _size(self._colorbar_view, height, _COLORBAR_WIDTH)
+        elif mode == "Side by side":
+            self._size_side_by_side(pixels.shape[:2])
         if level >= _MAP:
             controls = self._named_controls()
             self._good = {name: controls[name].value for name in self._VIEW_CONTROLS}
@@ -689,6 +799,15 @@ class CAMExplorer(widgets.VBox):
             self._show_status()
             if not self.aug_smooth:  # while this view is looked at, make every other layer ready
                 self._session.warm_up(self._shown_image, self._view.class_index, self.score)
+
+    def _size_side_by_side(self, shape: tuple[int, int]) -> None:
+        """Picture, overlay and heatmap at one height, together at most _ROW_WIDTH wide."""
+        h, w = shape
+        with PILImage.open(io.BytesIO(self._heat_view.value)) as figure_png:
+            heat_w, heat_h = figure_png.size
+        height = min(_PANEL_HEIGHT, max(h, 160), int(_ROW_WIDTH / (2 * w / h + heat_w / heat_h)))
+        for view, aspect in ((self._plain_view, w / h), (self._overlay_view, w / h), (self._heat_view, heat_w / heat_h)):
+            _size(view, height, round(height * aspect))
 
     def _failed(self, exc: BaseException, level: int) -> None:
         if level >= _MAP:
@@ -716,7 +835,7 @@ class CAMExplorer(widgets.VBox):
         if not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._show_progress, number, done, total, what)
 
-    def _land(self, number: int, view: View | None, error: BaseException | None) -> None:
+    def _land(self, number: int, view: _Result | None, error: BaseException | None) -> None:
         """A worker's result arrives: shown only if it is still what the controls ask for."""
         if number != self._in_flight:
             return  # superseded: a newer request, or a cell computed the view itself
@@ -802,6 +921,29 @@ class CAMExplorer(widgets.VBox):
     def status_text(self) -> str:
         """The status line as plain text."""
         return html.unescape(re.sub(r"<[^>]+>", "", self._status.value.replace("<br>", "\n")))
+
+
+def _px(width: int, **more: str) -> widgets.Layout:
+    return widgets.Layout(width=f"{width}px", **more)
+
+
+def _row(*children: widgets.Widget, **more: str) -> widgets.HBox:
+    """A row that wraps rather than overflow a narrow cell."""
+    return widgets.HBox(list(children), layout=widgets.Layout(flex_flow="row wrap", **more))
+
+
+def _size(view: widgets.Image, height: int, width: int) -> None:
+    with view.layout.hold_sync():
+        view.layout.height, view.layout.width = f"{height}px", f"{width}px"
+
+
+def _panel_size(shape: tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of the overlay alone: the picture's own size, small ones enlarged to
+    _MIN_DISPLAY_WIDTH wide, large ones within _PANEL_WIDTH x _PANEL_HEIGHT."""
+    h, w = shape
+    width = max(w, _MIN_DISPLAY_WIDTH)
+    scale = min(width / w, _PANEL_WIDTH / w, _PANEL_HEIGHT / h)
+    return max(1, round(h * scale)), max(1, round(w * scale))
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
