@@ -8,6 +8,7 @@ maps before ReLU: ReLU(M_A - M_B), scaled to [0, 1]. It is built from the two ma
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -133,7 +134,7 @@ def figure(pixels: np.ndarray, cells: Sequence[Cell], colormap: str, alpha: floa
         ax = fig.add_subplot(grid[i // columns, i % columns])
         up = render.upsample(cell.cam, h, w)
         ax.imshow(render.blend(pixels, render.colorize(up, colormap), alpha))
-        ax.set_title(cell.title, fontsize=8)
+        ax.set_title(_fit_title(cell.title, cell_w), fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
     bar = fig.add_subplot(grid[:, columns])
@@ -142,6 +143,17 @@ def figure(pixels: np.ndarray, cells: Sequence[Cell], colormap: str, alpha: floa
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def _fit_title(title: str, width_inches: float, fontsize: int = 8) -> str:
+    """Wrapped to the cell's width (about 0.55 em per character), at most three lines, never cut mid-word
+    without an ellipsis."""
+    chars = max(8, int(width_inches * 72 / (fontsize * 0.55)))
+    lines = [line for part in title.split("\n") for line in textwrap.wrap(part, chars) or [""]]
+    if len(lines) > 3:
+        lines = lines[:3]
+        lines[2] = lines[2][: chars - 1] + "…"
+    return "\n".join(line if len(line) <= chars else line[: chars - 1] + "…" for line in lines)
 
 
 def figure_png(fig: Figure) -> bytes:

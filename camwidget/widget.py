@@ -38,9 +38,9 @@ from .worker import LatestOnly
 
 _MIN_DISPLAY_WIDTH = 384  # px on screen for small images
 # Sizes on screen, in px, so that every view fits a 900 px notebook cell and its panels line up.
-_PANEL_WIDTH = 720  # the overlay alone, at most
+_PANEL_WIDTH = 600  # the overlay alone, at most (its colorbar beside it)
 _PANEL_HEIGHT = 560
-_ROW_WIDTH = 780  # side by side: picture, overlay and heatmap together
+_ROW_WIDTH = 640  # side by side: picture, overlay and heatmap together
 _COLORBAR_WIDTH = 64
 _GRID_WIDTH = 800
 MODES = {"Overlay": None, "Side by side": None, "Compare methods": "methods", "Compare layers": "layers",
@@ -195,9 +195,9 @@ class CAMExplorer(widgets.VBox):
         self._colorbar_view = widgets.Image(format="png", layout=widgets.Layout(object_fit="contain"))
         self._plain_view = widgets.Image(format="png", layout=widgets.Layout(display="none", object_fit="contain"))
         self._heat_view = widgets.Image(format="png", layout=widgets.Layout(display="none", object_fit="contain"))
-        self._grid_view = widgets.Image(format="png", layout=widgets.Layout(display="none", width="100%",
+        self._grid_view = widgets.Image(format="png", layout=widgets.Layout(display="none", width="calc(100% - 8px)",
                                                                             max_width=f"{_GRID_WIDTH}px"))  # fmt: skip
-        self._status = widgets.HTML(layout=widgets.Layout(width="100%"))
+        self._status = widgets.HTML(layout=widgets.Layout(width="calc(100% - 8px)"))  # less its margins
         self._progress = widgets.IntProgress(min=0, max=1, value=0, bar_style="info", layout=_px(160))
         self._busy_text = widgets.HTML()
         self._busy = widgets.HBox([self._progress, self._busy_text], layout=widgets.Layout(display="none"))

@@ -161,6 +161,92 @@ def test_exported_html_shows_the_last_overlay(page, workspace):
     page.screenshot(path=str(ARTIFACTS / "exported_html.png"))
 
 
+# -- layout: every view fits the cell, panels line up ---------------------------------------------------------
+
+LAYOUT_CELLS = (
+    "from skimage import data\n"
+    "names = ['tabby cat', 'Egyptian cat', 'golden retriever', 'Border collie with a very long class name', "
+    "'tiger'] + [f'thing {i}' for i in range(15)]\n"
+    "explorer = cw.CAMExplorer(model, {'Chelsea the cat': data.chelsea(), 'noise': pictures[0]}, class_names=names)\n"
+    "explorer",
+)
+
+FITS = """ex => {
+  const cell = ex.closest('.jp-OutputArea-output') || ex.parentElement;
+  const limit = cell.getBoundingClientRect().right + 1;
+  const out = [];
+  for (const el of [ex, ...ex.querySelectorAll('*')]) {
+    const r = el.getBoundingClientRect();
+    if (r.width > 0 && r.height > 0 && r.right > limit)
+      out.push(`${el.tagName}.${[...el.classList].join('.')} ends at ${Math.round(r.right)} > ${Math.round(limit)}`);
+  }
+  const status = ex.querySelector('.camwidget-status');
+  if (status.scrollWidth > status.clientWidth + 1) out.push('the status line is cut');
+  return out.slice(0, 8);
+}"""
+
+
+def rects(page, *controls: str) -> list[dict]:
+    return [page.locator(f".camwidget-{name}").first.bounding_box() for name in controls]
+
+
+def set_file_browser(page, open_: bool) -> None:
+    """Open or close JupyterLab's left sidebar (the file browser)."""
+    shown = page.locator("#filebrowser").first.is_visible()
+    if shown != open_:
+        page.locator(".jp-SideBar.jp-mod-left [data-id='filebrowser']").first.click()
+        page.wait_for_timeout(500)
+    assert page.locator("#filebrowser").first.is_visible() == open_
+
+
+@pytest.mark.parametrize("width, file_browser", [(900, False), (1400, True)])
+def test_every_view_fits_the_cell_and_lines_up(workspace, server, width, file_browser):
+    """At 900 px (a 900 px window, no sidebar) and at 1400 px with the file browser open: no part of the
+    explorer reaches past the cell in any view, the status line is whole, panels have one height, and a
+    colorbar is shown in overlay and side-by-side views."""
+    _, root = workspace
+    h.write_notebook(root / "layout.ipynb", extra_cells=LAYOUT_CELLS)
+    with h.chromium_page(width=width, height=1100) as page:
+        page.goto(server.page_url("lab/tree/layout.ipynb"))
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+        set_file_browser(page, file_browser)
+        h.run_all_cells(page)
+        page.wait_for_function("() => document.querySelectorAll('.camwidget-explorer').length == 2", timeout=180_000)
+        page.wait_for_function("() => document.querySelectorAll('.camwidget-explorer')[1].textContent.includes('Chelsea the cat')")
+        explorer = page.locator(".camwidget-explorer").nth(1)
+        explorer.scroll_into_view_if_needed()
+
+        def control(name: str):
+            return explorer.locator(f".camwidget-{name}").first
+
+        def view(mode: str, shown: str) -> None:
+            before = control(shown).get_attribute("src") if shown == "grid" else None  # a new grid each time
+            control("mode").locator("select").select_option(label=mode)
+            page.wait_for_function(
+                "([el, before]) => el.offsetParent !== null && el.src !== before && el.complete && el.naturalWidth > 0",
+                arg=[control(shown).element_handle(), before], timeout=60_000,
+            )  # fmt: skip
+            page.wait_for_timeout(300)
+            problems = explorer.evaluate(FITS)
+            explorer.screenshot(path=str(ARTIFACTS / f"layout_{width}_{mode.lower().replace(' ', '_')}.png"))
+            assert problems == [], f"{mode} at {width} px: {problems}"
+
+        view("Side by side", "heatmap")
+        plain, overlay, heat = (control(n).bounding_box() for n in ("plain", "overlay", "heatmap"))
+        assert abs(plain["height"] - overlay["height"]) <= 1 and abs(heat["height"] - overlay["height"]) <= 1
+        assert abs(plain["y"] - heat["y"]) <= 1 and plain["x"] < overlay["x"] < heat["x"], "not on one row"
+        view("Compare methods", "grid")
+        view("Compare classes", "grid")
+        view("Overlay", "colorbar")
+        overlay, colorbar = control("overlay").bounding_box(), control("colorbar").bounding_box()
+        assert colorbar["width"] > 20 and abs(colorbar["height"] - overlay["height"]) <= 1
+        assert abs(colorbar["y"] - overlay["y"]) <= 1 and colorbar["x"] > overlay["x"], "the colorbar is not beside it"
+        if width == 1400:
+            explorer.screenshot(path=str(ARTIFACTS / "explorer.png"))
+            view("Compare methods", "grid")
+            control("grid").screenshot(path=str(ARTIFACTS / "compare.png"))
+
+
 # -- benchmark mode -------------------------------------------------------------------------------------------
 
 
@@ -205,8 +291,24 @@ def benchmark(rounds: int = 20) -> None:
         print(f"  {name:26s} {statistics.median(times) * 1e3:7.1f} ms   (min {min(times) * 1e3:.1f}, max {max(times) * 1e3:.1f})")
 
 
+def update_readme_screenshots() -> None:
+    """Run the layout test and copy its screenshots of the explorer and the compare grid to docs/."""
+    import shutil
+
+    code = pytest.main([__file__, "-q", "-k", "fits_the_cell"])
+    if code != 0:
+        sys.exit(code)
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    docs.mkdir(exist_ok=True)
+    for name in ("explorer.png", "compare.png"):
+        shutil.copy(ARTIFACTS / name, docs / name)
+        print("wrote", docs / name)
+
+
 if __name__ == "__main__":
     if "--benchmark" in sys.argv:
         benchmark()
+    elif "--screenshots" in sys.argv:
+        update_readme_screenshots()
     else:
         sys.exit(pytest.main([__file__, "-q"]))
