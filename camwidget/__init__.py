@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = ["CAMExplorer", "Explainer", "compute_cam", "spatial_layers", "default_layer", "overlay", "METHODS", "CAMError", "ImageError",
-           "__version__"]
+           "quiet_tensorflow", "__version__"]
 
 _LAZY = {
     "compute_cam": "api",
@@ -26,12 +26,14 @@ _LAZY = {
     "Explainer": "explain",
     "CAMError": "errors",
     "ImageError": "errors",
+    "quiet_tensorflow": "quiet",
 }
 
 if TYPE_CHECKING:
     from .errors import CAMError, ImageError
     from .api import compute_cam, default_layer, spatial_layers
     from .explain import Explainer
+    from .quiet import quiet_tensorflow
     from .methods import METHODS
     from .render import overlay
     from .widget import CAMExplorer

@@ -26,19 +26,22 @@ class LoadedModel:
 def load_pretrained(
     build: Callable[..., keras.Model],
     weights_file: str | os.PathLike | None = None,
+    stand_in_seed: int = 0,
     **kwargs: object,
 ) -> LoadedModel:
     """``build(...)`` (e.g. keras.applications.VGG16) with ImageNet weights: from `weights_file` when given,
     else Keras's own download. Where neither works (offline), the same architecture with random weights and
-    a sentence that says so; never a traceback.
+    a sentence that says so; never a traceback. The stand-in's weights are drawn with `stand_in_seed`
+    (Keras's global seed is set to it), so a notebook shows the same predictions on every run.
 
     The weights go straight from the file into the model, one array at a time (see :mod:`camwidget.loading`):
     VGG16 then peaks at about 1.2 GB instead of 2.8 GB, which is what lets it run on Binder.
     """
+    keras.utils.set_random_seed(stand_in_seed)  # weights a build draws at once are the same on every run too
     try:
         path = os.fspath(weights_file) if weights_file else _download_imagenet_weights(build, kwargs)
     except Exception as exc:  # no network, or no known weights for this family
-        return _stand_in(loading.build_unfilled(build, weights=None, **kwargs), exc)
+        return _stand_in(loading.build_unfilled(build, weights=None, **kwargs), exc, stand_in_seed)
     model = loading.build_unfilled(build, weights=None, **kwargs)
     try:
         if loading.unfilled_variables(model) and loading.is_legacy_h5(path):
@@ -47,12 +50,13 @@ def load_pretrained(
             loading.fill_with_initializers(model)
             model.load_weights(path)  # any other format Keras reads, at Keras's memory cost
     except Exception as exc:  # no such file, a file for another model, a format Keras cannot read
-        return _stand_in(model, exc)
+        return _stand_in(model, exc, stand_in_seed)
     where = f"from {weights_file}" if weights_file else "(ImageNet)"
     return LoadedModel(model, True, f"Loaded {model.name} with pretrained weights {where}.")
 
 
-def _stand_in(model: keras.Model, exc: Exception) -> LoadedModel:
+def _stand_in(model: keras.Model, exc: Exception, seed: int) -> LoadedModel:
+    keras.utils.set_random_seed(seed)
     loading.fill_with_initializers(model)
     reason = textwrap.shorten(str(exc).splitlines()[0], 120) if str(exc) else type(exc).__name__
     return LoadedModel(

@@ -29,6 +29,15 @@ def test_missing_weights_give_a_random_stand_in_and_one_sentence(tmp_path):
     assert loaded.message.startswith("Could not load pretrained weights") and "random weights" in loaded.message
 
 
+def test_the_stand_in_is_the_same_on_every_run(tmp_path):
+    first = demo.load_pretrained(tiny, tmp_path / "missing.h5").model.get_layer("c").kernel.numpy()
+    keras.utils.set_random_seed(123)  # whatever ran before
+    again = demo.load_pretrained(tiny, tmp_path / "missing.h5").model.get_layer("c").kernel.numpy()
+    other = demo.load_pretrained(tiny, tmp_path / "missing.h5", stand_in_seed=1).model.get_layer("c").kernel.numpy()
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, other)
+
+
 def test_imagenet_download_path_uses_keras_get_file(tmp_path, monkeypatch):
     """VGG16's download path, with Keras's get_file pointed at a file written here (nothing downloads)."""
     weights = tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"

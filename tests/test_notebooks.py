@@ -61,6 +61,10 @@ def test_notebook_runs_offline_top_to_bottom(path, tmp_path):
     nb = execute(path, tmp_path)  # nbclient raises CellExecutionError on any error
     text = text_of(nb)
     assert "Traceback" not in text and "retracing" not in text
+    errors = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.get("name") == "stderr")
+    for line in ("absl", "I0000", "cuda", "oneDNN", "cpu_feature_guard"):
+        assert line not in errors, f"TensorFlow's log reached the notebook: {errors[:500]}"
+    assert "np.int64" not in text and "np.float" not in text  # numbers printed as people write them
     peak = peak_mb(text)
     print(f"{path.name}: peak memory {peak:.0f} MB")
     assert peak < KERNEL_BUDGET_MB, f"{path.name} peaked at {peak:.0f} MB (budget {KERNEL_BUDGET_MB} MB)"
@@ -94,6 +98,26 @@ def test_notebook_loads_a_weights_file(notebook, variable, include_top, tmp_path
     peak = peak_mb(text)
     print(f"{NOTEBOOKS[notebook].name} with a weights file: peak memory {peak:.0f} MB")
     assert peak < KERNEL_BUDGET_MB
+
+
+def colab_cell(path: Path) -> str:
+    cell = nbformat.read(path, as_version=4).cells[1]
+    assert cell.cell_type == "code" and "install_if_missing()" in cell.source
+    return cell.source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_each_notebook_opens_in_colab_and_installs_camwidget_only_where_missing(path, monkeypatch):
+    first = nbformat.read(path, as_version=4).cells[0].source
+    assert f"https://colab.research.google.com/github/camwidget/camwidget/blob/main/notebooks/{path.name}" in first
+    installs: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "run", lambda args, **kwargs: installs.append(args))
+    namespace: dict = {}
+    exec(colab_cell(path), namespace)  # here camwidget is installed: nothing to do
+    assert installs == []
+    namespace["install_if_missing"]("a_module_that_is_not_installed", "its-package")
+    assert installs == [[sys.executable, "-m", "pip", "install", "-q", "its-package"]]
+    assert 'source="camwidget @ git+https://github.com/camwidget/camwidget"' in colab_cell(path)
 
 
 def test_binder_files():
