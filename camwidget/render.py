@@ -42,9 +42,14 @@ def upsample(cam: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.clip(up, 0.0, 1.0)
 
 
+def colormap_indices(cam: np.ndarray) -> np.ndarray:
+    """(H, W) map in [0, 1] -> (H, W) uint8 rows of a colormap table."""
+    return np.rint(cam * 255).astype(np.uint8)
+
+
 def colorize(cam: np.ndarray, colormap: str) -> np.ndarray:
     """(H, W) map in [0, 1] -> (H, W, 3) uint8 through the colormap."""
-    return colormap_table(colormap)[np.rint(cam * 255).astype(np.uint8)]
+    return colormap_table(colormap)[colormap_indices(cam)]
 
 
 def blend(image: np.ndarray, heat: np.ndarray, alpha: float) -> np.ndarray:

@@ -31,6 +31,7 @@ from .images import ImageLike, Images
 from .methods import METHODS, get_method
 from .search import match_classes, option_label
 from .explain import Options
+from .front import PAGE_STYLE, OverlayCanvas, link_controls
 from . import compare
 from .compare import Cell, Question
 from .session import ExplorerSession, View
@@ -193,6 +194,11 @@ class CAMExplorer(widgets.VBox):
                                              indent=False, layout=widgets.Layout(width="auto"))  # fmt: skip
         self._overlay_view = widgets.Image(format="png", layout=widgets.Layout(object_fit="contain"))
         self._colorbar_view = widgets.Image(format="png", layout=widgets.Layout(object_fit="contain"))
+        self._canvas = OverlayCanvas(alpha=float(alpha))  # the overlay, blended in the browser
+        self._canvas.set_colormaps(_colormap_options(colormap))
+        self._canvas.colormap_index = self._colormap_control.index
+        self._links = link_controls(self._canvas, self._alpha_control, self._colormap_control)
+        self._page_style = widgets.HTML(PAGE_STYLE, layout=widgets.Layout(display="none"))
         self._plain_view = widgets.Image(format="png", layout=widgets.Layout(display="none", object_fit="contain"))
         self._heat_view = widgets.Image(format="png", layout=widgets.Layout(display="none", object_fit="contain"))
         self._grid_view = widgets.Image(format="png", layout=widgets.Layout(display="none", width="calc(100% - 8px)",
@@ -214,11 +220,12 @@ class CAMExplorer(widgets.VBox):
                 _row(self._score_control, self._eigen_control, self._aug_control),
                 _row(self._class_control, self._class_search, self._search_hint),
                 _row(self._alpha_control, self._colormap_control, self._mode_control, self._versus_control),
-                _row(self._plain_view, self._overlay_view, self._heat_view, self._colorbar_view,
+                _row(self._plain_view, self._overlay_view, self._canvas, self._heat_view, self._colorbar_view,
                      align_items="center"),  # fmt: skip
                 self._grid_view,
                 self._busy,
                 self._status,
+                self._page_style,
             ]
         )
         self._show_panels_for("Overlay")
@@ -312,6 +319,7 @@ class CAMExplorer(widgets.VBox):
     def colormap(self, name: str) -> None:
         render.colormap_table(name)
         if name not in self._colormap_control.options:
+            self._canvas.set_colormaps(_colormap_options(name))  # the browser's tables first: it links the value
             self._colormap_control.options = _colormap_options(name)
         self._colormap_control.value = name
         self._flush()
@@ -448,6 +456,8 @@ class CAMExplorer(widgets.VBox):
         self._cancel_in_flight()
         self._worker.close()
         self._session.close()
+        for link in self._links:
+            link.close()
         for child in self._all_controls():
             child.close()
         for box in self.children:
@@ -462,7 +472,7 @@ class CAMExplorer(widgets.VBox):
             "method": self._method_control, "class": self._class_control, "class-search": self._class_search,
             "alpha": self._alpha_control, "colormap": self._colormap_control, "mode": self._mode_control,
             "overlay": self._overlay_view, "plain": self._plain_view, "heatmap": self._heat_view,
-            "colorbar": self._colorbar_view, "grid": self._grid_view, "depth": self._scrub,
+            "colorbar": self._colorbar_view, "grid": self._grid_view, "canvas": self._canvas, "depth": self._scrub,
             "versus": self._versus_control,
             "status": self._status, "search-hint": self._search_hint, "progress": self._progress,
             "busy": self._busy_text, "score": self._score_control, "eigen-smooth": self._eigen_control,
@@ -567,7 +577,7 @@ class CAMExplorer(widgets.VBox):
         kind = MODES[mode]
         side = mode == "Side by side"
         self._plain_view.layout.display = self._heat_view.layout.display = "inline-block" if side else "none"
-        self._overlay_view.layout.display = "none" if kind else "inline-block"
+        self._overlay_view.layout.display = self._canvas.layout.display = "none" if kind else "inline-block"
         self._colorbar_view.layout.display = "inline-block" if mode == "Overlay" else "none"
         self._grid_view.layout.display = "block" if kind else "none"
         self._versus_control.layout.display = "flex" if kind == "classes" else "none"
@@ -766,6 +776,8 @@ class CAMExplorer(widgets.VBox):
         self._heat = None
         if new_image:
             _show(self._plain_view, pixels)
+            self._canvas.show_picture(pixels)
+        self._canvas.show_map(self._upsampled)
         if new_image or request.class_index is None:
             self._refresh_class_options(view.class_index, view.probabilities)
 
@@ -782,11 +794,14 @@ class CAMExplorer(widgets.VBox):
             self._grid_view.value = compare.figure_png(compare.figure(pixels, self._cells, self.colormap, self.alpha,
                                                                       title, width_px=_GRID_WIDTH))  # fmt: skip
         _show(self._overlay_view, shown)
+        with self._canvas.hold_sync():  # the browser has these already (linked); the saved state must too
+            self._canvas.alpha, self._canvas.colormap_index = self.alpha, self._colormap_control.index
         if mode == "Side by side" and level >= _COLOURS:
             title = f"{self._session.class_names[self._view.class_index]}\n@ {self._view.layer.path}"
             self._heat_view.value = render.heatmap_figure_png(self._view.cam, self.colormap, title)
         if mode == "Overlay" and (level >= _COLOURS or not self._colorbar_view.value):
             _size(self._overlay_view, *_panel_size(pixels.shape[:2]))
+            _size(self._canvas, *_panel_size(pixels.shape[:2]))
             height = int(self._overlay_view.layout.height[:-2])
             self._colorbar_view.value = render.colorbar_png(self.colormap, height)
             _size(self._colorbar_view, height, _COLORBAR_WIDTH)
@@ -806,7 +821,9 @@ class CAMExplorer(widgets.VBox):
         with PILImage.open(io.BytesIO(self._heat_view.value)) as figure_png:
             heat_w, heat_h = figure_png.size
         height = min(_PANEL_HEIGHT, max(h, 160), int(_ROW_WIDTH / (2 * w / h + heat_w / heat_h)))
-        for view, aspect in ((self._plain_view, w / h), (self._overlay_view, w / h), (self._heat_view, heat_w / heat_h)):
+        panels = ((self._plain_view, w / h), (self._overlay_view, w / h), (self._canvas, w / h),
+                  (self._heat_view, heat_w / heat_h))  # fmt: skip
+        for view, aspect in panels:
             _size(view, height, round(height * aspect))
 
     def _failed(self, exc: BaseException, level: int) -> None:

@@ -4,6 +4,7 @@ Playwright, and the helpers the browser tests and the browser benchmark share.""
 from __future__ import annotations
 
 import contextlib
+import base64
 import hashlib
 import io
 import json
@@ -28,7 +29,8 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
 ]  # fmt: skip
-OVERLAY = "img.camwidget-overlay"
+OVERLAY = "img.camwidget-overlay"  # drawn by the kernel: kept for saved state and exported HTML
+CANVAS = "canvas.camwidget-canvas"  # drawn in the browser (overlay.js): what a live explorer shows
 STATUS = ".camwidget-status"
 
 EXPLORER_SETUP = '''
@@ -225,7 +227,7 @@ def wait_for_explorer(page) -> None:
         arg=OVERLAY,
         timeout=180_000,
     )
-    page.locator(OVERLAY).first.scroll_into_view_if_needed()
+    page.locator(".camwidget-explorer").first.scroll_into_view_if_needed()
 
 
 def overlay_src(page) -> str:
@@ -233,10 +235,32 @@ def overlay_src(page) -> str:
 
 
 def overlay_pixels(page) -> np.ndarray:
-    """The overlay as the browser drew it (a screenshot of the image element)."""
-    element = page.locator(OVERLAY).first
-    element.scroll_into_view_if_needed()
-    return np.asarray(Image.open(io.BytesIO(element.screenshot())).convert("RGB"))
+    """The overlay the kernel drew, as the page holds it (the <img>'s bytes, decoded)."""
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(overlay_png_base64(page)))).convert("RGB"))
+
+
+def is_live(page) -> bool:
+    """Whether the first explorer paints its overlay in the browser (its front end loaded and drew)."""
+    return page.evaluate("() => !!document.querySelector('.camwidget-explorer.camwidget-live')")
+
+
+def canvas_draws(page) -> int:
+    return page.evaluate("sel => +((document.querySelector(sel) || {dataset: {}}).dataset.draws || 0)", CANVAS)
+
+
+def canvas_pixels(page) -> np.ndarray:
+    """The overlay as the browser painted it on its canvas."""
+    url = page.evaluate("sel => document.querySelector(sel).toDataURL('image/png')", CANVAS)
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
+
+
+def wait_for_canvas(page, draws_before: int, timeout_ms: int = 60_000) -> None:
+    """Until the canvas has painted again."""
+    page.wait_for_function(
+        "([sel, n]) => +((document.querySelector(sel) || {dataset: {}}).dataset.draws || 0) > n",
+        arg=[CANVAS, draws_before],
+        timeout=timeout_ms,
+    )
 
 
 def pixels_hash(pixels: np.ndarray) -> str:
