@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from . import render
+from . import progress, render
 from .errors import CAMError
 from .methods import METHODS, get_method, normalize_maps
 
@@ -87,21 +87,28 @@ def cells_for(session: ExplorerSession, question: Question) -> list[Cell]:
     check_kind(q.kind)
     names = session.class_names
 
+    count = {"done": 0, "total": 4}
+
     def view(layer: str, class_index: int | None, method: str):  # noqa: ANN202
+        progress.step(count["done"], count["total"], "maps of the grid")
+        count["done"] += 1
         return session.view(q.image, layer, class_index, method, score=q.score)
 
     if q.kind == "methods":
         methods = [get_method(m).name for m in (q.methods or DEFAULT_METHODS)]
+        count["total"] = len(methods)
         return [Cell(METHODS[m].label, view(q.layer, q.class_index, m).cam) for m in methods]
     if q.kind == "layers":
         layout = session.layout(q.image)
         paths = [layout.resolve(p).path for p in q.layers] if q.layers else depth_strip(layout.spatial_paths(), q.layer)
+        count["total"] = len(paths)
         cells = []
         for path in paths:
             shown = view(path, q.class_index, q.method)
             h, w = shown.cam.shape
             cells.append(Cell(f"{path} ({h}×{w})", shown.cam))
         return cells
+    count["total"] = 2 if q.method == "gradcam" else 4
     a = view(q.layer, q.class_index, "gradcam")
     b_index = runner_up(a.probabilities, a.class_index) if q.versus is None else q.versus
     if not 0 <= b_index < session.n_classes:

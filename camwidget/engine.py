@@ -26,7 +26,9 @@ from .state import ModelWatch, structure_signature
 
 SCORES = ("auto", "probability")
 _GUIDED_RELU, _GUIDED_RELU6 = "CamwidgetGuidedRelu", "CamwidgetGuidedRelu6"
-_SCORE_BATCH = 32  # masked inputs per forward pass; fixed so that the last, padded batch does not retrace
+_SCORE_BATCH = 8  # masked inputs per forward pass: fixed, so the last, padded batch does not retrace; small, so
+# that a superseded Score-CAM stops soon (at its next batch) and progress is fine-grained; CPU throughput is the
+# same from 8 to 32 (VGG16: 3.9-4.0 s for 64 inputs)
 
 
 def _register_guided_gradients() -> None:

@@ -681,6 +681,11 @@ class CAMExplorer(widgets.VBox):
         has. now=False (a control change, from the event loop): in background mode, the map goes to the
         worker and lands later (:meth:`_land`); opacity and colour changes are drawn at once either way."""
         self._scheduled = False
+        if self._in_flight is not None and not now and self._pending < _MAP:
+            # opacity or colours while the worker computes: no model check (it would queue behind the worker's
+            # TensorFlow work); the view on screen is re-blended, and the worker's view is checked as it lands
+            level, self._pending = self._pending, 0
+            return self._redraw_now(level) if level else None
         caught_up = self._catch_up()
         level, self._pending = self._pending, 0
         if caught_up is None:

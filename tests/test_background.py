@@ -16,7 +16,7 @@ from camwidget import widget as widget_module
 
 @pytest.fixture(scope="module")
 def wide():
-    """Score-CAM on `conv_c` needs two batches of masked inputs (40 channels, 32 per batch)."""
+    """Score-CAM on `conv_c` needs five batches of masked inputs (40 channels, 8 per batch)."""
     keras.utils.set_random_seed(3)
     inp = keras.Input((32, 32, 3))
     x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_a")(inp)
@@ -52,7 +52,7 @@ def test_long_map_runs_in_the_background_with_progress(wide, picture, monkeypatc
 
     async def scenario():
         ex = cw.CAMExplorer(wide, picture, background=True)
-        ex.session.scorecam_channels = None  # every channel: two batches
+        ex.session.scorecam_channels = None  # every channel: five batches
         progress_seen: list[tuple[int, int]] = []
         ex.controls["progress"].observe(lambda c: progress_seen.append((ex.controls["progress"].value,
                                                                         ex.controls["progress"].max)))
@@ -69,7 +69,7 @@ def test_long_map_runs_in_the_background_with_progress(wide, picture, monkeypatc
             assert ex.controls["overlay"].value != before and ex.busy
         await settle(ex)
         assert "Score-CAM:" in ex.status_text and busy_shown[-1] == "none" and "flex" in busy_shown
-        assert (32, 40) in progress_seen  # the second batch of 40 masked inputs was reported
+        assert (32, 40) in progress_seen  # the last batch of 40 masked inputs was reported
         expected = cw.compute_cam(wide, ex.model_input, layer="conv_c", method="scorecam",
                                   class_index=ex.class_index)[0]  # fmt: skip
         np.testing.assert_allclose(ex.cam, expected, atol=1e-5)
