@@ -41,6 +41,12 @@ async def settle(ex, timeout: float = 60.0) -> None:
     await asyncio.sleep(0)
 
 
+def assert_fresh(ex, model, **options) -> None:
+    """The explorer's map equals one computed now, from code, for its image and class."""
+    expected = cw.compute_cam(model, ex.model_input, class_index=ex.class_index, **options)[0]
+    np.testing.assert_allclose(ex.cam, expected, atol=1e-5)
+
+
 def statuses(ex) -> list[str]:
     seen: list[str] = []
     ex.controls["status"].observe(lambda change: seen.append(change["new"]), names="value")
@@ -70,9 +76,7 @@ def test_long_map_runs_in_the_background_with_progress(wide, picture, monkeypatc
         await settle(ex)
         assert "Score-CAM:" in ex.status_text and busy_shown[-1] == "none" and "flex" in busy_shown
         assert (32, 40) in progress_seen  # the last batch of 40 masked inputs was reported
-        expected = cw.compute_cam(wide, ex.model_input, layer="conv_c", method="scorecam",
-                                  class_index=ex.class_index)[0]  # fmt: skip
-        np.testing.assert_allclose(ex.cam, expected, atol=1e-5)
+        assert_fresh(ex, wide, layer="conv_c", method="scorecam")
         ex.close()
 
     asyncio.run(scenario())
@@ -101,8 +105,7 @@ def test_a_newer_request_supersedes_and_the_older_is_never_shown(wide, picture):
         assert ex.method == "gradcam++" and "Grad-CAM++:" in ex.status_text
         assert not any("Score-CAM:" in s for s in seen), "the superseded Score-CAM map was shown"
         assert masked == [], "Score-CAM went on after it was superseded"
-        expected = cw.compute_cam(wide, ex.model_input, layer="conv_c", method="gradcam++")[0]
-        np.testing.assert_allclose(ex.cam, expected, atol=1e-5)
+        assert_fresh(ex, wide, layer="conv_c", method="gradcam++")
         ex.close()
 
     asyncio.run(scenario())
@@ -118,8 +121,7 @@ def test_a_setter_while_the_worker_runs_wins(wide, picture):
         assert "Layer-CAM:" in ex.status_text and "conv_a" in ex.status_text and not ex.busy
         await asyncio.sleep(0.3)
         assert ex.method == "layercam" and "Layer-CAM:" in seen[-1]
-        np.testing.assert_allclose(ex.cam, cw.compute_cam(wide, ex.model_input, layer="conv_a",
-                                                          method="layercam")[0], atol=1e-5)  # fmt: skip
+        assert_fresh(ex, wide, layer="conv_a", method="layercam")
         ex.close()
 
     asyncio.run(scenario())
