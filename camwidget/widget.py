@@ -63,8 +63,22 @@ class _Request(NamedTuple):
     score: str
     eigen_smooth: bool
     aug_smooth: bool
-    compare: str | None = None  # a Compare view's kind
-    versus: int | None = None  # its class B (None: the runner-up)
+    mode: str = "Overlay"  # the View control's value
+    versus: int | None = None  # a class comparison's class B (None: the runner-up)
+
+    @property
+    def compare(self) -> str | None:
+        """A Compare view's kind, else None."""
+        return MODES[self.mode]
+
+    def controls(self, shown_class: int) -> dict[str, Any]:
+        """The view controls' values that ask for this request (its class as shown)."""
+        return {
+            "image": self.image, "layer": self.layer, "method": self.method, "class": shown_class,
+            "score": self.score, "eigen-smooth": self.eigen_smooth, "aug-smooth": self.aug_smooth,
+            "mode": self.mode, "versus": -1 if self.versus is None else self.versus,
+            "follow_top": self.class_index is None,
+        }  # fmt: skip
 
 
 class _Result(NamedTuple):
@@ -137,6 +151,7 @@ class CAMExplorer(widgets.VBox):
         self._view: View | None = None
         self._notice: str | None = None  # said once in the status line, then dropped
         self._good: dict[str, Any] | None = None  # the controls' values for the last view drawn
+        self._shown_request: _Request | None = None  # what the view on screen was computed for
         self._deferring = False  # a setter is changing a control: it draws itself, once
         self._heat: np.ndarray | None = None
         self._overlay: np.ndarray | None = None
@@ -738,7 +753,7 @@ class CAMExplorer(widgets.VBox):
         versus = self._versus_control.value
         return _Request(
             self.image_index, self.layer, None if self._follow_top else self.class_index, self.method, self.score,
-            self.eigen_smooth, self.aug_smooth, MODES[self._mode_control.value],
+            self.eigen_smooth, self.aug_smooth, self._mode_control.value,
             None if versus is None or versus < 0 else int(versus),
         )  # fmt: skip
 
@@ -776,6 +791,7 @@ class CAMExplorer(widgets.VBox):
         view = result.view
         new_image = request.image != self._shown_image or self._view is None
         self._view, self._shown_image, self._cells = view, request.image, result.cells
+        self._shown_request = request
         pixels = self._session.display_pixels(request.image)
         self._upsampled = render.upsample(view.cam, pixels.shape[0], pixels.shape[1])
         self._heat = None
@@ -813,12 +829,12 @@ class CAMExplorer(widgets.VBox):
         elif mode == "Side by side":
             self._size_side_by_side(pixels.shape[:2])
         if level >= _MAP:
-            controls = self._named_controls()
-            self._good = {name: controls[name].value for name in self._VIEW_CONTROLS}
-            self._good["follow_top"] = self._follow_top
+            # what the view was computed for, not what the controls say now: they may have moved on already
+            request = self._shown_request
+            self._good = request.controls(self._view.class_index)
             self._show_status()
-            if not self.aug_smooth:  # while this view is looked at, make every other layer ready
-                self._session.warm_up(self._shown_image, self._view.class_index, self.score)
+            if not request.aug_smooth:  # while this view is looked at, make every other layer ready
+                self._session.warm_up(request.image, self._view.class_index, request.score)
 
     def _size_side_by_side(self, shape: tuple[int, int]) -> None:
         """Picture, overlay and heatmap at one height, together at most _ROW_WIDTH wide."""

@@ -4,6 +4,7 @@ the event loop stays free, progress shows, a newer request supersedes an older o
 from __future__ import annotations
 
 import asyncio
+import time
 
 import keras
 import numpy as np
@@ -163,3 +164,25 @@ def test_without_an_event_loop_changes_draw_at_once(wide, picture):
     ex.controls["method"].value = "xgradcam"
     assert not ex.busy and "XGrad-CAM:" in ex.status_text
     ex.close()
+
+
+def test_a_view_landing_after_the_controls_moved_on_is_recorded_as_what_it_shows(wide, picture):
+    """The worker's view lands after a newer change was made but before it was sent on; that newer change
+    then fails. The controls must go back to the view on screen, not to the newer change's values."""
+
+    async def scenario():
+        ex = cw.CAMExplorer(wide, picture, background=True)
+        with ex.session._computing:
+            ex.controls["method"].value = "gradcam++"
+            await asyncio.sleep(0.05)  # request A sent to the worker, which waits for the lock
+        time.sleep(0.5)  # the loop is held: A is computed and its landing queued, not yet run
+        ex.controls["layer"].value = "conv_a"  # B: CAM at conv_a cannot be made (no GAP + Dense after it)
+        ex.controls["method"].value = "cam"
+        await settle(ex)
+        assert "Grad-CAM++:" in ex.status_text and "at conv_c" in ex.status_text and "✖" in ex.controls["status"].value
+        assert (ex.layer, ex.method) == ("conv_c", "gradcam++"), "the controls do not describe the view shown"
+        assert ex.controls["depth"].value == "conv_c"
+        assert_fresh(ex, wide, layer="conv_c", method="gradcam++")
+        ex.close()
+
+    asyncio.run(scenario())
