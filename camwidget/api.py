@@ -13,7 +13,7 @@ from PIL import Image as PILImage
 from .engine import engine_for
 from .explain import Options, Explainer
 from . import preprocess as preprocessing
-from .errors import ImageError
+from .errors import CAMError, ImageError
 from .images import load_pictures, model_batch
 
 
@@ -51,6 +51,7 @@ def compute_cam(
     eigen_smooth: bool = False,
     aug_smooth: bool = False,
     max_channels: int | None = None,
+    target: Callable[[Any], Any] | None = None,
 ) -> np.ndarray:
     """Class activation maps, float32 (N, h, w) at the layer's own resolution (one image: (1, h, w));
     at the input's resolution for "guided-gradcam".
@@ -70,7 +71,11 @@ def compute_cam(
     aug_smooth: the mean of the normalised maps of 6 augmented copies (flipped or not, intensity x0.9, x1,
     x1.1), each mapped back; costs 6 passes (7 when the top class must be found first). With normalize=False
     that mean is returned as it is (it is non-negative: each copy was normalised). max_channels: Score-CAM uses at most this many channels.
+    target: instead of a class, any function of the output (its logits under score="auto") returning one
+    score per image, (N,); see :mod:`camwidget.targets` (Unit, Region, Box, ClassScore). Any output shape.
     """
+    if target is not None and class_index is not None:
+        raise CAMError("give class_index or target, not both (a class as a target: targets.ClassScore(c))")
     options = Options(method, score, eigen_smooth, aug_smooth, max_channels, normalize).checked()
     if _are_pictures(images):
         batch = _pictures_batch(model, images, preprocess)
@@ -81,7 +86,7 @@ def compute_cam(
         if not callable(preprocess):
             raise TypeError(f"preprocess must be a function of the images, not {type(preprocess).__name__}")
         batch = model_batch(preprocess(batch.copy()), "images after preprocess", single_allowed=False)
-    explainer = Explainer(model, layer=layer, output=output, options=options)
+    explainer = Explainer(model, layer=layer, output=output, options=options, target=target)
     return explainer.explain(batch, class_index)
 
 

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import adapter, internals, progress
+from . import adapter, internals, progress, targets
 from .adapter import LayerInfo, ModelLayout
 from .cache import LRU
 from .errors import CAMError, ImageError, quoted
@@ -198,7 +198,8 @@ class CAMEngine:
                 raise ImageError(f"images have {axis} {got}, but the model takes {need}: shape {want}{extra}")
         return shape
 
-    def output_index(self, layout: ModelLayout, output: str | int | None) -> int:
+    def output_index(self, layout: ModelLayout, output: str | int | None, classes: bool = True) -> int:
+        """The index of the output `output` names; with `classes`, it must give one score per class."""
         names = layout.output_names
         if output is None:
             if len(names) > 1:
@@ -217,18 +218,22 @@ class CAMEngine:
             index = int(output)
         else:
             raise TypeError(f"output must be an output name or index, not {type(output).__name__}")
-        num_classes(layout, index)  # says clearly when this output is not a class-score vector
+        if classes:
+            num_classes(layout, index)  # says clearly when this output is not a class-score vector
         return index
 
     # -- the passes ----------------------------------------------------------------------------------------
     def capture(
-        self, x: np.ndarray, infos: Sequence[LayerInfo], classes: np.ndarray, output: int, score: str
-    ) -> Capture:
+        self, x: np.ndarray, infos: Sequence[LayerInfo], classes: np.ndarray, output: int, score: str,
+        target: Any = None,
+    ) -> Capture:  # fmt: skip
         """One pass over the whole model: A and dy_c/dA at each layer of `infos`, and the scores, for images
-        `x` (N, H, W, C). The backward pass reaches the deepest layer; the others cost nothing more."""
+        `x` (N, H, W, C). The backward pass reaches the deepest layer; the others cost nothing more.
+        With a `target` (see :mod:`camwidget.targets`), y = target(output) instead of a class's score; the
+        scores and probabilities are then y itself, (N, 1)."""
         infos = sorted(infos, key=lambda i: i.order)
-        key = ("capture", tuple(i.path for i in infos), output, score, x.shape[1:])
-        fn = self._compiled(key, lambda: self._build_capture(infos, output, score, x.shape[1:]))
+        key = ("capture", tuple(i.path for i in infos), output, score, x.shape[1:], target)
+        fn = self._compiled(key, lambda: self._build_capture(infos, output, score, x.shape[1:], target))
         a, g, s, p, c = fn(tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(classes, tf.int32))
         paths = [i.path for i in infos]
         return Capture(
@@ -312,10 +317,15 @@ class CAMEngine:
 
     def _trace(self, fn: Callable[..., Any], *specs: tf.TensorSpec) -> Any:
         self.trace_count += 1
-        return tf.function(fn).get_concrete_function(*specs)
+        try:
+            return tf.function(fn).get_concrete_function(*specs)
+        except Exception as exc:
+            if isinstance(exc.__context__, CAMError):  # ours, raised while tracing, wrapped by AutoGraph
+                raise exc.__context__ from None
+            raise
 
     def _build_capture(
-        self, infos: Sequence[LayerInfo], output: int, score: str, input_shape: tuple[int, ...]
+        self, infos: Sequence[LayerInfo], output: int, score: str, input_shape: tuple[int, ...], target: Any = None
     ) -> Any:
         model_ref, layers = self._model, {info.path: info.layer for info in infos}
 
@@ -329,7 +339,7 @@ class CAMEngine:
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 with adapter.capturing(layers, on_output):
                     outputs = adapter.call_model(model_ref(), x)
-                scores, probs, classes, chosen = _class_scores(outputs[output], score, classes)
+                scores, probs, classes, chosen = _scores(outputs[output], score, classes, target)
             for path, seen in captured.items():
                 if len(seen) != 1 or not isinstance(seen[0], tf.Tensor):
                     raise CAMError(
@@ -340,6 +350,11 @@ class CAMEngine:
             activations = [captured[path][0] for path in layers]
             grads = tape.gradient(chosen, activations)
             for path, g in zip(layers, grads):
+                if g is None and target is not None:
+                    raise CAMError(
+                        f"target {target!r} gives no gradient at layer {path!r}: it must be differentiable in the "
+                        "model's output (no argmax, rounding or cast to int), and depend on this layer"
+                    )
                 if g is None:
                     raise CAMError(f"output {output} does not depend on layer {path!r}; choose another layer")
             return [_f32(a) for a in activations], [_f32(g) for g in grads], scores, probs, classes
@@ -398,6 +413,19 @@ def _spec(shape: Sequence[int]) -> tf.TensorSpec:
 
 def _f32(t: tf.Tensor) -> tf.Tensor:
     return tf.cast(t, tf.float32)
+
+
+def _scores(
+    y: tf.Tensor, score: str, classes: tf.Tensor, target: Any
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """As :func:`_class_scores`, or for a target: y = target(the output, its logits under "auto")."""
+    if target is None:
+        return _class_scores(y, score, classes)
+    _, before = adapter.final_activation(y)
+    value = tf.ensure_shape(_f32(before if score == "auto" else y), y.shape)
+    chosen = targets.target_scores(target, value)
+    column = chosen[:, None]
+    return column, column, tf.zeros_like(classes), chosen
 
 
 def _class_scores(

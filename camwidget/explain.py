@@ -23,11 +23,15 @@ from . import progress
 from .adapter import LayerInfo, ModelLayout
 from .engine import SCORES, Capture, CAMEngine, LayerCapture, class_vector, engine_for, num_classes
 from .errors import CAMError
+from .targets import check_target
 from .methods import CAMMethod, MethodInputs, finite, get_method, method_maps, normalize_maps
 
 # Test-time augmentations for aug_smooth: horizontal flip x intensity factors, as pytorch-grad-cam's
 # ttach.Compose([HorizontalFlip(), Multiply([0.9, 1, 1.1])]).
 AUGMENTATIONS = tuple((flip, factor) for flip in (False, True) for factor in (0.9, 1.0, 1.1))
+
+# Methods that weigh channels by a class's score from another pass or the Dense kernel: not with a target yet.
+_CLASS_ONLY_METHODS = ("scorecam", "cam", "guided-gradcam")
 
 # How often a computation is repeated when the model's weights changed while it ran (another thread training).
 _CONSISTENCY_TRIES = 3
@@ -67,13 +71,20 @@ class Explainer:
         layer: str | None = None,
         output: str | int | None = None,
         options: Options = Options(),
+        target: Any = None,
     ) -> None:
         self.engine: CAMEngine = engine_for(model)
+        self.target = check_target(target)
         self._model: keras.Model | None = model
         self.layer_name = layer
         self.output_spec = output
         self.options = options.checked()
         self.cam_method: CAMMethod = get_method(self.options.method)
+        if self.target is not None and self.cam_method.name in _CLASS_ONLY_METHODS:
+            raise CAMError(
+                f"method {self.cam_method.name!r} explains a class and cannot take target= yet; use one of the "
+                f"gradient methods ('gradcam', 'gradcam++', 'hirescam', 'xgradcam', 'layercam') or 'eigencam'"
+            )
 
     @property
     def model(self) -> keras.Model:
@@ -90,7 +101,7 @@ class Explainer:
     def with_options(self, **changes: Any) -> Explainer:
         """The same model, layer and output with other options (checked); shares the compiled passes."""
         other = Explainer(self.model, layer=self.layer_name, output=self.output_spec,
-                          options=dataclasses.replace(self.options, **changes))  # fmt: skip
+                          options=dataclasses.replace(self.options, **changes), target=self.target)  # fmt: skip
         return other
 
     # -- resolved once per input shape ---------------------------------------------------------------------
@@ -112,7 +123,14 @@ class Explainer:
     # -- the one capture -> method -> normalise path -------------------------------------------------------
 
     def capture(self, batch: np.ndarray, infos: Sequence[LayerInfo], classes: np.ndarray, output: int) -> Capture:
-        return self.engine.capture(batch, infos, classes, output, self.options.score)
+        capture = self.engine.capture(batch, infos, classes, output, self.options.score, self.target)
+        if self.target is not None and not np.all(np.isfinite(capture.scores)):
+            bad = [int(i) for i in np.flatnonzero(~np.isfinite(capture.scores[:, 0]))]
+            raise CAMError(
+                f"target {self.target!r} returned {capture.scores[bad[0], 0]} for image {bad[0]}"
+                f"{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}; it must give a finite score per image"
+            )
+        return capture
 
     def maps_from(
         self, capture: LayerCapture, batch: np.ndarray, info: LayerInfo, layout: ModelLayout, output: int,
@@ -140,8 +158,13 @@ class Explainer:
 
     def _explain_once(self, batch: np.ndarray, class_index: Any, layer: str | None) -> np.ndarray:
         layout = self.layout(batch.shape[1:])
-        info, output, n_classes = self.resolve(layout, layer)
-        classes = class_vector(class_index, len(batch), n_classes)
+        if self.target is None:
+            info, output, n_classes = self.resolve(layout, layer)
+            classes = class_vector(class_index, len(batch), n_classes)
+        else:  # any output shape: the target makes one score of it
+            info = layout.resolve(self.layer_name if layer is None else layer)
+            output = self.engine.output_index(layout, self.output_spec, classes=False)
+            classes = np.zeros(len(batch), np.int32)
 
         def raw_maps(x: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             capture = self.capture(x, [info], classes, output).at(info.path)

@@ -1,0 +1,116 @@
+"""Targets: maps of any score of the output (a regression unit, a segmentation region, a detection box, any
+function), each checked against a hand-split GradientTape written here."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers
+
+import camwidget as cw
+from camwidget.targets import Box, ClassScore, Region, Unit
+
+
+def reference(model, x, layer, score_of):
+    """Grad-CAM of score_of(tensor of the named output) at `layer`: w_k = mean dy/dA_k, ReLU(sum w_k A_k)."""
+    probe = keras.Model(model.inputs, [model.get_layer(layer).output, model.get_layer(score_of[0]).output])
+    with tf.GradientTape() as tape:
+        acts, out = probe(tf.constant(x))
+        y = score_of[1](out)
+    grads = tape.gradient(y, acts).numpy()
+    raw = (acts.numpy() * grads.mean(axis=(1, 2), keepdims=True)).sum(-1)
+    positive = np.maximum(raw, 0)
+    peak = positive.max(axis=(1, 2), keepdims=True)
+    return np.divide(positive, peak, out=np.zeros_like(positive), where=peak > 0)
+
+
+@pytest.fixture(scope="module")
+def regression():
+    keras.utils.set_random_seed(11)
+    inp = keras.Input((24, 24, 3))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inp)
+    out = layers.Dense(3, name="values")(layers.GlobalAveragePooling2D()(x))
+    return keras.Model(inp, out)
+
+
+@pytest.fixture(scope="module")
+def segmenter():
+    keras.utils.set_random_seed(12)
+    inp = keras.Input((16, 16, 3))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inp)
+    logits = layers.Conv2D(3, 1, name="logits")(x)
+    return keras.Model(inp, layers.Activation("softmax", name="probs")(logits))
+
+
+@pytest.fixture(scope="module")
+def detector():
+    keras.utils.set_random_seed(13)
+    inp = keras.Input((16, 16, 3))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inp)
+    boxes = layers.Dense(5 * (4 + 2), name="head")(layers.GlobalAveragePooling2D()(x))
+    return keras.Model(inp, layers.Reshape((5, 6), name="boxes")(boxes))
+
+
+@pytest.fixture
+def x(rng):
+    return rng.uniform(0, 1, (3, 24, 24, 3)).astype("float32")
+
+
+def test_one_unit_of_a_regression_output(regression, x):
+    maps = cw.compute_cam(regression, x, layer="conv", target=Unit(1))
+    np.testing.assert_allclose(maps, reference(regression, x, "conv", ("values", lambda y: y[:, 1])), atol=1e-3)
+    np.testing.assert_allclose(maps, cw.compute_cam(regression, x, layer="conv", class_index=1), atol=1e-6)
+    np.testing.assert_allclose(maps, cw.compute_cam(regression, x, layer="conv", target=ClassScore(1)), atol=1e-6)
+
+
+def test_any_function_of_the_output(regression, x):
+    maps = cw.compute_cam(regression, x, layer="conv", target=lambda y: y[:, 0] - 2.0 * y[:, 2], method="gradcam")
+    expected = reference(regression, x, "conv", ("values", lambda y: y[:, 0] - 2.0 * y[:, 2]))
+    np.testing.assert_allclose(maps, expected, atol=1e-3)
+    assert cw.compute_cam(regression, x, layer="conv", target=Unit(0), method="layercam").shape == (3, 24, 24)
+
+
+def test_a_region_of_a_segmentation_output_on_its_logits(segmenter, rng):
+    x = rng.uniform(0, 1, (2, 16, 16, 3)).astype("float32")
+    mask = np.zeros((16, 16), bool)
+    mask[4:10, 2:8] = True
+    maps = cw.compute_cam(segmenter, x, layer="conv", target=Region(2, mask))
+    expected = reference(segmenter, x, "conv", ("logits", lambda y: tf.reduce_sum(y[..., 2] * mask, axis=(1, 2))))
+    np.testing.assert_allclose(maps, expected, atol=1e-3)
+    probability = cw.compute_cam(segmenter, x, layer="conv", target=Region(2, mask), score="probability")
+    expected = reference(segmenter, x, "conv", ("probs", lambda y: tf.reduce_sum(y[..., 2] * mask, axis=(1, 2))))
+    np.testing.assert_allclose(probability, expected, atol=1e-3)
+    with pytest.raises(cw.CAMError, match=r"mask of its \(H, W\); the output is \(None, 16, 16, 3\) and the mask \(8, 8\)"):
+        cw.compute_cam(segmenter, x, layer="conv", target=Region(2, np.ones((8, 8))))
+
+
+def test_one_box_of_a_detection_output(detector, rng):
+    x = rng.uniform(0, 1, (2, 16, 16, 3)).astype("float32")
+    maps = cw.compute_cam(detector, x, layer="conv", target=Box(3, 1))
+    np.testing.assert_allclose(maps, reference(detector, x, "conv", ("boxes", lambda y: y[:, 3, 5])), atol=1e-3)
+
+
+def test_bad_targets_say_what_they_returned(regression, x):
+    with pytest.raises(cw.CAMError, match=r"returned shape \(None, 3\) .* one score per image, shape \(N,\)"):
+        cw.compute_cam(regression, x, layer="conv", target=lambda y: y)
+    with pytest.raises(cw.CAMError, match="returned nan for image 0 .and 2 more.; it must give a finite score"):
+        cw.compute_cam(regression, x, layer="conv", target=lambda y: y[:, 0] * float("nan"))
+    with pytest.raises(cw.CAMError, match="no gradient at layer 'conv': it must be differentiable"):
+        cw.compute_cam(regression, x, layer="conv", target=lambda y: tf.cast(tf.argmax(y, axis=1), tf.float32))
+    with pytest.raises(cw.CAMError, match="failed on the output .* TensorFlow or keras.ops"):
+        cw.compute_cam(regression, x, layer="conv", target=lambda y: np.asarray(y)[:, 0] + {})
+    with pytest.raises(TypeError, match="target must be a function of the model's output"):
+        cw.compute_cam(regression, x, layer="conv", target=3)
+    with pytest.raises(cw.CAMError, match="give class_index or target, not both"):
+        cw.compute_cam(regression, x, layer="conv", target=Unit(0), class_index=1)
+    with pytest.raises(cw.CAMError, match="method 'scorecam' explains a class and cannot take target= yet"):
+        cw.compute_cam(regression, x, layer="conv", target=Unit(0), method="scorecam")
+
+
+def test_a_target_never_changes_the_model(regression, x):
+    before = [w.copy() for w in regression.get_weights()]
+    cw.compute_cam(regression, x, layer="conv", target=Unit(2), aug_smooth=True)
+    for a, b in zip(before, regression.get_weights()):
+        np.testing.assert_array_equal(a, b)
