@@ -94,6 +94,14 @@ class ModelLayout:
             for p in self.spatial_paths()
             if self.layers[p].computes_features
         ]
+        opaque = [p for p, info in self.layers.items() if type(info.layer).__name__ == "TFSMLayer"]
+        if not candidates and opaque:
+            raise LayerError(
+                f"this model wraps a SavedModel ({opaque[0]!r}, a keras.layers.TFSMLayer), whose layers Keras "
+                "cannot see, so no layer's output can be read; load the model itself instead: "
+                "keras.models.load_model('model.keras' or 'model.h5'), or build it in Keras and load its "
+                "weights (model.load_weights)"
+            )
         if not candidates:
             raise LayerError(
                 "this model has no layer with a spatial (N, height, width, channels) output of more than "

@@ -493,6 +493,14 @@ _engines: "weakref.WeakKeyDictionary[keras.Model, CAMEngine]" = weakref.WeakKeyD
 def engine_for(model: keras.Model) -> CAMEngine:
     """The engine of `model`, made once and freed with the model."""
     if not isinstance(model, keras.Model):
+        kind = type(model)
+        if kind.__module__.split(".")[0] in ("tf_keras", "keras") and hasattr(model, "layers"):
+            raise TypeError(
+                f"model is a Keras 2 model ({kind.__module__}.{kind.__name__}: tf_keras, as "
+                "TF_USE_LEGACY_KERAS=1 gives), and camwidget reads Keras 3 models. Convert it once: "
+                "model.save('model.h5') where it was made, then model = keras.models.load_model('model.h5') "
+                "with Keras 3 (no TF_USE_LEGACY_KERAS)"
+            )
         raise TypeError(
             f"model must be a Keras 3 model (keras.Model, Sequential or a subclass), not {type(model).__name__}"
         )
