@@ -174,6 +174,33 @@ def test_exported_html_shows_the_last_overlay(page, workspace):
     page.screenshot(path=str(ARTIFACTS / "exported_html.png"))
 
 
+def test_a_long_map_shows_progress_and_the_controls_stay_usable(page, server, workspace):
+    """In JupyterLab: Score-CAM (slowed to about 2 s here) computes in the background; its progress line shows,
+    a colormap change is painted meanwhile, and the map lands when done, the line gone."""
+    _, root = workspace
+    h.write_notebook(root / "slow.ipynb", extra_cells=(
+        "import time\n"
+        "engine = explorer.session.engine\n"
+        "original = engine.class_probabilities\n"
+        "engine.class_probabilities = lambda x, output: time.sleep(2) or original(x, output)",
+    ))  # fmt: skip
+    open_and_run(page, server, "lab/tree/slow.ipynb")
+    page.wait_for_timeout(1000)
+    busy = page.locator(".camwidget-busy").first
+    h.select(page, "method", label="Score-CAM")
+    busy.wait_for(state="visible", timeout=10_000)
+    assert "computing Score-CAM at conv_b" in busy.inner_text()
+    assert "Grad-CAM:" in h.status_text(page)  # the view on screen is still the one it says
+    draws = h.canvas_draws(page)
+    h.select(page, "colormap", label="viridis")
+    h.wait_for_canvas(page, draws, timeout_ms=1000)  # painted while Score-CAM runs
+    assert busy.is_visible()
+    page.wait_for_function("() => document.querySelector('.camwidget-status').innerText.includes('Score-CAM:')",
+                           timeout=60_000)  # fmt: skip
+    page.wait_for_function("() => !document.querySelector('.camwidget-busy').offsetParent", timeout=10_000)
+    page.screenshot(path=str(ARTIFACTS / "progress.png"))
+
+
 # -- layout: every view fits the cell, panels line up ---------------------------------------------------------
 
 LAYOUT_CELLS = (
