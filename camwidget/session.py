@@ -31,6 +31,8 @@ from .images import (MAX_PIXELS, ImageLike, Images, ValueRange, check_value_rang
                      resize_to)
 from .methods import get_method, normalize_maps
 
+_WARM_UP_DELAY = 0.3  # s a view is looked at before the warm-up pass starts
+
 @dataclass(frozen=True)
 class View:
     """One computed map and what the status line says about it."""
@@ -145,6 +147,7 @@ class ExplorerSession:
         self.warm_up_passes = 0  # passes run in the background
         self._worker: ThreadPoolExecutor | None = None
         self._warming: dict[tuple[int, int, str], Future[None]] = {}
+        self._hurry = threading.Event()  # set: a view waits for the warm-up, so it starts without its delay
         self._wanted: tuple[int, int, str] | None = None
         self._closed = False
 
@@ -398,11 +401,19 @@ class ExplorerSession:
             return  # a large input: its backward pass through every layer would cost more memory than it saves
         if self._worker is None:
             self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="camwidget-warm-up")
+        self._hurry.clear()
         self._warming[key] = self._worker.submit(self._warm, key, self._state)
 
     def _warm(self, key: tuple[int, int, str], state: tuple[int, int]) -> None:
         try:
+            # Start once the view has been looked at for a moment (or at once when a view needs this pass):
+            # a cell that goes on to edit the model (pop, add) is done by then, and the model as it is then
+            # is checked. A pass traced while a Sequential is being edited could build it under the edit.
+            self._hurry.wait(_WARM_UP_DELAY)
+            model = self.explainer.model
             if self._wanted != key or self._closed or state != self._state or self.engine.sync() != state:
+                return
+            if not getattr(model, "built", True):
                 return
             passes = self._passes.get(key)
             if passes is not None and passes.reached_all:
@@ -422,6 +433,7 @@ class ExplorerSession:
         future = self._warming.get(key)
         if future is None:
             return False
+        self._hurry.set()
         try:
             future.result()
         except Exception:  # noqa: BLE001
@@ -430,6 +442,7 @@ class ExplorerSession:
 
     def wait_for_warm_ups(self) -> None:
         """Block until background work is done (tests and benchmarks use it)."""
+        self._hurry.set()
         for future in list(self._warming.values()):
             try:
                 future.result()
@@ -469,6 +482,7 @@ class ExplorerSession:
     def close(self) -> None:
         """Let the model go, with everything computed and traced for it."""
         self._closed = True
+        self._hurry.set()  # a warm-up waiting out its delay ends now
         if self._worker is not None:
             self._worker.shutdown(wait=True, cancel_futures=True)
             self._worker = None
