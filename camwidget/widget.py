@@ -826,7 +826,7 @@ class CAMExplorer(widgets.VBox):
             height = int(self._overlay_view.layout.height[:-2])
             self._colorbar_view.value = render.colorbar_png(self.colormap, height)
             _size(self._colorbar_view, height, _COLORBAR_WIDTH)
-        elif mode == "Side by side":
+        elif mode == "Side by side" and level >= _COLOURS:  # the heatmap panel changed: size them again
             self._size_side_by_side(pixels.shape[:2])
         if level >= _MAP:
             # what the view was computed for, not what the controls say now: they may have moved on already
@@ -874,12 +874,20 @@ class CAMExplorer(widgets.VBox):
             self._loop.call_soon_threadsafe(self._show_progress, number, done, total, what)
 
     def _land(self, number: int, view: _Result | None, error: BaseException | None) -> None:
-        """A worker's result arrives: shown only if it is still what the controls ask for."""
+        """A worker's result arrives: shown only if it is still what the controls ask for, and only if the
+        model did not change while it was computed (else it is computed again)."""
         if number != self._in_flight:
             return  # superseded: a newer request, or a cell computed the view itself
         self._in_flight = None
         self._hide_busy()
         self.redraws += 1
+        changed = self._catch_up()
+        if changed is None:
+            return  # the model can no longer be shown: the status line says so
+        if changed:
+            self._pending = 0
+            self._submit(self._request())  # from the model as it is now
+            return
         if error is not None:
             self._failed(error, _MAP)
             return

@@ -186,3 +186,33 @@ def test_a_view_landing_after_the_controls_moved_on_is_recorded_as_what_it_shows
         ex.close()
 
     asyncio.run(scenario())
+
+
+def test_a_view_computed_while_the_model_changed_is_computed_again(wide, picture):
+    """Weights change (another cell trains) while the worker computes: that view is not shown; the one
+    that lands is the model's as it is now."""
+
+    async def scenario():
+        ex = cw.CAMExplorer(wide, picture, background=True)
+        original, calls = ex.session.view, []
+        before = [w.copy() for w in wide.get_weights()]
+
+        def view_then_train(*args, **kwargs):
+            result = original(*args, **kwargs)
+            if not calls:
+                wide.set_weights([w * 1.5 for w in before])  # changed under the first computation
+            calls.append(args)
+            return result
+
+        ex.session.view = view_then_train
+        try:
+            ex.controls["method"].value = "gradcam++"
+            await settle(ex)
+            assert len(calls) == 2, "the view computed while the model changed was not computed again"
+            assert "Grad-CAM++:" in ex.status_text
+            assert_fresh(ex, wide, layer="conv_c", method="gradcam++")
+        finally:
+            wide.set_weights(before)
+            ex.close()
+
+    asyncio.run(scenario())
