@@ -13,12 +13,14 @@ outputs depend on it (a walk of the traced graph).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from . import internals
@@ -40,6 +42,91 @@ _PASS_THROUGH_OPS = ("Identity", "Reshape", "Squeeze", "ExpandDims", "Cast")
 _patch_lock = threading.RLock()
 
 
+# Kinds of map, by the model's input and the layer's output (batch axis left out):
+#   "image"  input (H, W, C),    layer (h, w, C)     -> map (h, w)
+#   "tokens" input (H, W, C),    layer (T, C)        -> map (h, w): T = k + h*w, k leading tokens left out
+#   "signal" input (L, C),       layer (l, C)        -> map (l,)
+#   "volume" input (D, H, W, C), layer (d, h, w, C)  -> map (d, h, w)  (Conv3D, or TimeDistributed frames)
+MAP_KINDS = ("image", "tokens", "signal", "volume")
+_MAX_LEADING_TOKENS = 8  # class token, distillation token, a few registers
+
+
+@dataclass(frozen=True)
+class MapGeometry:
+    """How a layer's output (N, *positions, K) is read as maps (N, *grid)."""
+
+    kind: str  # one of MAP_KINDS
+    grid: tuple[int | None, ...]  # the map's shape without N
+    leading: int = 0  # tokens: special tokens (class token ...) before the grid, not part of the map
+
+    @property
+    def positions(self) -> int | None:
+        """How many positions the map has; None where the size is not fixed."""
+        return None if any(d is None for d in self.grid) else int(np.prod(self.grid, dtype=np.int64))
+
+    def describe(self) -> str:
+        text = "×".join("?" if d is None else str(d) for d in self.grid)
+        return f"{text} (tokens, {self.leading} leading)" if self.kind == "tokens" else text
+
+
+def token_grid(tokens: int, input_shape: tuple[int | None, ...]) -> tuple[int, int, int] | None:
+    """(leading, h, w) for `tokens` tokens of an image input (H, W, C): the fewest leading tokens k such that
+    tokens - k = h*w for a grid with the image's aspect (H/h = W/w, whole patches); None if none fits."""
+    height, width = input_shape[0], input_shape[1]
+    if height is None or width is None:
+        return None
+    for leading in range(0, min(_MAX_LEADING_TOKENS, tokens - 1) + 1):
+        count = tokens - leading
+        for h in range(1, count + 1):
+            if count % h == 0:
+                w = count // h
+                if height % h == 0 and width % w == 0 and height // h == width // w:
+                    return leading, h, w
+    return None
+
+
+def _image_like(grid: tuple[int | None, ...], image: tuple[int | None, ...]) -> bool:
+    """Whether an (h, w) output can be a feature map of an (H, W) image: no larger, and shrunk by similar
+    factors on both sides (an attention layer's (tokens, heads, dim) is not: 17 x 2 of a 32 x 32 image)."""
+    if None in grid or None in image:
+        return True
+    (h, w), (height, width) = grid, image
+    if h > height or w > width or h < 1 or w < 1:
+        return False
+    ratio = (height / h) / (width / w)
+    return 1 / 4 <= ratio <= 4
+
+
+def geometry_of(
+    shape: tuple[int | None, ...] | None, input_shape: tuple[int | None, ...], grid: tuple[int, int] | None = None
+) -> MapGeometry | None:
+    """The map geometry of a layer output `shape` (no batch axis) in a model of `input_shape`; None where its
+    output is no map (a vector, several tensors, a rank that does not fit the input)."""
+    if shape is None:
+        return None
+    rank, input_rank = len(shape), len(input_shape)
+    if rank == 3 and input_rank == 3:
+        return MapGeometry("image", tuple(shape[:2])) if _image_like(shape[:2], input_shape[:2]) else None
+    if rank == 2 and input_rank == 2:
+        return MapGeometry("signal", (shape[0],))
+    if rank == 4 and input_rank == 4:
+        return MapGeometry("volume", tuple(shape[:3]))
+    if rank == 2 and input_rank == 3 and shape[0] is not None:
+        if grid is not None:
+            h, w = grid
+            if h * w > shape[0]:
+                raise LayerError(
+                    f"grid {grid} has {h * w} positions, but the layer has {shape[0]} tokens; give a grid of at "
+                    f"most {shape[0]} positions (the tokens after the leading ones, e.g. class token)"
+                )
+            return MapGeometry("tokens", (h, w), shape[0] - h * w)
+        found = token_grid(int(shape[0]), input_shape)
+        if found is not None:
+            leading, h, w = found
+            return MapGeometry("tokens", (h, w), leading)
+    return None
+
+
 @dataclass(frozen=True)
 class LayerInfo:
     """One layer as the dry run saw it."""
@@ -51,17 +138,16 @@ class LayerInfo:
     order: int  # position in forward order
     reaches_output: bool  # the model's outputs depend on it
     computes_features: bool
+    geometry: MapGeometry | None = None  # how its output reads as a map; None: it does not
 
     @property
     def is_spatial(self) -> bool:
-        """Output is one (N, h, w, C) tensor."""
-        return self.shape is not None and len(self.shape) == 3
+        """Its output reads as a map (image, tokens, signal or volume)."""
+        return self.geometry is not None
 
     @property
     def area(self) -> int | None:
-        if not self.is_spatial or self.shape[0] is None or self.shape[1] is None:
-            return None
-        return self.shape[0] * self.shape[1]
+        return None if self.geometry is None else self.geometry.positions
 
     def describe_shape(self) -> str:
         return "×".join("?" if d is None else str(d) for d in (self.shape or ()))
@@ -79,16 +165,23 @@ class ModelLayout:
     nested_models: list[str] = field(default_factory=list)  # paths of the models inside this one
 
     def spatial_paths(self) -> list[str]:
-        """Layers that can be explained: (N, h, w, C) output larger than 1x1, called once, and the output
-        depends on them."""
+        """Layers that can be explained: an output that reads as a map (see :data:`MAP_KINDS`) of more than
+        one position, called once, and the output depends on them."""
         return [
             p
             for p, i in self.layers.items()
             if i.is_spatial and i.calls == 1 and i.reaches_output and i.area != 1
         ]
 
+    @property
+    def input_kind(self) -> str:
+        """What the model takes: "image" (H, W, C), "signal" (L, C) or "volume" (D, H, W, C)."""
+        return {2: "signal", 4: "volume"}.get(len(self.input_shape), "image")
+
     def default_path(self) -> str:
-        """The last spatial layer with h*w > 1 that computes features."""
+        """The last map layer that computes features. In a vision transformer, the last token layer before its
+        last attention layer: after that layer the output reads only the class token, so the patch tokens'
+        gradients there are zero (pytorch-grad-cam's advice: the last block's first norm)."""
         candidates = [
             p
             for p in self.spatial_paths()
@@ -103,17 +196,40 @@ class ModelLayout:
                 "weights (model.load_weights)"
             )
         if not candidates:
+            wanted = {
+                "signal": "a 1-D (N, length, channels) output",
+                "volume": "a (N, depth, height, width, channels) output",
+            }.get(self.input_kind, "a spatial (N, height, width, channels) or token (N, tokens, channels) output")
             raise LayerError(
-                "this model has no layer with a spatial (N, height, width, channels) output of more than "
-                "1x1 that the output depends on, so there is no map to draw; Grad-CAM needs a "
-                "convolutional layer"
+                f"this model has no layer with {wanted} of more than one position that the output depends on, "
+                "so there is no map to draw; Grad-CAM needs a convolutional (or token) layer"
             )
-        return candidates[-1]
+        last = candidates[-1]
+        if self.layers[last].geometry.kind == "tokens":
+            attention = [(p, i.order) for p, i in self.layers.items() if "Attention" in type(i.layer).__name__]
+            last_path, last_order = max(attention, key=lambda a: a[1]) if attention else ("", -1)
+            inside = tuple(p + "/" for p, _ in attention)  # an attention layer's own query, key ... layers
+            before = [p for p in candidates if self.layers[p].order < last_order and not p.startswith(inside)]
+            if before and self.layers[before[-1]].geometry.kind == "tokens":
+                return before[-1]
+        return last
 
-    def resolve(self, name: str | None) -> LayerInfo:
-        """The LayerInfo for a user-given layer name (or the default), with errors a person can act on."""
+    def with_grid(self, info: LayerInfo, grid: tuple[int, int] | None) -> LayerInfo:
+        """`info` with its tokens read on a given (rows, columns) patch grid (the last rows*columns tokens)."""
+        if grid is None:
+            return info
+        if info.shape is None or len(info.shape) != 2 or len(self.input_shape) != 3:
+            raise LayerError(
+                f"grid= reads a token layer (N, tokens, channels) of an image model; layer {info.path!r} has "
+                f"output (N, {info.describe_shape()})"
+            )
+        return dataclasses.replace(info, geometry=geometry_of(info.shape, self.input_shape, grid))
+
+    def resolve(self, name: str | None, grid: tuple[int, int] | None = None) -> LayerInfo:
+        """The LayerInfo for a user-given layer name (or the default), with errors a person can act on;
+        `grid` (rows, columns) reads a token layer on that patch grid."""
         if name is None:
-            return self.layers[self.default_path()]
+            return self.with_grid(self.layers[self.default_path()], grid)
         if not isinstance(name, str):
             raise TypeError(f"layer must be a layer name (str) such as {self.default_path()!r}, not {type(name).__name__}")
         info = self.layers.get(name)
@@ -134,6 +250,7 @@ class ModelLayout:
                 msg += f"; closest: {quoted(hint)}"
             msg += f". Spatial layers of this model: {quoted(self.spatial_paths())}"
             raise LayerError(msg)
+        info = self.with_grid(info, grid)
         if info.calls > 1:
             raise LayerError(
                 f"layer {info.path!r} is called {info.calls} times in one forward pass, so its map would be "
@@ -141,14 +258,19 @@ class ModelLayout:
             )
         if not info.is_spatial:
             shape = "several tensors" if info.shape is None else f"shape (N, {', '.join(map(str, info.shape))})"
+            wanted = {
+                "signal": "a 1-D map (N, length, channels)",
+                "volume": "a map (N, depth, height, width, channels)",
+            }.get(self.input_kind, "a spatial map (N, height, width, channels), or tokens (N, h*w (+ class tokens), channels)")
             raise LayerError(
-                f"layer {info.path!r} has output {shape}, not a spatial map (N, height, width, channels); "
-                f"choose a convolutional layer, e.g. {self.default_path()!r}"
+                f"layer {info.path!r} has output {shape}, not {wanted}; choose one of {quoted(self.spatial_paths())}"
+                + (" (for tokens whose patch grid is not found, give grid=(rows, columns))"
+                   if self.input_kind == "image" and info.shape is not None and len(info.shape) == 2 else "")
             )
         if info.area == 1:
             raise LayerError(
-                f"layer {info.path!r} has a 1x1 output: there is nothing spatial to map; choose an earlier "
-                f"layer, e.g. {self.default_path()!r}"
+                f"layer {info.path!r} has a {'x'.join(map(str, info.geometry.grid))} output: one position, so there "
+                f"is nothing to map; choose an earlier layer, e.g. {self.default_path()!r}"
             )
         if not info.reaches_output:
             raise LayerError(f"the model's output does not depend on layer {info.path!r}; choose another layer")
@@ -166,7 +288,7 @@ def model_input_shape(model: keras.Model) -> tuple[int | None, ...] | None:
             raise CAMError(f"the model has {len(inputs)} inputs; camwidget explains models with one image input")
         return tuple(inputs[0].shape[1:])
     shape = internals.built_input_shape(model)
-    return tuple(shape[1:]) if shape is not None and len(shape) == 4 else None
+    return tuple(shape[1:]) if shape is not None and len(shape) >= 3 else None
 
 
 @contextlib.contextmanager
@@ -265,7 +387,12 @@ def _computes_features(layer: keras.layers.Layer) -> bool:
 
 def describe_model(model: keras.Model, input_shape: tuple[int, ...]) -> ModelLayout:
     """Trace the model once on a symbolic (None, *input_shape) input and describe its layers."""
-    layers = {p: l for p, l in walk_layers(model) if not isinstance(l, keras.Model)}
+    walked = list(walk_layers(model))
+    # A layer inside TimeDistributed sees N*T frames as its batch: its outputs are not the images' own.
+    wrapped = {p + "/" for p, l in walked if isinstance(l, keras.layers.TimeDistributed)}
+    layers = {
+        p: l for p, l in walked if not isinstance(l, keras.Model) and not any(p.startswith(w) for w in wrapped)
+    }
     records: dict[str, list[Any]] = {p: [] for p in layers}
     order: list[str] = []
     result: dict[str, Any] = {}
@@ -300,14 +427,16 @@ def describe_model(model: keras.Model, input_shape: tuple[int, ...]) -> ModelLay
     for path in sorted((p for p in layers if records[p]), key=first_seen.__getitem__):
         outs = records[path]
         single = outs[0] if len(outs) >= 1 and isinstance(outs[0], tf.Tensor) else None
+        shape = tuple(single.shape[1:]) if single is not None else None
         infos[path] = LayerInfo(
             path=path,
             layer=layers[path],
-            shape=tuple(single.shape[1:]) if single is not None else None,
+            shape=shape,
             calls=len(outs),
             order=first_seen[path],
             reaches_output=single is not None and single.name in result["needed"],
             computes_features=_computes_features(layers[path]),
+            geometry=geometry_of(shape, tuple(input_shape)),
         )
     outputs = result["outputs"]
     return ModelLayout(

@@ -18,23 +18,32 @@ from .images import load_pictures, model_batch
 
 
 def spatial_layers(model: keras.Model, sample: Any = None) -> list[str]:
-    """Every layer whose output is (N, h, w, C) and on which the model's output depends, in forward order.
+    """Every layer whose output reads as a map and on which the model's output depends, in forward order:
+    (N, h, w, C) in an image model, tokens (N, k + h*w, C) in a vision transformer, (N, L, C) in a model of
+    1-D signals (N, L, C), (N, D, H, W, C) in a model of volumes or clips.
 
-    Layers inside nested models are named by path ("vgg16/block5_conv3"). `sample` (one image or a batch,
+    Layers inside nested models are named by path ("vgg16/block5_conv3"). `sample` (one input or a batch,
     in the model's input space) is needed only when the model does not know its input size.
     """
     engine = engine_for(model)
     engine.sync()
-    shape = None if sample is None else model_batch(sample, "sample").shape[1:]
+    shape = None if sample is None else model_batch(sample, "sample", rank=input_rank(model)).shape[1:]
     return engine.layout(shape).spatial_paths()
 
 
 def default_layer(model: keras.Model, sample: Any = None) -> str:
-    """The layer compute_cam uses when none is given: the last spatial feature layer larger than 1x1."""
+    """The layer compute_cam uses when none is given: the last map layer that computes features (in a
+    vision transformer, the last token layer before its last attention layer)."""
     engine = engine_for(model)
     engine.sync()
-    shape = None if sample is None else model_batch(sample, "sample").shape[1:]
+    shape = None if sample is None else model_batch(sample, "sample", rank=input_rank(model)).shape[1:]
     return engine.layout(shape).default_path()
+
+
+def input_rank(model: keras.Model) -> int:
+    """The rank of one input item: 3 for images (H, W, C), 2 for signals, 4 for volumes; 3 where unknown."""
+    shape = engine_for(model).expected_input_shape()
+    return len(shape) if shape else 3
 
 
 def compute_cam(
@@ -52,9 +61,13 @@ def compute_cam(
     aug_smooth: bool = False,
     max_channels: int | None = None,
     target: Callable[[Any], Any] | None = None,
+    grid: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Class activation maps, float32 (N, h, w) at the layer's own resolution (one image: (1, h, w));
-    at the input's resolution for "guided-gradcam".
+    at the input's resolution for "guided-gradcam". For a 1-D layer (N, L, C) of a model of signals the maps
+    are (N, L); for a volume or clip layer (N, D, H, W, C), (N, D, H, W); for a vision transformer's token
+    layer (N, k + h*w, C), (N, h, w) on its patch grid, found from the token count and the image's shape
+    (the fewest leading tokens k that leave a grid of the image's aspect), or given as grid=(h, w).
 
     images: (N, H, W, C) or one (H, W, C), in the model's input space unless `preprocess` is given; or
     picture files (paths, file bytes, PIL images, or a list of them), which are read as the explorer reads
@@ -73,6 +86,7 @@ def compute_cam(
     that mean is returned as it is (it is non-negative: each copy was normalised). max_channels: Score-CAM uses at most this many channels.
     target: instead of a class, any function of the output (its logits under score="auto") returning one
     score per image, (N,); see :mod:`camwidget.targets` (Unit, Region, Box, ClassScore). Any output shape.
+    grid: (rows, columns) of a token layer's patches, where the grid is not found from the token count.
     """
     if target is not None and class_index is not None:
         raise CAMError("give class_index or target, not both (a class as a target: targets.ClassScore(c))")
@@ -81,12 +95,14 @@ def compute_cam(
         batch = _pictures_batch(model, images, preprocess)
         preprocess = None
     else:
-        batch = model_batch(images)
+        batch = model_batch(images, rank=input_rank(model))
     if preprocess is not None:
         if not callable(preprocess):
             raise TypeError(f"preprocess must be a function of the images, not {type(preprocess).__name__}")
-        batch = model_batch(preprocess(batch.copy()), "images after preprocess", single_allowed=False)
-    explainer = Explainer(model, layer=layer, output=output, options=options, target=target)
+        batch = model_batch(
+            preprocess(batch.copy()), "images after preprocess", single_allowed=False, rank=batch.ndim - 1
+        )
+    explainer = Explainer(model, layer=layer, output=output, options=options, target=target, grid=grid)
     return explainer.explain(batch, class_index)
 
 

@@ -149,7 +149,8 @@ class CAMEngine:
     # -- shapes and layout ---------------------------------------------------------------------------------
 
     def expected_input_shape(self) -> tuple[int | None, ...] | None:
-        """(H, W, C) the model takes, None entries where any size goes; None if the model does not say."""
+        """What one input item is, (H, W, C) for images ((L, C) signals, (D, H, W, C) volumes), None entries
+        where any size goes; None if the model does not say."""
         return adapter.model_input_shape(self.model)
 
     def layout(self, image_shape: Sequence[int] | None = None) -> ModelLayout:
@@ -187,8 +188,14 @@ class CAMEngine:
                 "transpose them first: np.transpose(images, (0, 2, 3, 1))"
             )
         if len(shape) != len(expected):
-            raise ImageError(f"images have shape {shape} per image, but the model takes {want}")
-        for got, need, axis in zip(shape, expected, ("height", "width", "channels")):
+            raise ImageError(
+                f"images have shape {shape} per image, but the model takes {want}"
+                + (" (one per item; a batch has one more axis in front)" if len(shape) == len(expected) + 1 else "")
+            )
+        axes = {2: ("length", "channels"), 4: ("depth", "height", "width", "channels")}.get(
+            len(shape), ("height", "width", "channels")
+        )
+        for got, need, axis in zip(shape, expected, axes):
             if need is not None and got != need:
                 extra = (
                     "; resize the images first (CAMExplorer resizes for you)"
@@ -287,7 +294,7 @@ class CAMEngine:
         dense_at = [i for i, layer in enumerate(after) if isinstance(layer, L.Dense)]
         fits = (
             len(dense_at) == 1
-            and isinstance(after[0], L.GlobalAveragePooling2D)
+            and isinstance(after[0], (L.GlobalAveragePooling1D, L.GlobalAveragePooling2D, L.GlobalAveragePooling3D))
             and all(isinstance(layer, (L.Dropout, L.Flatten)) for layer in after[1 : dense_at[0]])
             and all(isinstance(layer, (L.Activation, L.Softmax)) for layer in after[dense_at[0] + 1 :])
         )

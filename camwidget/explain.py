@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from . import progress
-from .adapter import LayerInfo, ModelLayout
+from .adapter import LayerInfo, MapGeometry, ModelLayout
 from .engine import SCORES, Capture, CAMEngine, LayerCapture, class_vector, engine_for, num_classes
 from .errors import CAMError
 from .targets import check_target
@@ -72,8 +72,10 @@ class Explainer:
         output: str | int | None = None,
         options: Options = Options(),
         target: Any = None,
+        grid: tuple[int, int] | None = None,
     ) -> None:
         self.engine: CAMEngine = engine_for(model)
+        self.grid = check_grid(grid)
         self.target = check_target(target)
         self._model: keras.Model | None = model
         self.layer_name = layer
@@ -101,7 +103,8 @@ class Explainer:
     def with_options(self, **changes: Any) -> Explainer:
         """The same model, layer and output with other options (checked); shares the compiled passes."""
         other = Explainer(self.model, layer=self.layer_name, output=self.output_spec,
-                          options=dataclasses.replace(self.options, **changes), target=self.target)  # fmt: skip
+                          options=dataclasses.replace(self.options, **changes), target=self.target,
+                          grid=self.grid)  # fmt: skip
         return other
 
     # -- resolved once per input shape ---------------------------------------------------------------------
@@ -116,7 +119,7 @@ class Explainer:
 
     def resolve(self, layout: ModelLayout, layer: str | None = None) -> tuple[LayerInfo, int, int]:
         """(the layer, the output index, its number of classes) for this layout; errors name the fix."""
-        info = layout.resolve(self.layer_name if layer is None else layer)
+        info = layout.resolve(self.layer_name if layer is None else layer, self.grid)
         output = self.engine.output_index(layout, self.output_spec)
         return info, output, num_classes(layout, output)
 
@@ -136,12 +139,24 @@ class Explainer:
         self, capture: LayerCapture, batch: np.ndarray, info: LayerInfo, layout: ModelLayout, output: int,
         max_channels: int | None = None,
     ) -> np.ndarray:  # fmt: skip
-        """Raw (N, h, w) maps of this explainer's method from one layer's capture (signed, before ReLU)."""
+        """Raw maps (N, *grid) of this explainer's method from one layer's capture (signed, before ReLU):
+        (N, h, w) for images and tokens, (N, L) for signals, (N, D, H, W) for volumes."""
+        geometry = self.geometry(info)
+        check_method_fits(self.cam_method, geometry, info)
         inputs = MethodInputs(
-            capture, batch, self.engine, info, layout, output, self.options.score,
+            as_grid(capture, geometry), batch, self.engine, info, layout, output, self.options.score,
             self.options.max_channels if max_channels is None else max_channels,
         )  # fmt: skip
-        return method_maps(self.cam_method, inputs, self.options.eigen_smooth)
+        maps = method_maps(self.cam_method, inputs, self.options.eigen_smooth)
+        if self.cam_method.input_resolution:
+            return maps
+        return from_grid(maps, geometry, capture.activations.shape[1:-1])
+
+    def geometry(self, info: LayerInfo) -> MapGeometry:
+        """How the layer's output reads as maps."""
+        if info.geometry is None:
+            raise CAMError(f"layer {info.path!r} has output (N, {info.describe_shape()}), which is not a map")
+        return info.geometry
 
     def finish(self, raw: np.ndarray) -> np.ndarray:
         """normalize=True: ReLU and each map over its max (all-zero stays zero); else the raw maps, finite."""
@@ -162,7 +177,7 @@ class Explainer:
             info, output, n_classes = self.resolve(layout, layer)
             classes = class_vector(class_index, len(batch), n_classes)
         else:  # any output shape: the target makes one score of it
-            info = layout.resolve(self.layer_name if layer is None else layer)
+            info = layout.resolve(self.layer_name if layer is None else layer, self.grid)
             output = self.engine.output_index(layout, self.output_spec, classes=False)
             classes = np.zeros(len(batch), np.int32)
 
@@ -178,9 +193,63 @@ class Explainer:
         total = 0.0
         for done, (flip, factor) in enumerate(AUGMENTATIONS):
             progress.step(done, len(AUGMENTATIONS), "augmented copies")
-            x = (batch[:, :, ::-1] if flip else batch) * np.float32(factor)
+            # flipped left-right: the input's last axis before channels, the map's last axis
+            x = (np.flip(batch, axis=-2) if flip else batch) * np.float32(factor)
             maps, _ = raw_maps(np.ascontiguousarray(x), classes)
             maps = normalize_maps(maps)
-            total = total + (maps[:, :, ::-1] if flip else maps)
+            total = total + (np.flip(maps, axis=-1) if flip else maps)
         maps = (total / len(AUGMENTATIONS)).astype(np.float32)
         return normalize_maps(maps) if self.options.normalize else maps
+
+
+def as_grid(capture: LayerCapture, geometry: MapGeometry) -> LayerCapture:
+    """A capture (N, *positions, K) as the (N, a, b, K) grid the methods read: tokens without their leading
+    ones, on their (h, w) patch grid; a signal (N, L, K) as (N, L, 1, K); a volume (N, D, H, W, K) as
+    (N, D*H, W, K). Every method sums or averages over the positions, so the grid's layout does not change
+    their values."""
+    def view(x: np.ndarray) -> np.ndarray:
+        n, k = x.shape[0], x.shape[-1]
+        if geometry.kind == "tokens":
+            return x[:, geometry.leading :].reshape(n, *geometry.grid, k)
+        if geometry.kind == "signal":
+            return x[:, :, None, :]
+        if geometry.kind == "volume":
+            return x.reshape(n, x.shape[1] * x.shape[2], x.shape[3], k)
+        return x
+
+    return dataclasses.replace(capture, activations=view(capture.activations), gradients=view(capture.gradients))
+
+
+def from_grid(maps: np.ndarray, geometry: MapGeometry, positions: tuple[int, ...]) -> np.ndarray:
+    """Maps on the methods' grid (N, a, b) -> (N, *positions), the layer's own positions (tokens: the
+    patch grid)."""
+    if geometry.kind == "signal":
+        return maps[:, :, 0]
+    if geometry.kind == "volume":
+        return maps.reshape(maps.shape[0], *positions)
+    return maps
+
+
+_IMAGE_ONLY_METHODS = ("scorecam", "guided-gradcam")
+
+
+def check_method_fits(method: CAMMethod, geometry: MapGeometry, info: LayerInfo) -> None:
+    """Score-CAM and Guided Grad-CAM mask or trace the input as an image: on image models only."""
+    if method.name in _IMAGE_ONLY_METHODS and geometry.kind not in ("image", "tokens"):
+        raise CAMError(
+            f"method {method.name!r} works on image models; layer {info.path!r} is a {geometry.kind} map "
+            f"(N, {info.describe_shape()}); use a gradient method ('gradcam', 'gradcam++', 'hirescam', "
+            "'xgradcam', 'layercam') or 'eigencam'"
+        )
+
+
+def check_grid(grid: Any) -> tuple[int, int] | None:
+    """grid= as given: None, or (rows, columns) of a token layer's patch grid."""
+    if grid is None:
+        return None
+    if (
+        not isinstance(grid, (tuple, list)) or len(grid) != 2
+        or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in grid)
+    ):  # fmt: skip
+        raise TypeError(f"grid must be two positive ints (rows, columns) of a token layer's patches, not {grid!r}")
+    return int(grid[0]), int(grid[1])

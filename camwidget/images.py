@@ -351,9 +351,14 @@ def resize_to(image: np.ndarray, height: int | None, width: int | None) -> np.nd
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
 
 
-def model_batch(images: Any, name: str = "images", single_allowed: bool = True) -> np.ndarray:
-    """Images already in the model's input space -> float32 (N, H, W, C), checked for rank and finiteness.
-    One image (H, W, C) becomes a batch of one where `single_allowed`."""
+_ITEM_AXES = {2: "(length, channels)", 3: "(height, width, channels)", 4: "(depth, height, width, channels)"}
+
+
+def model_batch(images: Any, name: str = "images", single_allowed: bool = True, rank: int = 3) -> np.ndarray:
+    """Inputs already in the model's input space -> a float32 batch, checked for rank and finiteness.
+    `rank` is one item's rank: 3 for images (H, W, C), 2 for signals (L, C), 4 for volumes or clips
+    (D, H, W, C). One item becomes a batch of one where `single_allowed`."""
+    item = _ITEM_AXES.get(rank, f"({rank} axes)")
     if hasattr(images, "numpy") and not isinstance(images, np.ndarray):
         images = images.numpy()
     if isinstance(images, (list, tuple)):
@@ -363,17 +368,17 @@ def model_batch(images: Any, name: str = "images", single_allowed: bool = True) 
             raise ImageError(f"{name} could not be stacked into one batch: {exc}") from None
     if not isinstance(images, np.ndarray):
         raise TypeError(
-            f"{name} must be a numpy array (N, height, width, channels) or one (height, width, channels), "
-            f"not {type(images).__name__}; for files or PIL images use CAMExplorer, or load them first"
+            f"{name} must be a numpy array (N, {item[1:]} or one {item}, not {type(images).__name__}; "
+            "for files or PIL images use CAMExplorer, or load them first"
         )
     if not (np.issubdtype(images.dtype, np.number)) or np.issubdtype(images.dtype, np.complexfloating):
         raise ImageError(f"{name} has dtype {images.dtype}; expected numbers")
-    if images.ndim == 3 and single_allowed:
+    if images.ndim == rank and single_allowed:
         images = images[None]
-    if images.ndim != 4:
+    if images.ndim != rank + 1:
         raise ImageError(
-            f"{name} has shape {images.shape}; expected (N, height, width, channels) or one image "
-            "(height, width, channels)"
+            f"{name} has shape {images.shape}; expected (N, {item[1:]} or one {item}"
+            + (" (the model's input)" if rank != 3 else "")
         )
     if images.shape[0] == 0:
         raise ImageError(f"{name} is an empty batch")

@@ -212,9 +212,10 @@ def project_first_component(terms: np.ndarray) -> np.ndarray:
 
 
 def normalize_maps(maps: np.ndarray) -> np.ndarray:
-    """ReLU, then each map divided by its own max; a map with no positive value stays all zero (never NaN)."""
+    """ReLU, then each map (of any rank) divided by its own max; a map with no positive value stays all zero
+    (never NaN)."""
     maps = np.maximum(finite(maps), 0.0)
-    peak = maps.max(axis=(1, 2), keepdims=True)
+    peak = maps.max(axis=tuple(range(1, maps.ndim)), keepdims=True)
     return np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0).astype(np.float32)
 
 
