@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from . import internals
 from .errors import CAMError, LayerError, closest, quoted
+from .feed import Feed
 from .internals import walk_layers
 
 # Layers in these Keras packages move, drop or reshape values but compute no new features; the default
@@ -277,15 +278,21 @@ class ModelLayout:
         return info
 
 
-def model_input_shape(model: keras.Model) -> tuple[int | None, ...] | None:
-    """(H, W, C) from the model's input, or None where the model does not know it yet."""
+def model_input_shape(model: keras.Model, feed: Feed | None = None) -> tuple[int | None, ...] | None:
+    """(H, W, C) (or whatever one item is) of the images' input, or None where the model does not know it yet."""
+    if feed is not None:
+        return feed.shapes[feed.index]
     try:
         inputs = model.inputs
     except (AttributeError, ValueError):
         inputs = None
     if inputs:
         if len(inputs) > 1:
-            raise CAMError(f"the model has {len(inputs)} inputs; camwidget explains models with one image input")
+            names = [t.name for t in tf.nest.flatten(model.input)]
+            raise CAMError(
+                f"the model has {len(inputs)} inputs ({quoted(names)}); pass input= the one the images go to (a "
+                "name or an index) and other_inputs= the values of the others"
+            )
         return tuple(inputs[0].shape[1:])
     shape = internals.built_input_shape(model)
     return tuple(shape[1:]) if shape is not None and len(shape) >= 3 else None
@@ -336,9 +343,9 @@ _MISSING = object()
 _active = threading.local()  # the capture this thread is running, if any
 
 
-def call_model(model: keras.Model, x: tf.Tensor) -> list[tf.Tensor]:
-    """The model's outputs as a flat list, in inference mode."""
-    return tf.nest.flatten(model(x, training=False))
+def call_model(model: keras.Model, x: tf.Tensor, feed: Feed | None = None, others: Sequence[tf.Tensor] = ()) -> list[tf.Tensor]:
+    """The model's outputs as a flat list, in inference mode; with a feed, `x` goes to its input among `others`."""
+    return tf.nest.flatten(model(x if feed is None else feed.pack(x, others), training=False))
 
 
 def output_names(model: keras.Model, raw_output: Any, count: int) -> list[str]:
@@ -385,8 +392,9 @@ def _computes_features(layer: keras.layers.Layer) -> bool:
     )
 
 
-def describe_model(model: keras.Model, input_shape: tuple[int, ...]) -> ModelLayout:
-    """Trace the model once on a symbolic (None, *input_shape) input and describe its layers."""
+def describe_model(model: keras.Model, input_shape: tuple[int, ...], feed: Feed | None = None) -> ModelLayout:
+    """Trace the model once on a symbolic (None, *input_shape) input (and the feed's other inputs) and describe
+    its layers."""
     walked = list(walk_layers(model))
     # A layer inside TimeDistributed sees N*T frames as its batch: its outputs are not the images' own.
     wrapped = {p + "/" for p, l in walked if isinstance(l, keras.layers.TimeDistributed)}
@@ -401,9 +409,9 @@ def describe_model(model: keras.Model, input_shape: tuple[int, ...]) -> ModelLay
         records[path].append(output)
         order.append(path)
 
-    def probe(x: tf.Tensor) -> list[tf.Tensor]:
+    def probe(x: tf.Tensor, *others: tf.Tensor) -> list[tf.Tensor]:
         with capturing(layers, on_output):
-            raw = model(x, training=False)
+            raw = model(x if feed is None else feed.pack(x, others), training=False)
         outputs = tf.nest.flatten(raw)
         result["outputs"] = outputs
         result["names"] = output_names(model, raw, len(outputs))
@@ -413,7 +421,7 @@ def describe_model(model: keras.Model, input_shape: tuple[int, ...]) -> ModelLay
 
     spec = tf.TensorSpec((None, *input_shape), tf.float32)
     try:
-        tf.function(probe).get_concrete_function(spec)
+        tf.function(probe).get_concrete_function(spec, *(feed.specs() if feed else ()))
     except CAMError:
         raise
     except Exception as exc:  # the model itself refused this input

@@ -12,6 +12,7 @@ from PIL import Image as PILImage
 
 from .engine import engine_for
 from .explain import Options, Explainer
+from .feed import Feed, make_feed
 from . import preprocess as preprocessing
 from .errors import CAMError, ImageError
 from .images import load_pictures, model_batch
@@ -40,9 +41,9 @@ def default_layer(model: keras.Model, sample: Any = None) -> str:
     return engine.layout(shape).default_path()
 
 
-def input_rank(model: keras.Model) -> int:
+def input_rank(model: keras.Model, feed: Feed | None = None) -> int:
     """The rank of one input item: 3 for images (H, W, C), 2 for signals, 4 for volumes; 3 where unknown."""
-    shape = engine_for(model).expected_input_shape()
+    shape = engine_for(model).expected_input_shape(feed)
     return len(shape) if shape else 3
 
 
@@ -62,6 +63,8 @@ def compute_cam(
     max_channels: int | None = None,
     target: Callable[[Any], Any] | None = None,
     grid: tuple[int, int] | None = None,
+    input: str | int | None = None,
+    other_inputs: Any = None,
 ) -> np.ndarray:
     """Class activation maps, float32 (N, h, w) at the layer's own resolution (one image: (1, h, w));
     at the input's resolution for "guided-gradcam". For a 1-D layer (N, L, C) of a model of signals the maps
@@ -87,22 +90,27 @@ def compute_cam(
     target: instead of a class, any function of the output (its logits under score="auto") returning one
     score per image, (N,); see :mod:`camwidget.targets` (Unit, Region, Box, ClassScore). Any output shape.
     grid: (rows, columns) of a token layer's patches, where the grid is not found from the token count.
+    input, other_inputs: for a model with several inputs, the one the images go to (a name or index) and the
+    others' values (a dict by name; one item or a batch of one is shared by every image, N rows go one per
+    image).
     """
     if target is not None and class_index is not None:
         raise CAMError("give class_index or target, not both (a class as a target: targets.ClassScore(c))")
     options = Options(method, score, eigen_smooth, aug_smooth, max_channels, normalize).checked()
+    feed = make_feed(model, input, other_inputs)
     if _are_pictures(images):
-        batch = _pictures_batch(model, images, preprocess)
+        batch = _pictures_batch(model, images, preprocess, feed)
         preprocess = None
     else:
-        batch = model_batch(images, rank=input_rank(model))
+        batch = model_batch(images, rank=input_rank(model, feed))
     if preprocess is not None:
         if not callable(preprocess):
             raise TypeError(f"preprocess must be a function of the images, not {type(preprocess).__name__}")
         batch = model_batch(
             preprocess(batch.copy()), "images after preprocess", single_allowed=False, rank=batch.ndim - 1
         )
-    explainer = Explainer(model, layer=layer, output=output, options=options, target=target, grid=grid)
+    explainer = Explainer(model, layer=layer, output=output, options=options, target=target, grid=grid,
+                          feed=feed)  # fmt: skip
     return explainer.explain(batch, class_index)
 
 
@@ -117,12 +125,14 @@ def _are_pictures(images: Any) -> bool:
     return isinstance(images, (list, tuple)) and len(images) > 0 and all(isinstance(im, kinds) for im in images)
 
 
-def _pictures_batch(model: keras.Model, images: Any, preprocess: Callable[[np.ndarray], np.ndarray] | None) -> np.ndarray:
+def _pictures_batch(
+    model: keras.Model, images: Any, preprocess: Callable[[np.ndarray], np.ndarray] | None, feed: Feed | None = None
+) -> np.ndarray:  # fmt: skip
     """Pictures read as the explorer reads them (upright, 8-bit RGB), resized to the model's input size and
     preprocessed: by `preprocess` (of float32 RGB 0-255), else by the detected keras.applications family.
     A model that takes any size sees them at most MAX_SIDE pixels on their longer side, as in the explorer."""
     pictures = [p.pixels for p in load_pictures(images)]
-    expected = engine_for(model).expected_input_shape() or (None, None, 3)
+    expected = engine_for(model).expected_input_shape(feed) or (None, None, 3)
     steps = preprocessing.resolve(model, preprocess)
     inputs = [preprocessing.model_input(p, expected, MAX_SIDE, steps.fn)[0] for p in pictures]
     if len({x.shape for x in inputs}) > 1:

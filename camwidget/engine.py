@@ -22,6 +22,7 @@ from . import adapter, internals, progress, targets
 from .adapter import LayerInfo, ModelLayout
 from .cache import LRU
 from .errors import CAMError, ImageError, quoted
+from .feed import Feed
 from .state import ModelWatch, structure_signature
 
 SCORES = ("auto", "probability")
@@ -148,28 +149,29 @@ class CAMEngine:
 
     # -- shapes and layout ---------------------------------------------------------------------------------
 
-    def expected_input_shape(self) -> tuple[int | None, ...] | None:
+    def expected_input_shape(self, feed: Feed | None = None) -> tuple[int | None, ...] | None:
         """What one input item is, (H, W, C) for images ((L, C) signals, (D, H, W, C) volumes), None entries
         where any size goes; None if the model does not say."""
-        return adapter.model_input_shape(self.model)
+        return adapter.model_input_shape(self.model, feed)
 
-    def layout(self, image_shape: Sequence[int] | None = None) -> ModelLayout:
+    def layout(self, image_shape: Sequence[int] | None = None, feed: Feed | None = None) -> ModelLayout:
         """The dry-run description of the model for images of `image_shape` (H, W, C)."""
-        shape = self._check_image_shape(image_shape)
+        shape = self._check_image_shape(image_shape, feed)
+        key = (shape, None if feed is None else feed.signature)
         with self._lock:
-            found = self._layouts.get(shape)
+            found = self._layouts.get(key)
             if found is None:
                 model = self.model
-                if not model.built:  # a Sequential without an Input that was never called: build it as predict would
+                if not model.built and feed is None:  # a Sequential without an Input that was never called: build it as predict would
                     model(np.zeros((1, *shape), np.float32), training=False)
                 before = structure_signature(model)
-                found = adapter.describe_model(model, shape)
+                found = adapter.describe_model(model, shape, feed)
                 if structure_signature(model) == before:  # not kept if the model changed while it was read
-                    self._layouts.put(shape, found)
+                    self._layouts.put(key, found)
             return found
 
-    def _check_image_shape(self, image_shape: Sequence[int] | None) -> tuple[int, ...]:
-        expected = self.expected_input_shape()
+    def _check_image_shape(self, image_shape: Sequence[int] | None, feed: Feed | None = None) -> tuple[int, ...]:
+        expected = self.expected_input_shape(feed)
         if image_shape is None:
             if expected is None or any(d is None for d in expected):
                 raise CAMError(
@@ -232,16 +234,18 @@ class CAMEngine:
     # -- the passes ----------------------------------------------------------------------------------------
     def capture(
         self, x: np.ndarray, infos: Sequence[LayerInfo], classes: np.ndarray, output: int, score: str,
-        target: Any = None,
+        target: Any = None, feed: Feed | None = None,
     ) -> Capture:  # fmt: skip
         """One pass over the whole model: A and dy_c/dA at each layer of `infos`, and the scores, for images
         `x` (N, H, W, C). The backward pass reaches the deepest layer; the others cost nothing more.
         With a `target` (see :mod:`camwidget.targets`), y = target(output) instead of a class's score; the
         scores and probabilities are then y itself, (N, 1)."""
         infos = sorted(infos, key=lambda i: i.order)
-        key = ("capture", tuple(i.path for i in infos), output, score, x.shape[1:], target)
-        fn = self._compiled(key, lambda: self._build_capture(infos, output, score, x.shape[1:], target))
-        a, g, s, p, c = fn(tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(classes, tf.int32))
+        key = ("capture", tuple(i.path for i in infos), output, score, x.shape[1:], target, _signature(feed))
+        fn = self._compiled(key, lambda: self._build_capture(infos, output, score, x.shape[1:], target, feed))
+        a, g, s, p, c = fn(
+            tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(classes, tf.int32), *_rows(feed, len(x))
+        )
         paths = [i.path for i in infos]
         return Capture(
             dict(zip(paths, (t.numpy() for t in a))), dict(zip(paths, (t.numpy() for t in g))),
@@ -249,10 +253,14 @@ class CAMEngine:
         )  # fmt: skip
 
     def recapture(
-        self, activations: np.ndarray, info: LayerInfo, classes: np.ndarray, output: int, score: str
-    ) -> LayerCapture | None:
+        self, activations: np.ndarray, info: LayerInfo, classes: np.ndarray, output: int, score: str,
+        feed: Feed | None = None,
+    ) -> LayerCapture | None:  # fmt: skip
         """The same as :meth:`capture` at one layer from its cached activations, running only the layers after
-        it; None where the model's structure does not allow that (then use :meth:`capture`)."""
+        it; None where the model's structure does not allow that (then use :meth:`capture`), and for a model
+        with several inputs (another input may join after the layer)."""
+        if feed is not None:
+            return None
         key = ("tail", info.path, output, score, activations.shape[1:])
         fn = self._compiled(key, lambda: self._build_tail(info, output, score, activations.shape[1:]))
         if fn is None:
@@ -262,24 +270,31 @@ class CAMEngine:
 
     # -- the narrow interface for methods that run the model again (Score-CAM, Guided Grad-CAM, CAM) --------
 
-    def class_probabilities(self, x: np.ndarray, output: int) -> np.ndarray:
+    def class_probabilities(
+        self, x: np.ndarray, output: int, feed: Feed | None = None, image: int | None = None
+    ) -> np.ndarray:
         """(M, C) class probabilities of many inputs, in fixed-size batches: the output's own softmax or
-        sigmoid, or a softmax over it where it has none."""
-        key = ("probabilities", output, x.shape[1:])
-        fn = self._compiled(key, lambda: self._build_probabilities(output, x.shape[1:]))
+        sigmoid, or a softmax over it where it has none. With a feed, they are all variants of image `image`."""
+        key = ("probabilities", output, x.shape[1:], _signature(feed))
+        fn = self._compiled(key, lambda: self._build_probabilities(output, x.shape[1:], feed))
+        others = _rows(feed, _SCORE_BATCH, image)
         results = []
         for start in range(0, len(x), _SCORE_BATCH):
             progress.step(start, len(x), "masked inputs")
             chunk = x[start : start + _SCORE_BATCH]
             padded = np.concatenate([chunk, np.zeros((_SCORE_BATCH - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-            results.append(fn(tf.convert_to_tensor(padded, tf.float32)).numpy()[: len(chunk)])
+            results.append(fn(tf.convert_to_tensor(padded, tf.float32), *others).numpy()[: len(chunk)])
         return np.concatenate(results)
 
-    def guided_gradients(self, x: np.ndarray, classes: np.ndarray, output: int, score: str) -> np.ndarray:
+    def guided_gradients(
+        self, x: np.ndarray, classes: np.ndarray, output: int, score: str, feed: Feed | None = None
+    ) -> np.ndarray:
         """Guided backpropagation: d y_c / d input with guided ReLU gradients, (N, H, W, C)."""
-        key = ("guided", output, score, x.shape[1:])
-        fn = self._compiled(key, lambda: self._build_guided(output, score, x.shape[1:]))
-        return fn(tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(classes, tf.int32)).numpy()
+        key = ("guided", output, score, x.shape[1:], _signature(feed))
+        fn = self._compiled(key, lambda: self._build_guided(output, score, x.shape[1:], feed))
+        return fn(
+            tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(classes, tf.int32), *_rows(feed, len(x))
+        ).numpy()
 
     def gap_dense_kernel(self, info: LayerInfo, output: int) -> np.ndarray:
         """The (K, C) kernel of the Dense layer that follows `info` through GlobalAveragePooling2D alone, as
@@ -332,11 +347,12 @@ class CAMEngine:
             raise
 
     def _build_capture(
-        self, infos: Sequence[LayerInfo], output: int, score: str, input_shape: tuple[int, ...], target: Any = None
-    ) -> Any:
+        self, infos: Sequence[LayerInfo], output: int, score: str, input_shape: tuple[int, ...], target: Any = None,
+        feed: Feed | None = None,
+    ) -> Any:  # fmt: skip
         model_ref, layers = self._model, {info.path: info.layer for info in infos}
 
-        def full_pass(x: tf.Tensor, classes: tf.Tensor) -> tuple[Any, ...]:
+        def full_pass(x: tf.Tensor, classes: tf.Tensor, *others: tf.Tensor) -> tuple[Any, ...]:
             captured: dict[str, list[tf.Tensor]] = {path: [] for path in layers}
 
             def on_output(path: str, out: tf.Tensor) -> None:
@@ -345,7 +361,7 @@ class CAMEngine:
 
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 with adapter.capturing(layers, on_output):
-                    outputs = adapter.call_model(model_ref(), x)
+                    outputs = adapter.call_model(model_ref(), x, feed, others)
                 scores, probs, classes, chosen = _scores(outputs[output], score, classes, target)
             for path, seen in captured.items():
                 if len(seen) != 1 or not isinstance(seen[0], tf.Tensor):
@@ -366,7 +382,7 @@ class CAMEngine:
                     raise CAMError(f"output {output} does not depend on layer {path!r}; choose another layer")
             return [_f32(a) for a in activations], [_f32(g) for g in grads], scores, probs, classes
 
-        return self._trace(full_pass, _spec(input_shape), tf.TensorSpec((None,), tf.int32))
+        return self._trace(full_pass, _spec(input_shape), tf.TensorSpec((None,), tf.int32), *_specs(feed))
 
     def _build_tail(self, info: LayerInfo, output: int, score: str, shape: tuple[int, ...]) -> Any:
         tail = internals.tail_function(self.model, info.path, output)
@@ -387,28 +403,28 @@ class CAMEngine:
         except Exception:  # Keras's graph did not run as read: fall back to full passes
             return None
 
-    def _build_probabilities(self, output: int, input_shape: tuple[int, ...]) -> Any:
+    def _build_probabilities(self, output: int, input_shape: tuple[int, ...], feed: Feed | None = None) -> Any:
         model_ref = self._model
 
-        def probabilities(x: tf.Tensor) -> tf.Tensor:
-            y = adapter.call_model(model_ref(), x)[output]
+        def probabilities(x: tf.Tensor, *others: tf.Tensor) -> tf.Tensor:
+            y = adapter.call_model(model_ref(), x, feed, others)[output]
             activation, _ = adapter.final_activation(y)
             _, probs, _, _ = _class_scores(y, "probability", tf.fill([tf.shape(y)[0]], -1))
             return probs if activation else tf.nn.softmax(probs, axis=-1)
 
-        return self._trace(probabilities, _spec(input_shape))
+        return self._trace(probabilities, _spec(input_shape), *_specs(feed))
 
-    def _build_guided(self, output: int, score: str, input_shape: tuple[int, ...]) -> Any:
+    def _build_guided(self, output: int, score: str, input_shape: tuple[int, ...], feed: Feed | None = None) -> Any:
         model_ref = self._model
 
-        def guided(x: tf.Tensor, classes: tf.Tensor) -> tf.Tensor:
+        def guided(x: tf.Tensor, classes: tf.Tensor, *others: tf.Tensor) -> tf.Tensor:
             graph = tf.compat.v1.get_default_graph()
             with graph.gradient_override_map({"Relu": _GUIDED_RELU, "Relu6": _GUIDED_RELU6}):
-                outputs = adapter.call_model(model_ref(), x)
+                outputs = adapter.call_model(model_ref(), x, feed, others)
             _, _, _, chosen = _class_scores(outputs[output], score, classes)
             return _f32(tf.gradients(tf.reduce_sum(chosen), x)[0])
 
-        return self._trace(guided, _spec(input_shape), tf.TensorSpec((None,), tf.int32))
+        return self._trace(guided, _spec(input_shape), tf.TensorSpec((None,), tf.int32), *_specs(feed))
 
 
 _NO_FUNCTION = object()  # cached "this model has no such pass" (no tail), so it is not looked for again
@@ -416,6 +432,18 @@ _NO_FUNCTION = object()  # cached "this model has no such pass" (no tail), so it
 
 def _spec(shape: Sequence[int]) -> tf.TensorSpec:
     return tf.TensorSpec((None, *shape), tf.float32)
+
+
+def _specs(feed: Feed | None) -> list[tf.TensorSpec]:
+    return [] if feed is None else feed.specs()
+
+
+def _signature(feed: Feed | None) -> Any:
+    return None if feed is None else feed.signature
+
+
+def _rows(feed: Feed | None, n: int, image: int | None = None) -> list[tf.Tensor]:
+    return [] if feed is None else [tf.convert_to_tensor(r) for r in feed.rows(n, image)]
 
 
 def _f32(t: tf.Tensor) -> tf.Tensor:

@@ -23,6 +23,7 @@ from . import progress
 from .adapter import LayerInfo, MapGeometry, ModelLayout
 from .engine import SCORES, Capture, CAMEngine, LayerCapture, class_vector, engine_for, num_classes
 from .errors import CAMError
+from .feed import Feed
 from .targets import check_target
 from .methods import CAMMethod, MethodInputs, finite, get_method, method_maps, normalize_maps
 
@@ -73,9 +74,11 @@ class Explainer:
         options: Options = Options(),
         target: Any = None,
         grid: tuple[int, int] | None = None,
+        feed: Feed | None = None,
     ) -> None:
         self.engine: CAMEngine = engine_for(model)
         self.grid = check_grid(grid)
+        self.feed = feed
         self.target = check_target(target)
         self._model: keras.Model | None = model
         self.layer_name = layer
@@ -104,7 +107,7 @@ class Explainer:
         """The same model, layer and output with other options (checked); shares the compiled passes."""
         other = Explainer(self.model, layer=self.layer_name, output=self.output_spec,
                           options=dataclasses.replace(self.options, **changes), target=self.target,
-                          grid=self.grid)  # fmt: skip
+                          grid=self.grid, feed=self.feed)  # fmt: skip
         return other
 
     # -- resolved once per input shape ---------------------------------------------------------------------
@@ -115,7 +118,11 @@ class Explainer:
         return self.engine.sync()
 
     def layout(self, image_shape: Sequence[int] | None) -> ModelLayout:
-        return self.engine.layout(image_shape)
+        return self.engine.layout(image_shape, self.feed)
+
+    def expected_input_shape(self) -> tuple[int | None, ...] | None:
+        """One item of the images' input, (H, W, C) for an image model; None entries where any size goes."""
+        return self.engine.expected_input_shape(self.feed)
 
     def resolve(self, layout: ModelLayout, layer: str | None = None) -> tuple[LayerInfo, int, int]:
         """(the layer, the output index, its number of classes) for this layout; errors name the fix."""
@@ -126,7 +133,7 @@ class Explainer:
     # -- the one capture -> method -> normalise path -------------------------------------------------------
 
     def capture(self, batch: np.ndarray, infos: Sequence[LayerInfo], classes: np.ndarray, output: int) -> Capture:
-        capture = self.engine.capture(batch, infos, classes, output, self.options.score, self.target)
+        capture = self.engine.capture(batch, infos, classes, output, self.options.score, self.target, self.feed)
         if self.target is not None and not np.all(np.isfinite(capture.scores)):
             bad = [int(i) for i in np.flatnonzero(~np.isfinite(capture.scores[:, 0]))]
             raise CAMError(
@@ -145,7 +152,7 @@ class Explainer:
         check_method_fits(self.cam_method, geometry, info)
         inputs = MethodInputs(
             as_grid(capture, geometry), batch, self.engine, info, layout, output, self.options.score,
-            self.options.max_channels if max_channels is None else max_channels,
+            self.options.max_channels if max_channels is None else max_channels, self.feed,
         )  # fmt: skip
         maps = method_maps(self.cam_method, inputs, self.options.eigen_smooth)
         if self.cam_method.input_resolution:

@@ -17,6 +17,7 @@ import numpy as np
 from .adapter import LayerInfo, ModelLayout
 from .engine import CAMEngine, LayerCapture
 from .errors import CAMError, closest, quoted
+from .feed import Feed
 
 _EPS = 1e-7
 
@@ -31,6 +32,7 @@ class MethodInputs:
     output: int
     score: str
     max_channels: int | None = None  # Score-CAM: use at most this many channels
+    feed: Feed | None = None  # a model's other inputs, where it has several
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ def scorecam(inputs: MethodInputs) -> np.ndarray:
             channels = np.argsort(-acts.reshape(-1, k).std(axis=0), kind="stable")[: inputs.max_channels]
         masks = _upsampled_unit_masks(acts[..., channels], H, W)  # (k', H, W)
         masked = inputs.images[i][None] * masks[..., None]
-        probs = inputs.engine.class_probabilities(masked, inputs.output)
+        probs = inputs.engine.class_probabilities(masked, inputs.output, inputs.feed, i)
         weights = probs[:, int(c.class_index[i])]
         terms[i][..., channels] = acts[..., channels] * weights
     return terms
@@ -187,7 +189,9 @@ def guided_gradcam(inputs: MethodInputs) -> np.ndarray:
     combined by their L2 norm, to give one map."""
     grad_cam = normalize_maps(gradcam(inputs).sum(axis=-1))
     H, W = inputs.images.shape[1:3]
-    guided = inputs.engine.guided_gradients(inputs.images, inputs.capture.class_index, inputs.output, inputs.score)
+    guided = inputs.engine.guided_gradients(
+        inputs.images, inputs.capture.class_index, inputs.output, inputs.score, inputs.feed
+    )
     saliency = np.sqrt((guided.astype(np.float64) ** 2).sum(axis=-1)).astype(np.float32)
     up = np.stack([cv2.resize(m, (W, H), interpolation=cv2.INTER_LINEAR) for m in grad_cam])
     return up * saliency

@@ -27,6 +27,7 @@ from .cache import LRU
 from .engine import LayerCapture
 from .errors import CAMError, ImageError
 from .explain import AUGMENTATIONS, Explainer, Options
+from .feed import Feed
 from .images import (MAX_PIXELS, ImageLike, Images, ValueRange, check_value_range, load_pictures, picture_names, read_picture,
                      resize_to)
 from .methods import get_method, normalize_maps
@@ -112,6 +113,7 @@ class ExplorerSession:
         value_range: ValueRange | None = None,
         max_pixels: int = MAX_PIXELS,
         warm_up: bool = True,
+        feed: Feed | None = None,
     ) -> None:
         self._lock = threading.RLock()  # the state and the caches, against the warm-up thread
         self._computing = threading.RLock()  # one view or probabilities at a time (explorer's worker, a cell)
@@ -119,7 +121,11 @@ class ExplorerSession:
         _check_max_pixels(max_pixels)
         self.value_range = None if value_range is None else check_value_range(value_range)
         self.max_pixels = int(max_pixels)
-        self.explainer = Explainer(model, output=output)
+        if feed is not None and any(len(value) > 1 for value in feed.others):
+            raise CAMError(
+                "the explorer gives every image the same other inputs: give other_inputs one value each (not a batch)"
+            )
+        self.explainer = Explainer(model, output=output, feed=feed)
         self.engine = self.explainer.engine
         self.max_side = int(max_side)
         self.capture_bytes = capture_bytes
@@ -232,7 +238,7 @@ class ExplorerSession:
         return self._inputs[index]
 
     def _prepare(self, pixels: np.ndarray) -> tuple[np.ndarray, tuple[tuple[int, int], tuple[int, int]] | None]:
-        expected = self.engine.expected_input_shape() or (None, None, 3)
+        expected = self.explainer.expected_input_shape() or (None, None, 3)
         return preprocessing.model_input(pixels, expected, self.max_side, self.preprocessing.fn)
 
     def layout(self, index: int) -> ModelLayout:
@@ -325,7 +331,9 @@ class ExplorerSession:
             return capture, how, earlier
         if activations is not None and passes is None:
             self.model_calls += 1
-            capture = self.engine.recapture(activations, info, np.array([class_index], np.int32), self.output, score)
+            capture = self.engine.recapture(
+                activations, info, np.array([class_index], np.int32), self.output, score, self.explainer.feed
+            )
             if capture is not None:
                 self._keep(index, class_index, score, {info.path: capture}, capture, 0.0)
                 return capture, "after-layer pass", 0.0
@@ -358,7 +366,9 @@ class ExplorerSession:
             self.model_calls += 1
         start = time.perf_counter()
         classes = np.array([class_index], np.int32)
-        capture = self.engine.capture(self.model_input(index), chosen, classes, self.output, score)
+        capture = self.engine.capture(
+            self.model_input(index), chosen, classes, self.output, score, feed=self.explainer.feed
+        )
         seconds = time.perf_counter() - start
         captures = {path: capture.at(path) for path in capture.activations}
         found = int(capture.class_index[0])

@@ -382,3 +382,85 @@ def test_keras_hub_vit_with_random_weights():
     A = A.numpy().astype(np.float64)[:, 1:]
     want = relu_max((G.mean(axis=1, keepdims=True) * A).sum(-1).reshape(2, 4, 4))
     assert_close(cam, want)
+
+
+# -- several inputs ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_inputs():
+    """An image and a metadata vector that gates the image's features (dict inputs, as Keras sorts them)."""
+    keras.utils.set_random_seed(26)
+    image = keras.Input((16, 16, 3), name="image")
+    meta = keras.Input((4,), name="meta")
+    x = layers.Conv2D(6, 3, padding="same", activation="relu", name="conv")(image)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Multiply(name="join")([x, layers.Dense(6, activation="sigmoid", name="meta_dense")(meta)])
+    out = layers.Dense(3, activation="softmax", name="probs")(x)
+    return keras.Model({"image": image, "meta": meta}, out)
+
+
+def two_input_reference(model, x, meta, classes):
+    A = keras.Model(model.inputs, model.get_layer("conv").output)({"image": x, "meta": meta})
+    m = model.get_layer("meta_dense")(meta)
+    with tf.GradientTape() as tape:
+        tape.watch(A)
+        h = tf.reduce_mean(A, axis=(1, 2)) * m
+        z = tf.tensordot(h, model.get_layer("probs").kernel, 1)
+        y = tf.reduce_sum(tf.gather(z, classes, batch_dims=1))
+    G = tape.gradient(y, A).numpy()
+    return relu_max((G.mean(axis=(1, 2), keepdims=True) * A.numpy()).sum(-1))
+
+
+def test_images_go_to_the_named_input_and_the_others_are_given_once(two_inputs):
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=(3, 16, 16, 3)).astype(np.float32)
+    shared = rng.normal(size=(4,)).astype(np.float32)
+    classes = np.array([0, 2, 1])
+    cam = cw.compute_cam(two_inputs, x, input="image", other_inputs={"meta": shared}, class_index=classes)
+    assert_close(cam, two_input_reference(two_inputs, x, np.repeat(shared[None], 3, 0), classes))
+    per_image = rng.normal(size=(3, 4)).astype(np.float32) * 5
+    by_index = cw.compute_cam(two_inputs, x, input=0, other_inputs=[per_image], class_index=classes)
+    assert_close(by_index, two_input_reference(two_inputs, x, per_image, classes))
+    assert not np.allclose(by_index, cam)  # the other input matters here, so the check can fail
+
+
+def test_the_top_class_depends_on_the_other_input(two_inputs):
+    """class_index=None takes the top class of the model's output given both inputs."""
+    x = np.random.default_rng(11).normal(size=(1, 16, 16, 3)).astype(np.float32)
+    metas = np.random.default_rng(12).normal(size=(8, 4)).astype(np.float32) * 10
+    for meta in metas:
+        probs = two_inputs({"image": x, "meta": meta[None]}).numpy()[0]
+        top = int(np.argmax(probs))
+        cam = cw.compute_cam(two_inputs, x, input="image", other_inputs={"meta": meta})
+        assert_close(cam, two_input_reference(two_inputs, x, meta[None], np.array([top])))
+
+
+def test_scorecam_on_two_inputs_keeps_each_images_other_input(two_inputs):
+    x = np.random.default_rng(13).normal(size=(2, 16, 16, 3)).astype(np.float32)
+    metas = np.random.default_rng(14).normal(size=(2, 4)).astype(np.float32)
+    both = cw.compute_cam(two_inputs, x, input="image", other_inputs={"meta": metas}, method="scorecam", class_index=1)
+    for i in range(2):
+        one = cw.compute_cam(two_inputs, x[i], input="image", other_inputs={"meta": metas[i]}, method="scorecam",
+                             class_index=1)  # fmt: skip
+        np.testing.assert_allclose(both[i], one[0], atol=1e-5)
+
+
+def test_several_inputs_errors_name_the_inputs(two_inputs):
+    x = np.zeros((2, 16, 16, 3), np.float32)
+    with pytest.raises(ValueError, match=r"the model has 2 inputs \('image', 'meta'\); pass input="):
+        cw.compute_cam(two_inputs, x)
+    with pytest.raises(ValueError, match=r"also takes 'meta': give their values as other_inputs=\{'meta': ...\}"):
+        cw.compute_cam(two_inputs, x, input="image")
+    with pytest.raises(ValueError, match=r"input 'picture' not found; the model's inputs are 'image', 'meta'"):
+        cw.compute_cam(two_inputs, x, input="picture", other_inputs={"meta": np.zeros(4)})
+    with pytest.raises(ValueError, match=r"other input 'meta' has shape \(5,\); the model takes \(4\) per image"):
+        cw.compute_cam(two_inputs, x, input="image", other_inputs={"meta": np.zeros(5)})
+    with pytest.raises(ValueError, match=r"other_inputs names 'labels', which are not other inputs"):
+        cw.compute_cam(two_inputs, x, input="image", other_inputs={"labels": np.zeros(4)})
+    with pytest.raises(ValueError, match=r"input 'meta' was given 3 rows for 2 images"):
+        cw.compute_cam(two_inputs, x, input="image", other_inputs={"meta": np.zeros((3, 4))})
+    with pytest.raises(ValueError, match=r"images have height 8, but the model takes 16"):
+        cw.compute_cam(two_inputs, np.zeros((1, 8, 8, 3)), input="image", other_inputs={"meta": np.zeros(4)})
+    with pytest.raises(ValueError, match="input= and other_inputs= are for models with several inputs"):
+        cw.compute_cam(tiny_vit(), np.zeros((1, 32, 48, 3)), input="image", other_inputs={"meta": np.zeros(4)})
