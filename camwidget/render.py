@@ -91,10 +91,12 @@ def heatmap_figure_png(cam: np.ndarray, colormap: str, title: str, width_px: int
     """The map alone at its own resolution, with a colorbar; a matplotlib Figure, off screen."""
     h, w = cam.shape
     dpi = 100
-    fig = Figure(figsize=(width_px / dpi, width_px / dpi * h / w * 0.9 + 0.4), dpi=dpi)
+    strip = h * 8 < w  # a signal's (1, l) map: drawn as a band, not one pixel tall
+    aspect_height = 0.25 if strip else h / w
+    fig = Figure(figsize=(width_px / dpi, width_px / dpi * aspect_height * 0.9 + 0.4), dpi=dpi)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    im = ax.imshow(cam, cmap=colormap, vmin=0.0, vmax=1.0, interpolation="nearest")
+    im = ax.imshow(cam, cmap=colormap, vmin=0.0, vmax=1.0, interpolation="nearest", aspect="auto" if strip else None)
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])

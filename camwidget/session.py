@@ -28,6 +28,7 @@ from .engine import LayerCapture
 from .errors import CAMError, ImageError
 from .explain import AUGMENTATIONS, Explainer, Options
 from .feed import Feed
+from .samples import read_clips, read_signals, screen_map, signal_picture
 from .images import (MAX_PIXELS, ImageLike, Images, ValueRange, check_value_range, load_pictures, picture_names, read_picture,
                      resize_to)
 from .methods import get_method, normalize_maps
@@ -38,7 +39,7 @@ _WARM_UP_DELAY = 0.3  # s a view is looked at before the warm-up pass starts
 class View:
     """One computed map and what the status line says about it."""
 
-    cam: np.ndarray  # (h, w) float32 in [0, 1]
+    cam: np.ndarray  # (h, w) float32 in [0, 1]: the map as drawn (a signal's (1, l); a clip frame's slice)
     layer: LayerInfo
     class_index: int
     method: str
@@ -47,6 +48,7 @@ class View:
     how: str  # "cached" | "after-layer pass" | "full pass"
     diagnostic: str | None  # plain words when the map is blank
     raw: np.ndarray | None = None  # (h, w) the method's map before ReLU and scaling (None: aug_smooth's average)
+    full: np.ndarray | None = None  # the whole map where it is not 2-D: (l,) of a signal, (d, h, w) of a clip
 
 
 def imagenet_class_names() -> list[str]:
@@ -129,11 +131,24 @@ class ExplorerSession:
         self.engine = self.explainer.engine
         self.max_side = int(max_side)
         self.capture_bytes = capture_bytes
-        self.preprocessing = preprocessing.resolve(model, preprocess)
-        pictures = load_pictures(images, self.value_range, self.max_pixels)
-        self.pixels: list[np.ndarray] = [p.pixels for p in pictures]
-        self.notes: list[tuple[str, ...]] = [p.notes for p in pictures]  # how each picture was read
-        self.names: list[str] = picture_names(images, len(self.pixels))
+        expected = self.explainer.expected_input_shape()
+        self.kind = {2: "signal", 4: "volume"}.get(len(expected) if expected else 3, "image")  # what one input is
+        self.preprocessing = (
+            _plain_preprocessing(preprocess) if self.kind == "signal" else preprocessing.resolve(model, preprocess)
+        )
+        # pixels: per image RGB uint8 (H, W, 3); per signal its line picture; per clip its frames (T, H, W, 3)
+        self.pixels: list[np.ndarray]
+        self.signals: list[np.ndarray] = []  # the signals themselves (L, C), for a model of signals
+        if self.kind == "image":
+            pictures = load_pictures(images, self.value_range, self.max_pixels)
+            self.pixels = [p.pixels for p in pictures]
+            self.notes: list[tuple[str, ...]] = [p.notes for p in pictures]  # how each picture was read
+            self.names: list[str] = picture_names(images, len(self.pixels))
+        else:
+            self.pixels, self.signals, names = self._read_samples(images)
+            self.notes = [() for _ in self.pixels]
+            noun = "signal" if self.kind == "signal" else "clip"
+            self.names = names or [f"{noun} {i}" for i in range(len(self.pixels))]
         self._display: dict[int, np.ndarray] = {}
         self._inputs: dict[int, np.ndarray] = {}
         self.resized: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}  # index -> (from, to) (h, w)
@@ -202,12 +217,19 @@ class ExplorerSession:
     def add_image(self, image: ImageLike, name: str, value_range: ValueRange | None = None) -> int:
         """Add an image (a path, array, PIL image or file bytes); returns its index. Nothing is kept unless the
         picture can be read and the model takes it."""
-        picture = read_picture(image, repr(name), value_range or self.value_range, self.max_pixels)
-        pixels = picture.pixels
-        prepared, resized = self._prepare(pixels)
+        if self.kind != "image":
+            pixels_list, signals, _ = self._read_samples({name: image})
+            pixels, notes = pixels_list[0], ()
+            prepared, resized = self._prepare(signals[0] if signals else pixels)
+        else:
+            picture = read_picture(image, repr(name), value_range or self.value_range, self.max_pixels)
+            pixels, notes = picture.pixels, picture.notes
+            prepared, resized = self._prepare(pixels)
         self.layout_for_input(prepared)  # the model must take it: raises before anything is kept
         self.pixels.append(pixels)
-        self.notes.append(picture.notes)
+        if self.kind == "signal":
+            self.signals.append(signals[0])
+        self.notes.append(notes)
         self.names.append(name)
         index = len(self.pixels) - 1
         self._inputs[index] = prepared
@@ -215,31 +237,58 @@ class ExplorerSession:
             self.resized[index] = resized
         return index
 
-    def display_pixels(self, index: int) -> np.ndarray:
-        """Image `index` at most DISPLAY_SIDE pixels on its longer side: what the screen shows, so that a
-        slider move costs the same for any picture size."""
-        if index not in self._display:
-            pixels = self.pixels[index]
+    def picture(self, index: int, frame: int = 0) -> np.ndarray:
+        """What image `index` shows at its own size, RGB uint8 (H, W, 3): the picture, a signal's line
+        picture, or a clip's frame `frame`."""
+        pixels = self.pixels[index]
+        return pixels[min(frame, len(pixels) - 1)] if self.kind == "volume" else pixels
+
+    def frames(self, index: int) -> int:
+        """How many frames image `index` has (1 unless it is a clip)."""
+        return len(self.pixels[index]) if self.kind == "volume" else 1
+
+    def display_pixels(self, index: int, frame: int = 0) -> np.ndarray:
+        """Image `index` (a clip's frame `frame`) at most DISPLAY_SIDE pixels on its longer side: what the
+        screen shows, so that a slider move costs the same for any picture size."""
+        if self.kind == "volume":
+            frame = min(frame, self.frames(index) - 1)
+            key: Any = (index, frame)
+        else:
+            key = index
+        if key not in self._display:
+            pixels = self.picture(index, frame)
             scale = DISPLAY_SIDE / max(pixels.shape[:2])
             if scale >= 1:
-                self._display[index] = pixels
+                self._display[key] = pixels
             else:
                 size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
-                self._display[index] = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-        return self._display[index]
+                self._display[key] = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+        return self._display[key]
 
     def model_input(self, index: int) -> np.ndarray:
         """Image `index` as the model takes it: resized to its input size (at most `max_side` pixels on the
         longer side where the model takes any size), channels matched, preprocessed."""
         if index not in self._inputs:
-            self._inputs[index], resized = self._prepare(self.pixels[index])
+            self._inputs[index], resized = self._prepare(self.signals[index] if self.kind == "signal" else self.pixels[index])
             if resized:
                 self.resized[index] = resized
         return self._inputs[index]
 
     def _prepare(self, pixels: np.ndarray) -> tuple[np.ndarray, tuple[tuple[int, int], tuple[int, int]] | None]:
         expected = self.explainer.expected_input_shape() or (None, None, 3)
+        if self.kind == "signal":
+            return _signal_input(pixels, expected, self.preprocessing.fn), None
+        if self.kind == "volume":
+            return _clip_input(pixels, expected, self.max_side, self.preprocessing.fn)
         return preprocessing.model_input(pixels, expected, self.max_side, self.preprocessing.fn)
+
+    def _read_samples(self, given: Any) -> tuple[list[np.ndarray], list[np.ndarray], list[str] | None]:
+        """(what each shows, the signals themselves (signals only), names) for a model of signals or clips."""
+        if self.kind == "signal":
+            signals, names = read_signals(given)
+            return [signal_picture(s) for s in signals], signals, names
+        clips, names = read_clips(given, self.value_range, self.max_pixels)
+        return clips, [], names
 
     def layout(self, index: int) -> ModelLayout:
         return self.layout_for_input(self.model_input(index))
@@ -260,12 +309,25 @@ class ExplorerSession:
 
     def view(
         self, index: int, layer: str | None, class_index: int | None, method: str, *,
-        score: str = "auto", eigen_smooth: bool = False, aug_smooth: bool = False,
+        score: str = "auto", eigen_smooth: bool = False, aug_smooth: bool = False, frame: int = 0,
     ) -> View:  # fmt: skip
-        """The map of image `index` at `layer` for `class_index` (None: the top class) by `method`.
-        Safe to call from any thread: views are computed one at a time."""
+        """The map of image `index` at `layer` for `class_index` (None: the top class) by `method`; for a clip,
+        as drawn on frame `frame`. Safe to call from any thread: views are computed one at a time."""
         with self._computing:
-            return self._view(index, layer, class_index, method, score, eigen_smooth, aug_smooth)
+            view = self._view(index, layer, class_index, method, score, eigen_smooth, aug_smooth)
+        return self._on_screen(view, index, frame)
+
+    def _on_screen(self, view: View, index: int, frame: int) -> View:
+        """A view whose maps are 2-D as drawn: a signal's (l,) as (1, l), a clip's slice for `frame`."""
+        if self.kind == "image":
+            return view
+        frames = self.frames(index)
+        return dataclasses.replace(
+            view,
+            cam=screen_map(view.cam, self.kind, frame, frames),
+            raw=None if view.raw is None else screen_map(view.raw, self.kind, frame, frames),
+            full=view.cam,
+        )
 
     def _view(
         self, index: int, layer: str | None, class_index: int | None, method: str, score: str, eigen_smooth: bool,
@@ -533,3 +595,37 @@ def _check_max_side(max_side: Any) -> None:
         raise TypeError(f"max_side must be an int (pixels on an image's longer side), not {type(max_side).__name__}")
     if max_side < 32:
         raise CAMError(f"max_side must be at least 32 pixels, not {max_side}; the default is 1024")
+
+
+def _plain_preprocessing(preprocess: Any) -> preprocessing.Preprocessing:
+    """For signals and clips: the user's function, else the values as given (no image family applies)."""
+    if callable(preprocess):
+        return preprocessing.Preprocessing(preprocess, f"your function {getattr(preprocess, '__name__', '')}".rstrip())
+    if preprocess is None or (isinstance(preprocess, str) and preprocess.lower() == "none"):
+        return preprocessing.Preprocessing(lambda x: x, "none (values as given)")
+    raise TypeError(f"preprocess must be None, 'none' or a function, not {preprocess!r}")
+
+
+def _signal_input(signal: np.ndarray, expected: tuple[int | None, ...], fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """One signal (L, C) -> the (1, L, C) batch the model takes; its length and channels must fit."""
+    length, channels = expected
+    if length is not None and len(signal) != length:
+        raise ImageError(f"the signal has length {len(signal)}, but the model takes {length}; cut or resample it first")
+    if channels is not None and signal.shape[1] != channels:
+        raise ImageError(f"the signal has {signal.shape[1]} channel(s), but the model takes {channels}")
+    batch = np.asarray(fn(signal[None].astype(np.float32).copy()), np.float32)
+    if batch.shape[:2] != (1, len(signal)) or not np.isfinite(batch).all():
+        raise ImageError(f"preprocess returned shape {batch.shape} or non-finite values for a signal of shape {signal.shape}")
+    return batch
+
+
+def _clip_input(
+    frames: np.ndarray, expected: tuple[int | None, ...], max_side: int, fn: Callable[[np.ndarray], np.ndarray]
+) -> tuple[np.ndarray, tuple[tuple[int, int], tuple[int, int]] | None]:
+    """A clip's frames (T, H, W, 3) -> the (1, T, H, W, C) batch the model takes, each frame resized and
+    preprocessed as a picture would be; the number of frames must fit."""
+    count = expected[0]
+    if count is not None and len(frames) != count:
+        raise ImageError(f"the clip has {len(frames)} frames, but the model takes {count}; give {count} frames")
+    prepared = [preprocessing.model_input(f, expected[1:], max_side, fn) for f in frames]
+    return np.concatenate([p[0] for p in prepared])[None], prepared[0][1]

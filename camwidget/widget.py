@@ -31,6 +31,7 @@ from .images import ImageLike, Images
 from .methods import METHODS, get_method
 from .search import match_classes, option_label
 from .explain import Options
+from .feed import make_feed
 from .front import PAGE_STYLE, OverlayCanvas, link_controls
 from . import compare
 from .compare import Cell, Question
@@ -65,6 +66,7 @@ class _Request(NamedTuple):
     aug_smooth: bool
     mode: str = "Overlay"  # the View control's value
     versus: int | None = None  # a class comparison's class B (None: the runner-up)
+    frame: int = 0  # a clip's frame shown (its map's slice)
 
     @property
     def compare(self) -> str | None:
@@ -76,7 +78,7 @@ class _Request(NamedTuple):
         return {
             "image": self.image, "layer": self.layer, "method": self.method, "class": shown_class,
             "score": self.score, "eigen-smooth": self.eigen_smooth, "aug-smooth": self.aug_smooth,
-            "mode": self.mode, "versus": -1 if self.versus is None else self.versus,
+            "mode": self.mode, "versus": -1 if self.versus is None else self.versus, "frame": self.frame,
             "follow_top": self.class_index is None,
         }  # fmt: skip
 
@@ -110,6 +112,13 @@ class CAMExplorer(widgets.VBox):
     usable (a progress bar shows after 0.3 s, a newer request supersedes an older one, opacity and colormap
     apply at once meanwhile). None: when made in a running event loop, as in a notebook's kernel. Setting an
     attribute from code always computes at once and raises what stops it.
+
+    Beyond pictures, by what the model takes: a model of 1-D signals (L, C) takes signals (arrays (L, C) or
+    (L,), a batch, a list or a dict), drawn as lines over a band coloured by the map; a model of clips or
+    volumes (T, H, W, C) takes clips ((T, H, W, C) arrays, a list of frames, or several), shown a frame at a
+    time with a Frame slider (``.frame``); a vision transformer's token layers are drawn on their patch grid.
+    ``input`` and ``other_inputs``: for a model with several inputs, the one the images go to and one value
+    for each other input, shared by every image (see compute_cam).
     """
 
     def __init__(
@@ -133,11 +142,13 @@ class CAMExplorer(widgets.VBox):
         max_pixels: int = 50_000_000,
         warm_up: bool = True,
         background: bool | None = None,
+        input: str | int | None = None,
+        other_inputs: Any = None,
     ) -> None:
         Options(method, score, eigen_smooth, aug_smooth).checked()  # bad options fail before any work
         self._session = ExplorerSession(
             model, images, preprocess, class_names, output, max_side=max_side, value_range=value_range,
-            max_pixels=max_pixels, warm_up=warm_up,
+            max_pixels=max_pixels, warm_up=warm_up, feed=make_feed(model, input, other_inputs),
         )  # fmt: skip
         layout = self._session.layout(0)
         start_layer = layout.resolve(layer).path
@@ -156,6 +167,7 @@ class CAMExplorer(widgets.VBox):
         self._heat: np.ndarray | None = None
         self._overlay: np.ndarray | None = None
         self._shown_image = 0  # the image of the view on screen (the image control may be ahead of it)
+        self._shown_frame = 0  # a clip's frame on screen
         self._loop = _running_loop() if background is not False else None
         self._background = self._loop is not None
         self._worker = LatestOnly()
@@ -165,7 +177,15 @@ class CAMExplorer(widgets.VBox):
 
         wide = {"description_width": "70px"}
         self._image_control = widgets.Dropdown(description="Image", style=wide, layout=_px(400))
-        self._upload = widgets.FileUpload(accept="image/*", multiple=False, description="Upload image")
+        kind = self._session.kind
+        self._upload = widgets.FileUpload(
+            accept="image/*", multiple=False, description="Upload image",
+            layout=widgets.Layout(display=None if kind == "image" else "none"),  # pictures only
+        )  # fmt: skip
+        self._frame_control = widgets.IntSlider(
+            description="Frame", min=0, max=max(0, self._session.frames(0) - 1), value=0, style=wide,
+            continuous_update=True, layout=_px(400, display=None if kind == "volume" else "none"),
+        )  # fmt: skip
         self._layer_control = widgets.Dropdown(
             description="Layer", options=_layer_options(layout), value=start_layer, style=wide, layout=_px(400),
         )  # fmt: skip
@@ -224,7 +244,7 @@ class CAMExplorer(widgets.VBox):
         self._busy = widgets.HBox([self._progress, self._busy_text], layout=widgets.Layout(display="none"))
         self._cells: list[Cell] | None = None  # the comparison grid's maps, in a Compare view
         self._refresh_image_options(0)
-        _show(self._plain_view, self._session.display_pixels(0))
+        _show(self._plain_view, self._session.display_pixels(0, 0))
         self._refresh_class_options(class_index)
 
         super().__init__(
@@ -232,6 +252,7 @@ class CAMExplorer(widgets.VBox):
                 _row(self._image_control, self._upload),
                 _row(self._layer_control, self._method_control),
                 _row(self._scrub),
+                _row(self._frame_control),
                 _row(self._score_control, self._eigen_control, self._aug_control),
                 _row(self._class_control, self._class_search, self._search_hint),
                 _row(self._alpha_control, self._colormap_control, self._mode_control, self._versus_control),
@@ -353,17 +374,31 @@ class CAMExplorer(widgets.VBox):
 
     @property
     def cam(self) -> np.ndarray:
-        """The current map, (h, w) float32 in [0, 1] at the layer's resolution."""
+        """The current map, float32 in [0, 1] at the layer's resolution: (h, w) for a picture, (l,) for a
+        signal, (d, h, w) for a clip or volume (the overlay shows the shown frame's slice)."""
         self._flush()
-        return self._view.cam.copy()
+        return (self._view.cam if self._view.full is None else self._view.full).copy()
+
+    @property
+    def frame(self) -> int:
+        """The frame of a clip shown (0 for pictures and signals)."""
+        return int(self._frame_control.value)
+
+    @frame.setter
+    def frame(self, value: int) -> None:
+        frames = self._session.frames(self.image_index)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < frames:
+            raise CAMError(f"frame must be an int from 0 to {frames - 1} (this {'clip' if frames > 1 else 'image'} "
+                           f"has {frames} frame{'s' if frames > 1 else ''}), not {value!r}")  # fmt: skip
+        self._set_and_draw(self._frame_control, int(value))
 
     @property
     def overlay(self) -> np.ndarray:
         """The overlay, (H, W, 3) uint8 at the image's own size (the screen shows it at most 1024 px wide)."""
         self._flush()
         if self._overlay is None:
-            self._overlay = render.overlay(self._session.pixels[self._shown_image], self._view.cam, self.alpha,
-                                           self.colormap)  # fmt: skip
+            self._overlay = render.overlay(self._session.picture(self._shown_image, self._shown_frame), self._view.cam,
+                                           self.alpha, self.colormap)  # fmt: skip
         return self._overlay.copy()
 
     @property
@@ -375,8 +410,8 @@ class CAMExplorer(widgets.VBox):
 
     @property
     def pixels(self) -> np.ndarray:
-        """The current picture as read: RGB uint8 (H, W, 3), upright."""
-        return self._session.pixels[self.image_index].copy()
+        """The current picture as read: RGB uint8 (H, W, 3), upright (a signal's line picture; a clip's frame)."""
+        return self._session.picture(self.image_index, self.frame).copy()
 
     @property
     def model_input(self) -> np.ndarray:
@@ -434,7 +469,7 @@ class CAMExplorer(widgets.VBox):
         )  # fmt: skip
         cells = compare.cells_for(self._session, question)
         title = f"{self._session.names[self._shown_image]}: compare {kind}"
-        return compare.figure(self._session.display_pixels(self._shown_image), cells, self.colormap, self.alpha,
+        return compare.figure(self._session.display_pixels(self._shown_image, self._shown_frame), cells, self.colormap, self.alpha,
                               title, width_px=_GRID_WIDTH)  # fmt: skip
 
     def save(self, path: str | os.PathLike) -> None:
@@ -488,7 +523,7 @@ class CAMExplorer(widgets.VBox):
             "alpha": self._alpha_control, "colormap": self._colormap_control, "mode": self._mode_control,
             "overlay": self._overlay_view, "plain": self._plain_view, "heatmap": self._heat_view,
             "colorbar": self._colorbar_view, "grid": self._grid_view, "canvas": self._canvas, "depth": self._scrub,
-            "versus": self._versus_control,
+            "versus": self._versus_control, "frame": self._frame_control,
             "status": self._status, "search-hint": self._search_hint, "progress": self._progress,
             "busy": self._busy_text, "score": self._score_control, "eigen-smooth": self._eigen_control,
             "aug-smooth": self._aug_control,
@@ -503,6 +538,7 @@ class CAMExplorer(widgets.VBox):
             (self._layer_control, self._on_layer),
             (self._scrub, self._on_scrub),
             (self._versus_control, lambda _: self._schedule(_MAP)),
+            (self._frame_control, lambda _: self._schedule(_MAP)),
             (self._method_control, lambda _: self._schedule(_MAP)),
             (self._class_control, self._on_class),
             (self._class_search, self._on_search),
@@ -726,7 +762,9 @@ class CAMExplorer(widgets.VBox):
         if error is not None:
             raise error
 
-    _VIEW_CONTROLS = ("image", "layer", "method", "class", "score", "eigen-smooth", "aug-smooth", "mode", "versus")
+    _VIEW_CONTROLS = (
+        "image", "layer", "method", "class", "score", "eigen-smooth", "aug-smooth", "mode", "versus", "frame"
+    )
 
     def _restore_last_view(self) -> None:
         """Put every control that chooses the view back where it was for the last view drawn."""
@@ -754,7 +792,7 @@ class CAMExplorer(widgets.VBox):
         return _Request(
             self.image_index, self.layer, None if self._follow_top else self.class_index, self.method, self.score,
             self.eigen_smooth, self.aug_smooth, self._mode_control.value,
-            None if versus is None or versus < 0 else int(versus),
+            None if versus is None or versus < 0 else int(versus), int(self._frame_control.value),
         )  # fmt: skip
 
     def _compute(self, request: _Request) -> _Result:
@@ -762,7 +800,7 @@ class CAMExplorer(widgets.VBox):
         one view at a time)."""
         view = self._session.view(
             request.image, request.layer, request.class_index, request.method, score=request.score,
-            eigen_smooth=request.eigen_smooth, aug_smooth=request.aug_smooth,
+            eigen_smooth=request.eigen_smooth, aug_smooth=request.aug_smooth, frame=request.frame,
         )  # fmt: skip
         cells = None
         if request.compare:
@@ -789,12 +827,15 @@ class CAMExplorer(widgets.VBox):
     def _install_view(self, request: _Request, result: _Result) -> None:
         """Make `result` (computed for `request`) the one on screen, with the class list of its image."""
         view = result.view
-        new_image = request.image != self._shown_image or self._view is None
+        new_image = request.image != self._shown_image or self._view is None or request.frame != self._shown_frame
         self._view, self._shown_image, self._cells = view, request.image, result.cells
-        self._shown_request = request
-        pixels = self._session.display_pixels(request.image)
+        self._shown_request, self._shown_frame = request, request.frame
+        pixels = self._session.display_pixels(request.image, request.frame)
         self._upsampled = render.upsample(view.cam, pixels.shape[0], pixels.shape[1])
         self._heat = None
+        if new_image and self._session.kind == "volume":
+            with self._syncing_controls():
+                self._frame_control.max = self._session.frames(request.image) - 1
         if new_image:
             _show(self._plain_view, pixels)
             self._canvas.show_picture(pixels)
@@ -804,7 +845,7 @@ class CAMExplorer(widgets.VBox):
 
     def _paint(self, level: int) -> None:
         """Colour and blend the view on screen; level _MAP also records it as the last good view."""
-        pixels = self._session.display_pixels(self._shown_image)
+        pixels = self._session.display_pixels(self._shown_image, self._shown_frame)
         mode = self._mode_control.value
         if level >= _COLOURS or self._heat is None:
             self._heat = render.colorize(self._upsampled, self.colormap)
@@ -935,13 +976,15 @@ class CAMExplorer(widgets.VBox):
         if view is not None:
             probs = view.probabilities
             top = int(np.argmax(probs))
-            h, w = view.cam.shape
+            shape = "×".join(str(d) for d in (view.cam if view.full is None else view.full).shape)
+            if self._session.kind == "volume":
+                shape += f", frame {self._shown_frame} of 0-{self._session.frames(self._shown_image) - 1}"
             took = "from cache" if view.how == "cached" else f"{view.seconds * 1e3:.0f} ms ({view.how})"
             lines.append(
                 f"<b>{html.escape(self._session.names[self._shown_image])}</b> &nbsp;|&nbsp; "
                 f"<b>Prediction:</b> {html.escape(names[top])} · {probs[top]:.2f} &nbsp;|&nbsp; "
                 f"<b>explaining</b> {html.escape(names[view.class_index])} · {probs[view.class_index]:.2f} "
-                f"at <b>{html.escape(view.layer.path)}</b> ({h}×{w}) &nbsp;|&nbsp; "
+                f"at <b>{html.escape(view.layer.path)}</b> ({shape}) &nbsp;|&nbsp; "
                 f"{METHODS[view.method].label}: {took}"
             )
             note = "; ".join(self._session.notes[self._shown_image] + (f"preprocessing: {self._session.preprocessing.description}",))
