@@ -140,6 +140,7 @@ class LayerInfo:
     reaches_output: bool  # the model's outputs depend on it
     computes_features: bool
     geometry: MapGeometry | None = None  # how its output reads as a map; None: it does not
+    is_output: bool = False  # its output is the model's output (or the logits under it): not a default layer
 
     @property
     def is_spatial(self) -> bool:
@@ -167,11 +168,12 @@ class ModelLayout:
 
     def spatial_paths(self) -> list[str]:
         """Layers that can be explained: an output that reads as a map (see :data:`MAP_KINDS`) of more than
-        one position, called once, and the output depends on them."""
+        one position, called once, and the output depends on them; not the model's output itself or the logits
+        under it (a segmentation's last layers: they are what is explained)."""
         return [
             p
             for p, i in self.layers.items()
-            if i.is_spatial and i.calls == 1 and i.reaches_output and i.area != 1
+            if i.is_spatial and i.calls == 1 and i.reaches_output and i.area != 1 and not i.is_output
         ]
 
     @property
@@ -373,6 +375,14 @@ def final_activation(tensor: tf.Tensor) -> tuple[str | None, tf.Tensor]:
     return kind, tf.reshape(tf.cast(before, tensor.dtype), tf.shape(tensor))
 
 
+def _before_activation(tensor: tf.Tensor) -> tf.Tensor:
+    """The graph tensor a final softmax or sigmoid was applied to (walking back over reshapes), else itself."""
+    op = tensor.op
+    while op.type in _PASS_THROUGH_OPS and op.inputs:
+        op = op.inputs[0].op
+    return op.inputs[0] if op.type in ("Softmax", "Sigmoid") else tensor
+
+
 def _depends_on(outputs: list[tf.Tensor]) -> set[str]:
     """Names of every graph tensor the outputs are computed from."""
     seen: set[str] = set()
@@ -417,6 +427,7 @@ def describe_model(model: keras.Model, input_shape: tuple[int, ...], feed: Feed 
         result["names"] = output_names(model, raw, len(outputs))
         result["needed"] = _depends_on(outputs)
         result["activations"] = [final_activation(t)[0] for t in outputs]
+        result["ends"] = {t.name for t in outputs} | {_before_activation(t).name for t in outputs}
         return outputs
 
     spec = tf.TensorSpec((None, *input_shape), tf.float32)
@@ -445,6 +456,7 @@ def describe_model(model: keras.Model, input_shape: tuple[int, ...], feed: Feed 
             reaches_output=single is not None and single.name in result["needed"],
             computes_features=_computes_features(layers[path]),
             geometry=geometry_of(shape, tuple(input_shape)),
+            is_output=single is not None and single.name in result["ends"],
         )
     outputs = result["outputs"]
     return ModelLayout(

@@ -362,7 +362,7 @@ class CAMEngine:
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 with adapter.capturing(layers, on_output):
                     outputs = adapter.call_model(model_ref(), x, feed, others)
-                scores, probs, classes, chosen = _scores(outputs[output], score, classes, target)
+                scores, probs, classes, chosen = _scores(outputs[output], score, classes, target, len(input_shape))
             for path, seen in captured.items():
                 if len(seen) != 1 or not isinstance(seen[0], tf.Tensor):
                     raise CAMError(
@@ -388,12 +388,13 @@ class CAMEngine:
         tail = internals.tail_function(self.model, info.path, output)
         if tail is None:
             return None
+        rank = len(self.expected_input_shape() or (None, None, None))
 
         def tail_pass(activations: tf.Tensor, classes: tf.Tensor) -> tuple[tf.Tensor, ...]:
             a = tf.cast(activations, info.layer.compute_dtype)
             with tf.GradientTape(watch_accessed_variables=False) as tape:
                 tape.watch(a)
-                scores, probs, classes, chosen = _class_scores(tail(a), score, classes)
+                scores, probs, classes, chosen = _class_scores(tail(a), score, classes, rank)
             return _f32(tape.gradient(chosen, a)), scores, probs, classes
 
         try:
@@ -409,7 +410,7 @@ class CAMEngine:
         def probabilities(x: tf.Tensor, *others: tf.Tensor) -> tf.Tensor:
             y = adapter.call_model(model_ref(), x, feed, others)[output]
             activation, _ = adapter.final_activation(y)
-            _, probs, _, _ = _class_scores(y, "probability", tf.fill([tf.shape(y)[0]], -1))
+            _, probs, _, _ = _class_scores(y, "probability", tf.fill([tf.shape(y)[0]], -1), len(input_shape))
             return probs if activation else tf.nn.softmax(probs, axis=-1)
 
         return self._trace(probabilities, _spec(input_shape), *_specs(feed))
@@ -421,7 +422,7 @@ class CAMEngine:
             graph = tf.compat.v1.get_default_graph()
             with graph.gradient_override_map({"Relu": _GUIDED_RELU, "Relu6": _GUIDED_RELU6}):
                 outputs = adapter.call_model(model_ref(), x, feed, others)
-            _, _, _, chosen = _class_scores(outputs[output], score, classes)
+            _, _, _, chosen = _class_scores(outputs[output], score, classes, len(input_shape))
             return _f32(tf.gradients(tf.reduce_sum(chosen), x)[0])
 
         return self._trace(guided, _spec(input_shape), tf.TensorSpec((None,), tf.int32), *_specs(feed))
@@ -451,11 +452,11 @@ def _f32(t: tf.Tensor) -> tf.Tensor:
 
 
 def _scores(
-    y: tf.Tensor, score: str, classes: tf.Tensor, target: Any
+    y: tf.Tensor, score: str, classes: tf.Tensor, target: Any, input_rank: int = 3
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """As :func:`_class_scores`, or for a target: y = target(the output, its logits under "auto")."""
     if target is None:
-        return _class_scores(y, score, classes)
+        return _class_scores(y, score, classes, input_rank)
     _, before = adapter.final_activation(y)
     value = tf.ensure_shape(_f32(before if score == "auto" else y), y.shape)
     chosen = targets.target_scores(target, value)
@@ -464,7 +465,7 @@ def _scores(
 
 
 def _class_scores(
-    y: tf.Tensor, score: str, classes: tf.Tensor
+    y: tf.Tensor, score: str, classes: tf.Tensor, input_rank: int = 3
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """(scores (N, C), probabilities (N, C), classes (N,), the chosen scores (N,)) for one model output.
 
@@ -472,6 +473,8 @@ def _class_scores(
     its gradient mixes in every other class. A single sigmoid unit is two classes: 0 scored -z, 1 scored z.
     """
     activation, before = adapter.final_activation(y)
+    if is_per_position(tuple(y.shape[1:]), input_rank):
+        return _region_scores(y, before, activation, score, classes)
     batch = tf.shape(y)[0]
     probs = tf.reshape(_f32(y), (batch, -1))
     logits = tf.reshape(_f32(before), (batch, -1))
@@ -485,13 +488,42 @@ def _class_scores(
     return scores, probs, classes, chosen
 
 
+def is_per_position(shape: tuple[int | None, ...], input_rank: int) -> bool:
+    """An output of class scores per position with the input's own rank, (N, H, W, C) of images or (N, L, C)
+    of signals: a segmentation, not (N, C) (nor a detector's (N, boxes, 4 + C))."""
+    return len(shape) == input_rank >= 2 and any(d != 1 for d in shape[:-1]) and shape[-1] is not None
+
+
+def _region_scores(
+    y: tf.Tensor, before: tf.Tensor, activation: str | None, score: str, classes: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """A segmentation output: class c's score is the sum of its scores over the positions predicted as c
+    (pytorch-grad-cam's SemanticSegmentationTarget with the predicted mask), y_c = sum_p [argmax_k y_pk = c] s_pc,
+    s the logits under "auto". The "probabilities" shown are each class's share of the positions; None
+    (-1) picks the class that covers most. A single sigmoid unit is two classes (background scored -z)."""
+    batch = tf.shape(y)[0]
+    probs = tf.reshape(_f32(y), (batch, -1, y.shape[-1]))
+    values = tf.reshape(_f32(before if score == "auto" else y), (batch, -1, y.shape[-1]))
+    if activation == "sigmoid" and y.shape[-1] == 1:
+        probs = tf.concat([1.0 - probs, probs], axis=2)
+        values = tf.concat([-values, values], axis=2) if score == "auto" else probs
+    predicted = tf.one_hot(tf.argmax(probs, axis=2, output_type=tf.int32), probs.shape[-1])  # (N, P, C), constant
+    share = tf.reduce_mean(predicted, axis=1)
+    scores = tf.reduce_sum(predicted * values, axis=1)  # (N, C): each class over its own positions
+    classes = tf.where(classes < 0, tf.argmax(share, axis=1, output_type=tf.int32), classes)
+    chosen = tf.gather(scores, classes, batch_dims=1)
+    return scores, share, classes, chosen
+
+
 def num_classes(layout: ModelLayout, output: int) -> int:
     """How many classes an output scores (a single sigmoid unit counts as two)."""
     shape = layout.output_shapes[output]
-    if any(d != 1 for d in shape[:-1]) or (shape and shape[-1] is None):
+    per_position = is_per_position(shape, len(layout.input_shape))
+    if (shape and shape[-1] is None) or (any(d != 1 for d in shape[:-1]) and not per_position):
         raise CAMError(
             f"output {layout.output_names[output]!r} has shape (N, {', '.join(map(str, shape))}); camwidget "
-            "explains outputs that give one score per class, shape (N, classes) (singleton axes are fine)"
+            "explains outputs that give one score per class, shape (N, classes) (singleton axes are fine), or "
+            "per position (N, H, W, classes); for any other output give target= a function of it"
         )
     n = int(shape[-1]) if shape else 1
     return 2 if n == 1 and layout.output_activations[output] == "sigmoid" else n

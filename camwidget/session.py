@@ -24,10 +24,11 @@ import numpy as np
 from . import preprocess as preprocessing
 from .adapter import LayerInfo, ModelLayout
 from .cache import LRU
-from .engine import LayerCapture
+from .engine import LayerCapture, is_per_position
 from .errors import CAMError, ImageError
 from .explain import AUGMENTATIONS, Explainer, Options
 from .feed import Feed
+from .targets import describe as describe_target
 from .samples import read_clips, read_signals, screen_map, signal_picture
 from .images import (MAX_PIXELS, ImageLike, Images, ValueRange, check_value_range, load_pictures, picture_names, read_picture,
                      resize_to)
@@ -116,6 +117,7 @@ class ExplorerSession:
         max_pixels: int = MAX_PIXELS,
         warm_up: bool = True,
         feed: Feed | None = None,
+        target: Any = None,
     ) -> None:
         self._lock = threading.RLock()  # the state and the caches, against the warm-up thread
         self._computing = threading.RLock()  # one view or probabilities at a time (explorer's worker, a cell)
@@ -127,7 +129,7 @@ class ExplorerSession:
             raise CAMError(
                 "the explorer gives every image the same other inputs: give other_inputs one value each (not a batch)"
             )
-        self.explainer = Explainer(model, output=output, feed=feed)
+        self.explainer = Explainer(model, output=output, feed=feed, target=target)
         self.engine = self.explainer.engine
         self.max_side = int(max_side)
         self.capture_bytes = capture_bytes
@@ -159,8 +161,8 @@ class ExplorerSession:
         self._probabilities: dict[int, np.ndarray] = {}
         self._state = self.explainer.sync()
         first = self.layout(0)
-        _, self.output, self.n_classes = self.explainer.resolve(first)
-        self.class_names = resolve_class_names(class_names, self.n_classes)
+        self.output, self.n_classes = self._resolve_output(first)
+        self.class_names = self._class_names(class_names)
         self._given_class_names = class_names
         self.scorecam_channels: int | None = 64  # Score-CAM runs one forward pass per channel: bound it
         self.model_calls = 0  # passes run, full or after-layer: lets tests see that a redraw ran no model
@@ -171,6 +173,29 @@ class ExplorerSession:
         self._hurry = threading.Event()  # set: a view waits for the warm-up, so it starts without its delay
         self._wanted: tuple[int, int, str] | None = None
         self._closed = False
+
+    def _resolve_output(self, layout: ModelLayout) -> tuple[int, int]:
+        """(the output's index, how many classes the class list has): one "class", the target, with a target."""
+        if self.explainer.target is not None:
+            return self.engine.output_index(layout, self.explainer.output_spec, classes=False), 1
+        _, output, n_classes = self.explainer.resolve(layout)
+        return output, n_classes
+
+    def _class_names(self, given: Sequence[str] | Mapping[int, str] | None) -> list[str]:
+        if self.explainer.target is None:
+            return resolve_class_names(given, self.n_classes)
+        if given is not None and not (isinstance(given, Sequence) and len(given) == 1):
+            raise CAMError("with target=, the class list is the target alone: give class_names=None or one name")
+        return [str(given[0]) if given else f"target {describe_target(self.explainer.target)}"]
+
+    @property
+    def per_position(self) -> bool:
+        """The output scores classes per pixel (a segmentation): a class explains the pixels predicted as it,
+        and its "probability" is the share of the pixels it covers."""
+        layout = self.layout(0)
+        return self.explainer.target is None and is_per_position(
+            layout.output_shapes[self.output], len(layout.input_shape)
+        )
 
     # -- the model as it is now ----------------------------------------------------------------------------
 
@@ -192,7 +217,7 @@ class ExplorerSession:
         read the output's classes again (a new head may have another number of them)."""
         self._inputs.clear()
         self.resized.clear()
-        _, self.output, n_classes = self.explainer.resolve(self.layout(0))
+        self.output, n_classes = self._resolve_output(self.layout(0))
         if n_classes != self.n_classes:
             self.n_classes = n_classes
             given = self._given_class_names
@@ -393,7 +418,7 @@ class ExplorerSession:
             return capture, how, earlier
         if activations is not None and passes is None:
             self.model_calls += 1
-            capture = self.engine.recapture(
+            capture = None if self.explainer.target is not None else self.engine.recapture(
                 activations, info, np.array([class_index], np.int32), self.output, score, self.explainer.feed
             )
             if capture is not None:
@@ -429,7 +454,7 @@ class ExplorerSession:
         start = time.perf_counter()
         classes = np.array([class_index], np.int32)
         capture = self.engine.capture(
-            self.model_input(index), chosen, classes, self.output, score, feed=self.explainer.feed
+            self.model_input(index), chosen, classes, self.output, score, self.explainer.target, self.explainer.feed
         )
         seconds = time.perf_counter() - start
         captures = {path: capture.at(path) for path in capture.activations}

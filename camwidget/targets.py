@@ -10,7 +10,8 @@ be differentiated. The map then says which places raised y. Ready-made targets:
     Region(c, mask)        y = sum_{(i,j) in mask} out[:, i, j, c]         a segmentation class's pixels
     Box(b, c, offset=4)    y = out[:, b, offset + c]                       a detection's box b, class c
 
-Region is pytorch-grad-cam's SemanticSegmentationTarget; Box assumes boxes (N, B, offset + C) whose last axis
+Without a target, a segmentation output (N, H, W, C) is explained per class as Region(c, the pixels the
+model predicts as c) (see engine._region_scores). Region is pytorch-grad-cam's SemanticSegmentationTarget; Box assumes boxes (N, B, offset + C) whose last axis
 holds `offset` coordinates and then the class scores.
 """
 
@@ -47,6 +48,10 @@ class Unit:
 class Region:
     class_index: int
     mask: Any  # (H, W) bool or 0/1 at the output's own spatial size
+
+    def __repr__(self) -> str:
+        mask = np.asarray(self.mask)
+        return f"Region(class {self.class_index}, mask {'×'.join(map(str, mask.shape))}, {int((mask != 0).sum())} pixels)"
 
     def __call__(self, out: tf.Tensor) -> tf.Tensor:
         mask = np.asarray(self.mask, np.float32)
@@ -98,3 +103,10 @@ def target_scores(target: Any, out: tf.Tensor) -> tf.Tensor:
             "it must return one score per image, shape (N,)"
         )
     return tf.cast(chosen, tf.float32)
+
+
+def describe(target: Any) -> str:
+    """A short name for a target, for class lists and status lines: its repr, or a function's name."""
+    name = getattr(target, "__name__", None)
+    text = f"{name}()" if name and name != "<lambda>" else repr(target)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -119,6 +119,10 @@ class CAMExplorer(widgets.VBox):
     time with a Frame slider (``.frame``); a vision transformer's token layers are drawn on their patch grid.
     ``input`` and ``other_inputs``: for a model with several inputs, the one the images go to and one value
     for each other input, shared by every image (see compute_cam).
+
+    Beyond classes: a segmentation model's (per-pixel) classes explain the pixels the model predicts as that
+    class, and show the share of the pixels each covers; ``target`` (any function of the output giving one
+    score per image, see camwidget.targets) explains that score instead of a class.
     """
 
     def __init__(
@@ -144,11 +148,12 @@ class CAMExplorer(widgets.VBox):
         background: bool | None = None,
         input: str | int | None = None,
         other_inputs: Any = None,
+        target: Any = None,
     ) -> None:
         Options(method, score, eigen_smooth, aug_smooth).checked()  # bad options fail before any work
         self._session = ExplorerSession(
             model, images, preprocess, class_names, output, max_side=max_side, value_range=value_range,
-            max_pixels=max_pixels, warm_up=warm_up, feed=make_feed(model, input, other_inputs),
+            max_pixels=max_pixels, warm_up=warm_up, feed=make_feed(model, input, other_inputs), target=target,
         )  # fmt: skip
         layout = self._session.layout(0)
         start_layer = layout.resolve(layer).path
@@ -977,13 +982,21 @@ class CAMExplorer(widgets.VBox):
             probs = view.probabilities
             top = int(np.argmax(probs))
             shape = "×".join(str(d) for d in (view.cam if view.full is None else view.full).shape)
+            per_position = self._session.per_position
+
+            def score(value: float) -> str:
+                return f"{value:.0%} of pixels" if per_position else f"{value:.2f}"
+
             if self._session.kind == "volume":
                 shape += f", frame {self._shown_frame} of 0-{self._session.frames(self._shown_image) - 1}"
             took = "from cache" if view.how == "cached" else f"{view.seconds * 1e3:.0f} ms ({view.how})"
+            predicted = (
+                "" if self._session.explainer.target is not None  # one score: the target's, said once
+                else f"<b>Prediction:</b> {html.escape(names[top])} · {score(probs[top])} &nbsp;|&nbsp; "
+            )
             lines.append(
-                f"<b>{html.escape(self._session.names[self._shown_image])}</b> &nbsp;|&nbsp; "
-                f"<b>Prediction:</b> {html.escape(names[top])} · {probs[top]:.2f} &nbsp;|&nbsp; "
-                f"<b>explaining</b> {html.escape(names[view.class_index])} · {probs[view.class_index]:.2f} "
+                f"<b>{html.escape(self._session.names[self._shown_image])}</b> &nbsp;|&nbsp; {predicted}"
+                f"<b>explaining</b> {html.escape(names[view.class_index])} · {score(probs[view.class_index])} "
                 f"at <b>{html.escape(view.layer.path)}</b> ({shape}) &nbsp;|&nbsp; "
                 f"{METHODS[view.method].label}: {took}"
             )

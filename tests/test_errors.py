@@ -126,10 +126,11 @@ def test_layer_not_a_string(small):
 
 
 def test_output_that_is_not_class_scores():
+    """A detector's (N, boxes, 4 + classes) is neither one score per class nor per pixel: target= says how."""
     inp = keras.Input((16, 16, 3))
-    seg = keras.layers.Conv2D(2, 1, activation="softmax", name="seg")(keras.layers.Conv2D(4, 3, padding="same")(inp))
-    model = keras.Model(inp, seg)
-    with pytest.raises(ValueError, match=r"shape \(N, 16, 16, 2\).*one score per class"):
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, padding="same")(inp))
+    model = keras.Model(inp, keras.layers.Reshape((5, 6))(keras.layers.Dense(30)(x)))
+    with pytest.raises(ValueError, match=r"shape \(N, 5, 6\).*one score per class.*give target="):
         cw.compute_cam(model, np.zeros((1, 16, 16, 3), np.float32))
 
 

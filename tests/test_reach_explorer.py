@@ -156,3 +156,61 @@ def test_explorer_on_a_model_of_two_inputs():
         cw.CAMExplorer(model, picture, background=False)
     with pytest.raises(ValueError, match="the explorer gives every image the same other inputs"):
         cw.CAMExplorer(model, picture, input="image", other_inputs={"meta": np.zeros((2, 4))}, background=False)
+
+
+# -- what a map explains: segmentation classes and targets ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def segmenter():
+    keras.utils.set_random_seed(34)
+    inp = keras.Input((16, 16, 3))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inp)
+    logits = layers.Conv2D(3, 1, name="logits")(x)
+    return keras.Model(inp, layers.Activation("softmax", name="probs")(logits))
+
+
+def test_segmentation_explorer_classes_explain_their_predicted_pixels(segmenter):
+    from camwidget.targets import Region
+
+    picture = (np.random.default_rng(7).random((16, 16, 3)) * 255).astype(np.uint8)
+    ex = cw.CAMExplorer(segmenter, picture, class_names=["sky", "road", "car"], preprocess="none", background=False)
+    try:
+        assert ex.layer == "conv"  # the output and its logits are what is explained, not layers to explain at
+        predicted = np.argmax(segmenter(ex.model_input).numpy()[0], axis=-1)
+        shares = np.bincount(predicted.ravel(), minlength=3) / predicted.size
+        assert [p.class_index for p in ex.predictions] == list(np.argsort(-shares, kind="stable"))
+        np.testing.assert_allclose([p.score for p in ex.predictions], np.sort(shares)[::-1])
+        top = ex.predictions[0]
+        assert f"Prediction: {top.name} · {top.score:.0%} of pixels" in ex.status_text
+        for c in range(3):
+            if not (predicted == c).any():
+                continue
+            ex.class_index = c
+            want = cw.compute_cam(segmenter, ex.model_input, layer="conv", target=Region(c, predicted == c))
+            np.testing.assert_allclose(ex.cam, want[0], atol=1e-5)
+    finally:
+        ex.close()
+
+
+def test_explorer_explains_a_target(segmenter):
+    from camwidget.targets import Region
+
+    picture = (np.random.default_rng(8).random((16, 16, 3)) * 255).astype(np.uint8)
+    mask = np.zeros((16, 16), bool)
+    mask[2:9, 3:12] = True
+    target = Region(1, mask)
+    ex = cw.CAMExplorer(segmenter, picture, target=target, preprocess="none", background=False)
+    try:
+        np.testing.assert_allclose(ex.cam, cw.compute_cam(segmenter, ex.model_input, layer="conv", target=target)[0],
+                                   atol=1e-5)  # fmt: skip
+        assert "explaining target Region(class 1, mask 16×16, 63 pixels)" in ex.status_text
+        assert "Prediction:" not in ex.status_text
+        ex.method = "layercam"
+        want = cw.compute_cam(segmenter, ex.model_input, layer="conv", target=target, method="layercam")
+        np.testing.assert_allclose(ex.cam, want[0], atol=1e-5)
+        with pytest.raises(ValueError, match="method 'scorecam' explains a class and cannot take target= yet"):
+            ex.method = "scorecam"
+        assert ex.method == "layercam"
+    finally:
+        ex.close()

@@ -86,6 +86,25 @@ def test_a_region_of_a_segmentation_output_on_its_logits(segmenter, rng):
         cw.compute_cam(segmenter, x, layer="conv", target=Region(2, np.ones((8, 8))))
 
 
+def test_a_segmentation_class_explains_the_pixels_predicted_as_that_class(segmenter, rng):
+    """Without a target, class c of a per-pixel output is Region(c, the pixels the model predicts as c)
+    (pytorch-grad-cam's segmentation recipe); the top "class" is the one covering most pixels."""
+    x = rng.uniform(0, 1, (3, 16, 16, 3)).astype("float32")
+    predicted = np.argmax(segmenter(x).numpy(), axis=-1)  # (N, 16, 16)
+    for c in range(3):
+        maps = cw.compute_cam(segmenter, x, layer="conv", class_index=c)
+        for i in range(3):
+            mask = predicted[i] == c
+            want = reference(segmenter, x[i : i + 1], "conv",
+                             ("logits", lambda y, m=mask: tf.reduce_sum(y[..., c] * m, axis=(1, 2))))  # fmt: skip
+            np.testing.assert_allclose(maps[i : i + 1], want, atol=1e-3)
+    top = [int(np.bincount(p.ravel(), minlength=3).argmax()) for p in predicted]
+    np.testing.assert_allclose(
+        cw.compute_cam(segmenter, x, layer="conv"), cw.compute_cam(segmenter, x, layer="conv", class_index=top),
+        atol=1e-6,
+    )
+
+
 def test_one_box_of_a_detection_output(detector, rng):
     x = rng.uniform(0, 1, (2, 16, 16, 3)).astype("float32")
     maps = cw.compute_cam(detector, x, layer="conv", target=Box(3, 1))
