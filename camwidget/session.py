@@ -548,6 +548,8 @@ class ExplorerSession:
 
     def _diagnose(self, capture: LayerCapture, raw: np.ndarray, info: LayerInfo) -> str | None:
         name = self.class_names[int(capture.class_index[0])]
+        if self.per_position and capture.probabilities[0, int(capture.class_index[0])] == 0:
+            return f"no pixel of this image is predicted as '{name}', so there is no region to explain"
         if not np.any(capture.gradients):
             return (
                 f"gradients vanished at {info.path}: the score for '{name}' does not change with this layer "

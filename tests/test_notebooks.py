@@ -38,8 +38,10 @@ def text_of(nb: nbformat.NotebookNode) -> str:
     return "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.output_type == "stream")
 
 
-def test_three_notebooks_exist_and_are_stored_without_outputs():
-    assert [p.name for p in NOTEBOOKS] == ["01_vgg16_gradcam.ipynb", "02_composite_model.ipynb", "03_where_does_it_look.ipynb"]
+def test_four_notebooks_exist_and_are_stored_without_outputs():
+    assert [p.name for p in NOTEBOOKS] == [
+        "01_vgg16_gradcam.ipynb", "02_composite_model.ipynb", "03_where_does_it_look.ipynb", "04_beyond_photos.ipynb"
+    ]
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
@@ -73,6 +75,11 @@ def test_notebook_runs_offline_top_to_bottom(path, tmp_path):
         assert "largest difference from the hand-written version" in text
         diff = float(re.search(r"hand-written version: ([\d.e+-]+)", text).group(1))
         assert diff < 1e-3
+    if path.name.startswith("04"):  # each model's map lands on what was put there
+        share = lambda pattern: int(re.search(pattern, text).group(1))  # noqa: E731
+        assert share(r"peaks within 16 steps of the event in (\d+)%") >= 80
+        assert share(r"brighter inside the square than outside in (\d+)%") >= 80
+        assert share(r"layercam .*brighter on the square than on average in (\d+)%") >= 80
     if path.name.startswith("03"):
         assert "accuracy without the watermark: 50%" in text or "accuracy without the watermark: 4" in text or "accuracy without the watermark: 5" in text
 
