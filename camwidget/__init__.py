@@ -39,7 +39,12 @@ if TYPE_CHECKING:
     from .widget import CAMExplorer
 
 
+_SUBMODULES = ("metrics", "targets")  # cw.metrics.deletion(...), cw.targets.Region(...)
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'camwidget' has no attribute {name!r}")
@@ -49,4 +54,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_LAZY))
+    return sorted(list(globals()) + list(_LAZY) + list(_SUBMODULES))

@@ -286,6 +286,33 @@ class CAMEngine:
             results.append(fn(tf.convert_to_tensor(padded, tf.float32), *others).numpy()[: len(chunk)])
         return np.concatenate(results)
 
+    def perturbed_scores(
+        self, images: tf.Tensor, baselines: tf.Tensor, ranks: tf.Tensor, rows: np.ndarray, counts: np.ndarray,
+        classes: np.ndarray, output: int, insert: bool, batch: int = 32,
+    ) -> np.ndarray:  # fmt: skip
+        """Class probabilities of perturbed copies: copy k is image rows[k] with its counts[k] pixels of lowest
+        rank replaced by its baseline (deletion), or the only ones kept from it, the rest baseline (insertion),
+        scored for classes[k]. The copies are made in the graph, `batch` per call (the last padded), from the
+        images, baselines (N, H, W, C) and ranks (N, H, W) given once as tensors, so none is made in NumPy."""
+        shape = tuple(images.shape[1:])
+        key = ("perturbed", output, shape, batch)
+        fn = self._compiled(key, lambda: self._build_perturbed(output, shape, batch))
+        scores = np.empty(len(rows), np.float32)
+        flag = tf.constant(insert)
+        for start in range(0, len(rows), batch):
+            progress.step(start, len(rows), "perturbed copies")
+            chunk = slice(start, start + batch)
+            n = len(rows[chunk])
+
+            def padded(values: np.ndarray) -> tf.Tensor:
+                out = np.zeros(batch, np.int32)
+                out[:n] = values[chunk]
+                return tf.convert_to_tensor(out)
+
+            result = fn(images, baselines, ranks, padded(rows), padded(counts), padded(classes), flag)
+            scores[start : start + n] = result.numpy()[:n]
+        return scores
+
     def guided_gradients(
         self, x: np.ndarray, classes: np.ndarray, output: int, score: str, feed: Feed | None = None
     ) -> np.ndarray:
@@ -414,6 +441,27 @@ class CAMEngine:
             return probs if activation else tf.nn.softmax(probs, axis=-1)
 
         return self._trace(probabilities, _spec(input_shape), *_specs(feed))
+
+    def _build_perturbed(self, output: int, shape: tuple[int, ...], batch: int) -> Any:
+        model_ref = self._model
+
+        def perturbed(images: tf.Tensor, baselines: tf.Tensor, ranks: tf.Tensor, rows: tf.Tensor, counts: tf.Tensor,
+                      classes: tf.Tensor, insert: tf.Tensor) -> tf.Tensor:  # fmt: skip
+            chosen = tf.gather(ranks, rows) < counts[:, None, None]  # (B, H, W): the pixels moved at each copy
+            keep_image = tf.math.logical_xor(chosen, tf.logical_not(insert))  # deletion: not chosen; insertion: chosen
+            x = tf.where(keep_image[..., None], tf.gather(images, rows), tf.gather(baselines, rows))
+            y = adapter.call_model(model_ref(), x)[output]
+            activation, _ = adapter.final_activation(y)
+            _, probs, _, _ = _class_scores(y, "probability", tf.fill([batch], -1), len(shape))
+            probs = probs if activation else tf.nn.softmax(probs, axis=-1)
+            return tf.gather(probs, classes, batch_dims=1)
+
+        specs = (
+            tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None, *shape), tf.float32),
+            tf.TensorSpec((None, *shape[:-1]), tf.int32), *(tf.TensorSpec((batch,), tf.int32) for _ in range(3)),
+            tf.TensorSpec((), tf.bool),
+        )  # fmt: skip
+        return self._trace(perturbed, *specs)
 
     def _build_guided(self, output: int, score: str, input_shape: tuple[int, ...], feed: Feed | None = None) -> Any:
         model_ref = self._model

@@ -51,3 +51,26 @@ def step(done: int, total: int, what: str) -> None:
 def note(what: str) -> None:
     """Work that cannot be counted is starting (e.g. "tracing the pass")."""
     step(0, 0, what)
+
+
+@contextlib.contextmanager
+def bar(total: int, what: str) -> Iterator[None]:
+    """Inside, :func:`step` calls drive a tqdm progress bar that appears once the work has run for a second,
+    unless the work already reports elsewhere (the explorer's own bar)."""
+    if _current.get() is not None:
+        yield
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, desc=what, delay=1.0, leave=False) as shown:
+
+        def report(done: int, _total: int, _what: str) -> None:
+            if done > shown.n:
+                shown.update(done - shown.n)
+
+        token = _current.set(Task(report, lambda: False))
+        try:
+            yield
+            shown.update(total - shown.n)
+        finally:
+            _current.reset(token)

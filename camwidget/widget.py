@@ -34,6 +34,7 @@ from .explain import Options
 from .feed import make_feed
 from .front import PAGE_STYLE, OverlayCanvas, link_controls
 from . import compare
+from .check import RANDOMIZED_LAYERS, MapCheck, check_map
 from .compare import Cell, Question
 from .session import ExplorerSession, View
 from .worker import LatestOnly
@@ -46,7 +47,7 @@ _ROW_WIDTH = 640  # side by side: picture, overlay and heatmap together
 _COLORBAR_WIDTH = 64
 _GRID_WIDTH = 800
 MODES = {"Overlay": None, "Side by side": None, "Compare methods": "methods", "Compare layers": "layers",
-         "Compare classes": "classes"}  # fmt: skip
+         "Compare classes": "classes", "Check map": "check"}  # fmt: skip
 _BUSY_AFTER = 0.3  # s: a computation longer than this shows a progress line
 _SEARCH_LIST = 30  # matches listed under the class search box
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
@@ -67,6 +68,7 @@ class _Request(NamedTuple):
     mode: str = "Overlay"  # the View control's value
     versus: int | None = None  # a class comparison's class B (None: the runner-up)
     frame: int = 0  # a clip's frame shown (its map's slice)
+    randomize: bool = False  # a Check view: run the randomisation check too (its button)
 
     @property
     def compare(self) -> str | None:
@@ -86,6 +88,7 @@ class _Request(NamedTuple):
 class _Result(NamedTuple):
     view: View
     cells: list[Cell] | None  # a Compare view's grid
+    check: MapCheck | None = None  # a Check view's curves (and randomisation)
 
 
 class Prediction(NamedTuple):
@@ -248,6 +251,12 @@ class CAMExplorer(widgets.VBox):
         self._busy_text = widgets.HTML()
         self._busy = widgets.HBox([self._progress, self._busy_text], layout=widgets.Layout(display="none"))
         self._cells: list[Cell] | None = None  # the comparison grid's maps, in a Compare view
+        self._check: MapCheck | None = None  # the Check view's result
+        self._randomize = False  # the Check view's button asked for the randomisation check
+        self._randomize_button = widgets.Button(
+            description="Randomisation check", tooltip=f"re-initialise the top {RANDOMIZED_LAYERS} layers of a copy, "
+            "one at a time, and show the map after each", layout=_px(200, display="none"),
+        )  # fmt: skip
         self._refresh_image_options(0)
         _show(self._plain_view, self._session.display_pixels(0, 0))
         self._refresh_class_options(class_index)
@@ -260,7 +269,8 @@ class CAMExplorer(widgets.VBox):
                 _row(self._frame_control),
                 _row(self._score_control, self._eigen_control, self._aug_control),
                 _row(self._class_control, self._class_search, self._search_hint),
-                _row(self._alpha_control, self._colormap_control, self._mode_control, self._versus_control),
+                _row(self._alpha_control, self._colormap_control, self._mode_control, self._versus_control,
+                     self._randomize_button),  # fmt: skip
                 _row(self._plain_view, self._overlay_view, self._canvas, self._heat_view, self._colorbar_view,
                      align_items="center"),  # fmt: skip
                 self._grid_view,
@@ -477,6 +487,26 @@ class CAMExplorer(widgets.VBox):
         return compare.figure(self._session.display_pixels(self._shown_image, self._shown_frame), cells, self.colormap, self.alpha,
                               title, width_px=_GRID_WIDTH)  # fmt: skip
 
+    def check(self, randomize: bool = False) -> MapCheck:
+        """Is the current map right? Its deletion and insertion curves beside a random map's (areas as numbers:
+        ``.deletion.area``, ``.insertion.area``), and with `randomize` the cascading randomisation check of its
+        top layers (on a copy). Shows as a figure when it is a cell's last value; ``.figure()`` for matplotlib."""
+        self._flush()
+        return self._check_of(self._shown_image, self._view, randomize)
+
+    def _check_of(self, image: int, view: View, randomize: bool) -> MapCheck:
+        session = self._session
+        if session.kind != "image":
+            raise CAMError(f"the map check works on pictures; this explorer shows {session.kind}s")
+        if session.explainer.target is not None:
+            raise CAMError("the map check scores a class's probability; this explorer explains a target")
+        return check_map(
+            session.explainer.model, session.model_input(image), view.cam, view.class_index, layer=view.layer.path,
+            method=view.method, output=session.output, randomize=randomize, pixels=session.display_pixels(image),
+            title=f"{session.names[image]}: {METHODS[view.method].label} of {session.class_names[view.class_index]} "
+                  f"at {view.layer.path}",
+        )  # fmt: skip
+
     def save(self, path: str | os.PathLike) -> None:
         """Write the overlay at the image's own size, as PNG, JPEG, BMP, TIFF or WebP (by the extension)."""
         path = os.fspath(path)
@@ -528,7 +558,7 @@ class CAMExplorer(widgets.VBox):
             "alpha": self._alpha_control, "colormap": self._colormap_control, "mode": self._mode_control,
             "overlay": self._overlay_view, "plain": self._plain_view, "heatmap": self._heat_view,
             "colorbar": self._colorbar_view, "grid": self._grid_view, "canvas": self._canvas, "depth": self._scrub,
-            "versus": self._versus_control, "frame": self._frame_control,
+            "versus": self._versus_control, "frame": self._frame_control, "randomize": self._randomize_button,
             "status": self._status, "search-hint": self._search_hint, "progress": self._progress,
             "busy": self._busy_text, "score": self._score_control, "eigen-smooth": self._eigen_control,
             "aug-smooth": self._aug_control,
@@ -558,6 +588,11 @@ class CAMExplorer(widgets.VBox):
         for control, handler in watch:
             control.observe(self._guarded(handler), names="value")
         self._class_search.on_msg(self._on_search_submit)
+        self._randomize_button.on_click(self._on_randomize)
+
+    def _on_randomize(self, _: widgets.Button) -> None:
+        self._randomize = True
+        self._schedule(_MAP)
 
     def _guarded(self, handler: Callable[[dict], None]) -> Callable[[dict], None]:
         def run(change: dict) -> None:
@@ -637,6 +672,7 @@ class CAMExplorer(widgets.VBox):
         self._colorbar_view.layout.display = "inline-block" if mode == "Overlay" else "none"
         self._grid_view.layout.display = "block" if kind else "none"
         self._versus_control.layout.display = "flex" if kind == "classes" else "none"
+        self._randomize_button.layout.display = None if kind == "check" else "none"
 
     def _on_upload(self, change: dict) -> None:
         files = change["new"]
@@ -798,6 +834,7 @@ class CAMExplorer(widgets.VBox):
             self.image_index, self.layer, None if self._follow_top else self.class_index, self.method, self.score,
             self.eigen_smooth, self.aug_smooth, self._mode_control.value,
             None if versus is None or versus < 0 else int(versus), int(self._frame_control.value),
+            self._randomize and MODES[self._mode_control.value] == "check",
         )  # fmt: skip
 
     def _compute(self, request: _Request) -> _Result:
@@ -808,6 +845,8 @@ class CAMExplorer(widgets.VBox):
             eigen_smooth=request.eigen_smooth, aug_smooth=request.aug_smooth, frame=request.frame,
         )  # fmt: skip
         cells = None
+        if request.compare == "check":
+            return _Result(view, None, self._check_of(request.image, view, request.randomize))
         if request.compare:
             question = Question(request.image, view.layer.path, view.class_index, request.method, request.score,
                                 request.compare, versus=request.versus)  # fmt: skip
@@ -833,7 +872,9 @@ class CAMExplorer(widgets.VBox):
         """Make `result` (computed for `request`) the one on screen, with the class list of its image."""
         view = result.view
         new_image = request.image != self._shown_image or self._view is None or request.frame != self._shown_frame
-        self._view, self._shown_image, self._cells = view, request.image, result.cells
+        self._view, self._shown_image, self._cells, self._check = view, request.image, result.cells, result.check
+        if request.randomize:
+            self._randomize = False  # the button runs it once, for the map it was pressed on
         self._shown_request, self._shown_frame = request, request.frame
         pixels = self._session.display_pixels(request.image, request.frame)
         self._upsampled = render.upsample(view.cam, pixels.shape[0], pixels.shape[1])
@@ -856,7 +897,9 @@ class CAMExplorer(widgets.VBox):
             self._heat = render.colorize(self._upsampled, self.colormap)
         shown = render.blend(pixels, self._heat, self.alpha)
         self._overlay = None  # the full-size overlay, made when asked for (.overlay, .save)
-        if MODES[mode] and self._cells is not None:
+        if MODES[mode] == "check" and self._check is not None:
+            self._grid_view.value = self._check.figure_png(self.colormap, self.alpha, width_px=_GRID_WIDTH)
+        elif MODES[mode] and self._cells is not None:
             title = f"{self._session.names[self._shown_image]}: {mode.lower()}"
             self._grid_view.value = compare.figure_png(compare.figure(pixels, self._cells, self.colormap, self.alpha,
                                                                       title, width_px=_GRID_WIDTH))  # fmt: skip

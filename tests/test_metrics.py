@@ -1,0 +1,209 @@
+"""Faithfulness metrics and sanity checks (camwidget.metrics): each against a formula written here or a peer
+(xplique's Deletion/Insertion), and, on a model trained here on shapes at random places, Grad-CAM against a
+random map and a centred Gaussian."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+import camwidget as cw
+from camwidget import metrics
+
+SIZE = 32
+
+
+def shapes(n, seed):
+    """Grey noise with one coloured square at a random place: red (class 0) or green (class 1); its box."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 0.4, (n, SIZE, SIZE, 3)).astype("float32")
+    y = rng.integers(0, 2, n)
+    boxes = []
+    for picture, label in zip(x, y):
+        top, left = rng.integers(0, SIZE - 10, 2)
+        picture[top : top + 10, left : left + 10, label] += 0.6
+        boxes.append((top, left, top + 10, left + 10))
+    return np.clip(x, 0, 1), y, boxes
+
+
+@pytest.fixture(scope="module")
+def trained():
+    keras.utils.set_random_seed(41)
+    inp = keras.Input((SIZE, SIZE, 3))
+    x = layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1")(inp)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, layers.Dense(2, activation="softmax", name="classes")(x))
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    train_x, train_y, _ = shapes(1200, 0)
+    model.fit(train_x, train_y, epochs=6, batch_size=32, verbose=0)
+    test_x, test_y, boxes = shapes(24, 1)
+    assert model.evaluate(test_x, test_y, verbose=0)[1] > 0.9  # the right answer is known: the shape
+    return model, test_x, boxes, train_x, train_y
+
+
+def gaussian_maps(n, size=SIZE):
+    yy, xx = np.mgrid[:size, :size]
+    g = np.exp(-(((yy - size / 2) ** 2 + (xx - size / 2) ** 2) / (2 * (size / 4) ** 2)))
+    return np.repeat(g[None].astype("float32"), n, axis=0)
+
+
+def test_gradcam_beats_a_random_map_and_a_centred_gaussian(trained):
+    model, x, boxes, *_ = trained
+    cams = cw.compute_cam(model, x, layer="conv2")
+    random = np.random.default_rng(2).random((len(x), SIZE, SIZE)).astype("float32")
+    centred = gaussian_maps(len(x))
+    area = {name: (metrics.deletion(model, x, m, steps=32).area, metrics.insertion(model, x, m, steps=32).area)
+            for name, m in (("gradcam", cams), ("random", random), ("gaussian", centred))}  # fmt: skip
+    assert area["gradcam"][0] < area["random"][0] and area["gradcam"][0] < area["gaussian"][0], area
+    assert area["gradcam"][1] > area["random"][1] and area["gradcam"][1] > area["gaussian"][1], area
+    hits = metrics.pointing_game(x, cams, boxes, tolerance=0)
+    assert hits.mean() > 0.8 > metrics.pointing_game(x, random, boxes, tolerance=0).mean()
+    assert metrics.energy_pointing_game(x, cams, boxes).mean() > 2 * metrics.energy_pointing_game(x, random, boxes).mean()
+
+
+def test_randomisation_checks_show_gradcam_decorrelating(trained):
+    model, x, _, train_x, train_y = trained
+    weights = [w.copy() for w in model.get_weights()]
+    cascade = metrics.model_randomization(model, x[:16], layer="conv2")
+    assert cascade.steps == ["classes", "conv2", "conv1"]  # from the top down
+    assert cascade.rho.shape == (3, 16) and cascade.maps.shape == (3, 16, 16, 16)
+    gradcam = np.abs(cascade.rho.mean(axis=1))
+    layercam = metrics.model_randomization(model, x[:16], layer="conv2", method="layercam").rho.mean(axis=1)
+    # Grad-CAM's maps stop following the model as it loses its training; Layer-CAM's keep more of the input's
+    # structure (as Adebayo et al. found for other methods), so the check tells the two apart
+    assert gradcam.mean() < 0.5 and gradcam.mean() < layercam.mean() - 0.15, (gradcam, layercam)
+    for before, after in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(before, after)  # the user's model is untouched
+    data = metrics.data_randomization(model, train_x[:600], train_y[:600], x[:8], epochs=2, layer="conv2")
+    assert data.rho.shape == (1, 8) and abs(data.rho.mean()) < 0.5
+
+
+def test_deletion_and_insertion_follow_their_definition(trained):
+    """Against a loop written here: P pixels, floor(k P / steps) most relevant replaced at step k."""
+    model, x, *_ = trained
+    x = x[:3]
+    maps = np.random.default_rng(3).random((3, 8, 8)).astype("float32")
+    curve = metrics.deletion(model, x, maps, steps=8, baseline="mean", class_index=1)
+    up = np.stack([metrics._resize(m, SIZE, SIZE) for m in maps])
+    base = x.mean(axis=(1, 2), keepdims=True) * np.ones_like(x)
+    for i in range(3):
+        order = np.argsort(-up[i].ravel(), kind="stable")
+        for k in range(9):
+            n = int(np.floor(k * SIZE * SIZE / 8))
+            copy = x[i].reshape(-1, 3).copy()
+            copy[order[:n]] = base[i].reshape(-1, 3)[order[:n]]
+            want = model(copy.reshape(1, SIZE, SIZE, 3)).numpy()[0, 1]
+            assert abs(curve.scores[i, k] - want) < 1e-5
+    assert curve.area == pytest.approx(np.mean([np.trapezoid(s, curve.fractions) for s in curve.scores]), abs=1e-6)
+
+
+def test_deletion_and_insertion_equal_xpliques(trained):
+    from xplique.metrics import Deletion, Insertion
+
+    model, x, *_ = trained
+    maps = np.random.default_rng(4).random((len(x), SIZE, SIZE)).astype("float32")  # no ties: one order
+    targets = np.eye(2)[model(x).numpy().argmax(axis=1)]
+    for ours, theirs in ((metrics.deletion, Deletion), (metrics.insertion, Insertion)):
+        mine = ours(model, x, maps, steps=20, baseline=0.0)
+        peer = theirs(model, x, targets, baseline_mode=0.0, steps=20, batch_size=64)
+        assert mine.area == pytest.approx(float(peer.evaluate(maps)), abs=1e-3)
+        detailed = np.array(list(peer.detailed_evaluate(maps).values()))
+        np.testing.assert_allclose(mine.scores.mean(axis=0), detailed, atol=1e-3)
+
+
+def test_confidence_follows_its_formula(trained):
+    model, x, *_ = trained
+    maps = cw.compute_cam(model, x[:6], layer="conv2")
+    result = metrics.confidence(model, x[:6], maps)
+    probs = model(x[:6]).numpy()
+    classes = probs.argmax(axis=1)
+    up = np.stack([metrics._resize(m, SIZE, SIZE) for m in maps])
+    up = np.maximum(up, 0) / np.maximum(up, 0).max(axis=(1, 2), keepdims=True)
+    o = model(x[:6] * up[..., None]).numpy()[np.arange(6), classes]
+    y = probs[np.arange(6), classes]
+    assert result.average_drop == pytest.approx(100 * np.mean(np.maximum(0, y - o) / y), abs=1e-3)
+    assert result.increase_in_confidence == pytest.approx(100 * np.mean(o > y))
+
+
+def test_road_imputes_from_the_neighbours_and_orders_by_relevance(trained):
+    model, x, *_ = trained
+    image = np.random.default_rng(5).random((SIZE, SIZE, 3)).astype("float32")
+    removed = np.zeros((SIZE, SIZE), bool)
+    removed[10:12, 10:13] = True
+    filled = metrics.noisy_linear_imputation(image, removed, 0.0, np.random.default_rng(0))
+    np.testing.assert_array_equal(filled[~removed], image[~removed])  # only removed pixels change
+    for y, x_ in zip(*np.nonzero(removed)):  # each removed pixel: its neighbours' weighted mean
+        total, weight = 0.0, 0.0
+        for dy, dx in [(-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1)]:
+            w = 1 / 6 if dy == 0 or dx == 0 else 1 / 12
+            total, weight = total + w * filled[y + dy, x_ + dx], weight + w
+        np.testing.assert_allclose(filled[y, x_], total / weight, atol=1e-5)
+    cams = cw.compute_cam(model, x[:8], layer="conv2")
+    morf = metrics.road(model, x[:8], cams, percents=(20, 50))
+    lerf = metrics.road(model, x[:8], cams, percents=(20, 50), most_relevant_first=False)
+    assert morf.scores.shape == (8, 2) and morf.mean < lerf.mean  # removing what the map points at hurts more
+
+
+def test_metrics_bad_input_says_what_is_expected(trained):
+    model, x, boxes, *_ = trained
+    with pytest.raises(ValueError, match=r"maps have shape \(3, 8, 8\); expected one map per image, \(N, h, w\) with N = 4"):
+        metrics.deletion(model, x[:4], np.zeros((3, 8, 8)))
+    with pytest.raises(ValueError, match="steps must be an int of at least 1, not 0"):
+        metrics.insertion(model, x[:2], np.zeros((2, 8, 8)), steps=0)
+    with pytest.raises(ValueError, match=r"the region has shape \(16, 16\); give a box .* \(32, 32\)"):
+        metrics.energy_pointing_game(x[:1], np.zeros((1, 8, 8)), [np.ones((16, 16))])
+    with pytest.raises(ValueError, match="baseline must be one of 'mean', 'blur', 'zero'"):
+        metrics.deletion(model, x[:1], np.zeros((1, 8, 8)), baseline="grey")
+    regression = keras.Sequential([keras.Input((SIZE, SIZE, 3)), layers.Conv2D(2, 3), layers.Flatten(), layers.Dense(1)])
+    with pytest.raises(ValueError, match="these metrics score a class"):
+        metrics.deletion(regression, x[:1], np.zeros((1, 8, 8)))
+
+
+# -- in the explorer -------------------------------------------------------------------------------------------
+
+
+def test_explorer_check_view_shows_the_curves_and_runs_the_randomisation_on_demand(trained):
+    model, x, *_ = trained
+    pictures = list((x[:2] * 255).astype("uint8"))
+    ex = cw.CAMExplorer(model, pictures, class_names=["red", "green"], preprocess=lambda p: p / 255, background=False)
+    try:
+        result = ex.check()
+        want = metrics.deletion(model, ex.model_input, ex.cam[None], class_index=ex.predictions[0].class_index,
+                                steps=50)  # fmt: skip
+        np.testing.assert_allclose(result.deletion.scores, want.scores, atol=1e-6)
+        assert result.deletion.area < result.random_deletion.area  # a trained model's map beats a random one here
+        assert result.randomization is None and result._repr_png_()[:4] == b"\x89PNG"
+        controls = ex._named_controls()
+        assert controls["randomize"].layout.display == "none"
+        controls["mode"].value = "Check map"
+        ex._flush()
+        assert controls["randomize"].layout.display is None and controls["grid"].layout.display == "block"
+        assert ex._check is not None and ex._check.randomization is None
+        first = controls["grid"].value
+        controls["randomize"].click()
+        ex._flush()
+        assert ex._check.randomization is not None and len(ex._check.randomization.steps) == 3
+        assert controls["grid"].value != first  # the row of randomised maps was drawn
+        ex.class_index = 1 - ex.class_index  # a new map: its check without the randomisation (run on demand)
+        assert ex._check.randomization is None and ex._check.deletion.scores.shape == (1, 51)
+    finally:
+        ex.close()
+
+
+def test_check_says_when_it_does_not_apply():
+    keras.utils.set_random_seed(42)
+    inp = keras.Input((40, 1))
+    out = layers.Dense(2, activation="softmax")(layers.GlobalAveragePooling1D()(layers.Conv1D(4, 3, name="c")(inp)))
+    ex = cw.CAMExplorer(keras.Model(inp, out), np.zeros((40, 1), np.float32), background=False)
+    try:
+        with pytest.raises(ValueError, match="the map check works on pictures; this explorer shows signals"):
+            ex.check()
+        ex._named_controls()["mode"].value = "Check map"
+        ex._flush()
+        assert "the map check works on pictures" in ex.status_text and ex._named_controls()["mode"].value == "Overlay"
+    finally:
+        ex.close()
