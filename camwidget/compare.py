@@ -50,6 +50,7 @@ class Question:
     methods: tuple[str, ...] | None = None
     layers: tuple[str, ...] | None = None
     versus: int | None = None
+    frame: int = 0  # a clip's frame: the maps are that frame's slices
 
 
 def check_kind(kind: str) -> str:
@@ -92,7 +93,7 @@ def cells_for(session: ExplorerSession, question: Question) -> list[Cell]:
     def view(layer: str, class_index: int | None, method: str):  # noqa: ANN202
         progress.step(count["done"], count["total"], "maps of the grid")
         count["done"] += 1
-        return session.view(q.image, layer, class_index, method, score=q.score)
+        return session.view(q.image, layer, class_index, method, score=q.score, frame=q.frame)
 
     if q.kind == "methods":
         methods = [get_method(m).name for m in (q.methods or DEFAULT_METHODS)]

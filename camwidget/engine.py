@@ -449,7 +449,8 @@ class CAMEngine:
                       classes: tf.Tensor, insert: tf.Tensor) -> tf.Tensor:  # fmt: skip
             chosen = tf.gather(ranks, rows) < counts[:, None, None]  # (B, H, W): the pixels moved at each copy
             keep_image = tf.math.logical_xor(chosen, tf.logical_not(insert))  # deletion: not chosen; insertion: chosen
-            x = tf.where(keep_image[..., None], tf.gather(images, rows), tf.gather(baselines, rows))
+            image, baseline = tf.gather(images, rows), tf.gather(baselines, rows)
+            x = baseline + tf.cast(keep_image, tf.float32)[..., None] * (image - baseline)
             y = adapter.call_model(model_ref(), x)[output]
             activation, _ = adapter.final_activation(y)
             _, probs, _, _ = _class_scores(y, "probability", tf.fill([batch], -1), len(shape))

@@ -480,7 +480,7 @@ class CAMExplorer(widgets.VBox):
         self._flush()
         question = Question(
             self._shown_image, self._view.layer.path, self._view.class_index, self.method, self.score, kind,
-            tuple(methods) if methods else None, tuple(layers) if layers else None, versus,
+            tuple(methods) if methods else None, tuple(layers) if layers else None, versus, self._shown_frame,
         )  # fmt: skip
         cells = compare.cells_for(self._session, question)
         title = f"{self._session.names[self._shown_image]}: compare {kind}"
@@ -849,7 +849,7 @@ class CAMExplorer(widgets.VBox):
             return _Result(view, None, self._check_of(request.image, view, request.randomize))
         if request.compare:
             question = Question(request.image, view.layer.path, view.class_index, request.method, request.score,
-                                request.compare, versus=request.versus)  # fmt: skip
+                                request.compare, versus=request.versus, frame=request.frame)  # fmt: skip
             cells = compare.cells_for(self._session, question)
         return _Result(view, cells)
 
