@@ -115,6 +115,23 @@ def test_deletion_and_insertion_equal_xpliques(trained):
         np.testing.assert_allclose(mine.scores.mean(axis=0), detailed, atol=1e-3)
 
 
+def test_deletion_equals_quantus_pixel_flipping_where_they_agree(trained, monkeypatch):
+    """Quantus flips channel values, not pixels: with the map the same on every channel, its steps 3k+2 (every
+    channel of 64k pixels flipped) are deletion's step k."""
+    import quantus
+
+    if not hasattr(np, "trapz"):  # Quantus 0.6 calls np.trapz, which NumPy 2.4 removed (renamed trapezoid)
+        monkeypatch.setattr(np, "trapz", np.trapezoid, raising=False)
+    model, x, *_ = trained
+    maps = np.random.default_rng(6).random((4, SIZE, SIZE)).astype("float32")
+    metric = quantus.PixelFlipping(features_in_step=64, perturb_baseline=0.0, disable_warnings=True,
+                                   display_progressbar=False, return_auc_per_sample=False)  # fmt: skip
+    peer = np.array(metric(model=model, x_batch=x[:4], y_batch=model(x[:4]).numpy().argmax(axis=1),
+                           a_batch=maps[:, None], channel_first=False, batch_size=4))  # fmt: skip
+    ours = metrics.deletion(model, x[:4], maps, steps=16, baseline=0.0)
+    np.testing.assert_allclose(ours.scores[:, 1:], peer[:, 2::3], atol=1e-3)
+
+
 def test_confidence_follows_its_formula(trained):
     model, x, *_ = trained
     maps = cw.compute_cam(model, x[:6], layer="conv2")
