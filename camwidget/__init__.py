@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = ["CAMExplorer", "Explainer", "compute_cam", "spatial_layers", "default_layer", "overlay", "METHODS", "CAMError", "ImageError",
-           "quiet_tensorflow", "__version__"]
+           "quiet_tensorflow", "explain_many", "Gallery", "__version__"]
 
 _LAZY = {
     "compute_cam": "api",
@@ -27,6 +27,8 @@ _LAZY = {
     "CAMError": "errors",
     "ImageError": "errors",
     "quiet_tensorflow": "quiet",
+    "explain_many": "batch",
+    "Gallery": "gallery",
 }
 
 if TYPE_CHECKING:
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from .methods import METHODS
     from .render import overlay
     from .widget import CAMExplorer
+    from .batch import explain_many
+    from .gallery import Gallery
 
 
 _SUBMODULES = ("metrics", "targets")  # cw.metrics.deletion(...), cw.targets.Region(...)

@@ -178,7 +178,27 @@ class Explainer:
                 return maps
         return maps  # the model kept changing (trained meanwhile): the last map, from one whole pass
 
-    def _explain_once(self, batch: np.ndarray, class_index: Any, layer: str | None) -> np.ndarray:
+    def explain_with_scores(self, batch: np.ndarray, class_index: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(maps, the model's probabilities (N, C) (a target's values (N, 1)), the class each map explains), from
+        the one pass that makes the maps (aug_smooth: one more pass for the probabilities)."""
+        if self.options.aug_smooth:
+            maps = self.explain(batch, class_index)
+            layout = self.layout(batch.shape[1:])
+            _, output, _ = self.resolve(layout)
+            probabilities = self.engine.class_probabilities(batch, output, self.feed)
+            classes = class_vector(class_index, len(batch), probabilities.shape[1])
+            return maps, probabilities, np.where(classes < 0, probabilities.argmax(axis=1), classes)
+        found: dict[str, np.ndarray] = {}
+        for _ in range(_CONSISTENCY_TRIES):
+            before = self.sync()
+            maps = self._explain_once(batch, class_index, None, found)
+            if self.engine.sync() == before:
+                break
+        return maps, found["probabilities"], found["classes"]
+
+    def _explain_once(
+        self, batch: np.ndarray, class_index: Any, layer: str | None, found: dict[str, np.ndarray] | None = None
+    ) -> np.ndarray:
         layout = self.layout(batch.shape[1:])
         if self.target is None:
             info, output, n_classes = self.resolve(layout, layer)
@@ -190,6 +210,8 @@ class Explainer:
 
         def raw_maps(x: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             capture = self.capture(x, [info], classes, output).at(info.path)
+            if found is not None:
+                found.update(probabilities=capture.probabilities, classes=capture.class_index)
             return self.maps_from(capture, x, info, layout, output), capture.class_index
 
         if not self.options.aug_smooth:

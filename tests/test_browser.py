@@ -182,7 +182,7 @@ def test_a_long_map_shows_progress_and_the_controls_stay_usable(page, server, wo
         "import time\n"
         "engine = explorer.session.engine\n"
         "original = engine.class_probabilities\n"
-        "engine.class_probabilities = lambda x, output: time.sleep(2) or original(x, output)",
+        "engine.class_probabilities = lambda x, output, *more: time.sleep(2) or original(x, output, *more)",
     ))  # fmt: skip
     open_and_run(page, server, "lab/tree/slow.ipynb")
     page.wait_for_timeout(1000)

@@ -1,0 +1,91 @@
+"""Many pictures in the notebook: :class:`Gallery` shows their overlays as thumbnails, sortable; a click opens
+that picture in a :class:`~camwidget.widget.CAMExplorer` below."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+
+from . import render
+from .batch import Explained, explain_many, picture_sources
+from .errors import CAMError
+
+SORTS = {
+    "confidence, high first": lambda item: -item.top[0][2],
+    "confidence, low first": lambda item: item.top[0][2],
+    "class": lambda item: item.top[0][1],
+    "share in the centre, low first": lambda item: item.stats["centre_share"],
+    "share in the centre, high first": lambda item: -item.stats["centre_share"],
+    "order given": lambda item: item.index,
+}
+THUMBNAIL = 150
+
+
+class Gallery(widgets.VBox):
+    """Thumbnails of many pictures' overlays (explained by :func:`camwidget.batch.explain_many`, which takes the
+    same arguments), a Sort menu, and a click that opens the picture in an explorer below.
+
+    ``.items`` are the results (:class:`~camwidget.batch.Explained`), in the order shown; ``.explorer`` is the
+    explorer opened last (None before a click); ``.explore(i)`` opens item i from code."""
+
+    def __init__(self, model: Any, images: Any, *, columns: int = 4, sort: str = "confidence, high first",
+                 class_names: Sequence[str] | None = None, preprocess: Any = None, **options: Any) -> None:  # fmt: skip
+        if sort not in SORTS:
+            raise CAMError(f"sort must be one of {', '.join(map(repr, SORTS))}, not {sort!r}")
+        self._model, self._class_names, self._preprocess, self._options = model, class_names, preprocess, options
+        self._sources = dict(picture_sources(images))
+        results = list(explain_many(model, images, overlays=True, class_names=class_names, preprocess=preprocess,
+                                    **options))  # fmt: skip
+        self.skipped = [item for item in results if item.error is not None]
+        self.items: list[Explained] = [item for item in results if item.error is None]
+        if not self.items:
+            raise CAMError("no picture could be explained: " + "; ".join(f"{i.name}: {i.error}" for i in self.skipped))
+        self.explorer = None
+        self._sort = widgets.Dropdown(description="Sort", options=list(SORTS), value=sort, layout=widgets.Layout(width="320px"))
+        self._grid = widgets.GridBox(layout=widgets.Layout(grid_template_columns=f"repeat({columns}, {THUMBNAIL + 10}px)"))
+        self._status = widgets.HTML()
+        self._below = widgets.VBox()
+        self._sort.observe(lambda _: self._arrange(), names="value")
+        self._arrange()
+        note = f"{len(self.items)} pictures" + (f"; skipped {len(self.skipped)}: " + ", ".join(
+            f"{i.name} ({i.error})" for i in self.skipped) if self.skipped else "")  # fmt: skip
+        self._status.value = note + ". Click a picture to explore it."
+        super().__init__([self._sort, self._grid, self._status, self._below])
+        self.add_class("camwidget-gallery")
+
+    def _arrange(self) -> None:
+        self.items.sort(key=SORTS[self._sort.value])
+        self._grid.children = [self._card(k, item) for k, item in enumerate(self.items)]
+
+    def _card(self, position: int, item: Explained) -> widgets.Widget:
+        scale = THUMBNAIL / max(item.overlay.shape[:2])
+        small = item.overlay if scale >= 1 else _resize(item.overlay, scale)
+        image = widgets.Image(value=render.png_bytes(small), format="png", layout=widgets.Layout(max_width=f"{THUMBNAIL}px"))
+        name, score = item.top[0][1], item.top[0][2]
+        button = widgets.Button(description=f"{name} · {score:.2f}", tooltip=item.name,
+                                layout=widgets.Layout(width=f"{THUMBNAIL}px"))  # fmt: skip
+        button.on_click(lambda _, k=position: self.explore(k))
+        return widgets.VBox([image, button])
+
+    def explore(self, position: int) -> Any:
+        """Open item `position` (as shown) in an explorer below the thumbnails."""
+        from .widget import CAMExplorer
+
+        item = self.items[position]
+        if self.explorer is not None:
+            self.explorer.close()
+        self.explorer = CAMExplorer(self._model, {item.name: self._sources[item.name]}, class_names=self._class_names,
+                                    preprocess=self._preprocess, layer=self._options.get("layer"),
+                                    method=self._options.get("method", "gradcam"))  # fmt: skip
+        self._below.children = [self.explorer]
+        return self.explorer
+
+
+def _resize(rgb: np.ndarray, scale: float) -> np.ndarray:
+    import cv2
+
+    size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)

@@ -1,0 +1,112 @@
+"""Scale-out on Ray (``pip install camwidget[ray]``): the same batches as :func:`camwidget.batch.explain_many`,
+spread over a Ray cluster's workers with Ray Data's ``map_batches`` and an actor pool, one model per actor.
+
+    results = explain_on_ray(model, "photos/", address="auto")   # a running cluster; None: a local one
+
+The model travels once, as a .keras file's bytes in Ray's object store (so workers on other machines need no
+shared disk), or as the MODEL spec the command line was given. On a cluster with GPUs each actor takes one GPU,
+so one host with several GPUs runs one actor per GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from .batch import Explained, picture_sources
+from .errors import CAMError
+
+
+def _require_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise CAMError("--ray needs Ray: pip install 'camwidget[ray]' (or pip install 'ray[data]')") from None
+    return ray
+
+
+def _model_bytes(model: Any) -> bytes:
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.keras")
+        model.save(path)
+        with open(path, "rb") as f:
+            return f.read()
+
+
+class _Explainer:
+    """One Ray actor: its own model, loaded once; explains a batch of rows."""
+
+    def __init__(self, model_ref: Any, options: dict[str, Any]) -> None:
+        from .cli import load_model
+        from .quiet import quiet_tensorflow
+
+        quiet_tensorflow()
+        ray = _require_ray()
+        if isinstance(model_ref, ray.ObjectRef):  # the model's bytes, put once in the object store
+            model_ref = ray.get(model_ref)
+        if isinstance(model_ref, bytes):
+            import keras
+
+            folder = tempfile.mkdtemp(prefix="camwidget-model-")
+            path = os.path.join(folder, "model.keras")
+            with open(path, "wb") as f:
+                f.write(model_ref)
+            self.model = keras.models.load_model(path, compile=False)
+        else:
+            self.model = load_model(model_ref)
+        self.options = options
+
+    def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from .batch import explain_many
+
+        sources = list(rows["source"])
+        found = {item.index: item for item in explain_many(self.model, sources, **self.options)}
+        out: dict[str, list[Any]] = {k: [] for k in ("index", "name", "top", "class_index", "cam", "overlay", "stats", "error")}
+        for position, (index, name) in enumerate(zip(rows["index"], rows["name"])):
+            item = found.get(position)
+            out["index"].append(int(index))
+            out["name"].append(str(name))
+            out["top"].append(None if item is None else item.top)
+            out["class_index"].append(-1 if item is None else item.class_index)
+            out["cam"].append(None if item is None else item.cam)
+            out["overlay"].append(None if item is None else item.overlay)
+            out["stats"].append(None if item is None else item.stats)
+            out["error"].append("not returned" if item is None else item.error)
+        return {k: np.array(v, dtype=object) for k, v in out.items()}
+
+
+def explain_on_ray(
+    model: Any, images: Any, *, address: str | None = "auto", actors: int | None = None, skip: Any = None,
+    **options: Any,
+) -> Iterator[Explained]:  # fmt: skip
+    """explain_many's results, computed by Ray actors (`actors` of them; default one per GPU, else one per node,
+    at least 2); yielded in input order. `model`: a model, or a MODEL spec (.keras path, module:function)."""
+    ray = _require_ray()
+    if not ray.is_initialized():
+        ray.init(address=None if address in (None, "local") else address, ignore_reinit_error=True,
+                 log_to_driver=False, include_dashboard=False)  # fmt: skip
+    sources = [(i, n, s) for i, (n, s) in enumerate(picture_sources(images)) if not (skip and skip(n))]
+    if not sources:
+        return
+    model_ref = model if isinstance(model, str) else _model_bytes(model)
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    count = actors or (gpus if gpus else max(2, len(ray.nodes())))
+    options = {k: v for k, v in options.items() if k != "skip"}
+    batch_size = int(options.get("batch_size", 16))
+    items = [{"index": i, "name": n, "source": s if isinstance(s, np.ndarray) else os.fspath(s)} for i, n, s in sources]
+    dataset = ray.data.from_items(items, override_num_blocks=max(1, min(len(items) // batch_size, 4 * count)))
+    explained = dataset.map_batches(
+        _Explainer, fn_constructor_args=(ray.put(model_ref), options), batch_size=batch_size, batch_format="numpy",
+        concurrency=count, num_gpus=1 if gpus else 0,
+    )  # fmt: skip
+    rows = sorted(explained.iter_rows(), key=lambda row: int(row["index"]))
+    for row in rows:
+        if row["error"] is not None:
+            yield Explained(int(row["index"]), str(row["name"]), error=str(row["error"]))
+            continue
+        yield Explained(int(row["index"]), str(row["name"]), [tuple(t) for t in row["top"]], int(row["class_index"]),
+                        row["cam"], row["overlay"], stats=dict(row["stats"]))  # fmt: skip

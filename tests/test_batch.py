@@ -1,0 +1,191 @@
+"""A thousand images: explain_many, the command line, its output folder, resuming, Ray, and the Gallery widget.
+Every map is checked against compute_cam on the same picture read the same way."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import cv2
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+import camwidget as cw
+from camwidget import preprocess as preprocessing
+from camwidget.batch import explain_many, map_stats
+from camwidget.cli import main, parser
+from camwidget.images import read_picture
+
+
+def small_model() -> keras.Model:
+    keras.utils.set_random_seed(51)
+    inp = keras.Input((32, 32, 3))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inp)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv2")(x)
+    return keras.Model(inp, layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling2D()(x)))
+
+
+@pytest.fixture(scope="module")
+def model():
+    return small_model()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """Pictures of several sizes in a folder and a subfolder, and one file that is not a picture."""
+    root = tmp_path_factory.mktemp("pictures")
+    (root / "more").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(7):
+        size = (40 + 10 * i, 50)
+        picture = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        where = root / "more" if i % 3 == 0 else root
+        cv2.imwrite(str(where / f"p{i}.jpg" if i % 2 else where / f"p{i}.png"), picture)
+    (root / "broken.jpg").write_bytes(b"not a picture")
+    return root
+
+
+def expected(model, path):
+    """compute_cam on one picture read as explain_many reads it."""
+    pixels = read_picture(str(path)).pixels
+    steps = preprocessing.resolve(model, None)
+    x, _ = preprocessing.model_input(pixels, (32, 32, 3), 1024, steps.fn)
+    return cw.compute_cam(model, x)[0], model(x).numpy()[0]
+
+
+def test_explain_many_equals_compute_cam_and_reports_unreadable_files(model, folder):
+    results = list(explain_many(model, str(folder), batch_size=3))
+    names = [r.name for r in results]
+    assert names == sorted(names, key=lambda n: (os.path.dirname(n) != "", n)) or len(names) == 8
+    broken = [r for r in results if r.name == "broken.jpg"]
+    assert len(broken) == 1 and "broken.jpg" in broken[0].error and broken[0].cam is None
+    good = [r for r in results if r.error is None]
+    assert len(good) == 7
+    for item in good:
+        cam, probs = expected(model, folder / item.name)
+        np.testing.assert_allclose(item.cam, cam, atol=1e-5)
+        assert item.top[0][0] == int(np.argmax(probs)) and item.top[0][2] == pytest.approx(float(probs.max()), abs=1e-5)
+        assert item.class_index == item.top[0][0]
+        assert item.stats == pytest.approx(map_stats(cam))
+
+
+def test_map_stats_follow_their_definition():
+    cam = np.zeros((8, 8), np.float32)
+    cam[1, 6] = 1.0
+    cam[3:5, 3:5] = 0.5  # in the centre (the middle half of each side)
+    stats = map_stats(cam, mask=np.pad(np.ones((2, 2), bool), ((0, 6), (6, 0))))
+    assert stats["peak_y"] == pytest.approx(1.5 / 8) and stats["peak_x"] == pytest.approx(6.5 / 8)
+    assert stats["centre_share"] == pytest.approx(2.0 / 3.0)
+    assert stats["mask_share"] == pytest.approx(1.0 / 3.0)
+
+
+def test_arrays_and_datasets_are_explained_alike(model):
+    import tensorflow as tf
+
+    x = np.random.default_rng(1).integers(0, 256, (5, 32, 32, 3)).astype(np.uint8)
+    from_array = [r.cam for r in explain_many(model, x, batch_size=2)]
+    from_dataset = [r.cam for r in explain_many(model, tf.data.Dataset.from_tensor_slices((x, np.zeros(5))))]
+    for a, b in zip(from_array, from_dataset):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert len(from_array) == 5
+
+
+def test_command_line_writes_everything_and_resumes(model, folder, tmp_path, capsys):
+    path = tmp_path / "model.keras"
+    model.save(path)
+    out = tmp_path / "report"
+    code = main(["explain", str(path), str(folder), "--out", str(out), "--batch-size", "4"])
+    captured = capsys.readouterr()
+    assert code == 1 and "skipped broken.jpg" in captured.err  # reported, not the end of the run
+    assert "7 in" in captured.out
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert len(rows) == 8 and {r["file"] for r in rows if r["error"]} == {"broken.jpg"}
+    table = json.loads((out / "results.json").read_text())
+    maps = np.load(out / "maps.npz")
+    for record in table:
+        if "error" in record:
+            continue
+        cam, probs = expected(model, folder / record["file"])
+        np.testing.assert_allclose(maps[record["file"]], cam, atol=1e-5)
+        assert record["top"][0]["class"] == int(np.argmax(probs))
+        overlay = cv2.imread(str(out / record["overlay"]))
+        assert overlay.shape[:2] == cv2.imread(str(folder / record["file"])).shape[:2]
+    page = (out / "gallery.html").read_text()
+    assert page.count('class="card"') == 7 and "data:image/jpeg;base64," in page and 'id="sort"' in page
+    assert not [p for p in out.rglob("*") if p.name.startswith(".partial-")]  # nothing half-written
+    # started again: nothing left to do but the broken file, and the same results
+    code = main(["explain", str(path), str(folder), "--out", str(out)])
+    assert "1 pictures in" in capsys.readouterr().out
+    assert json.loads((out / "results.json").read_text()) == table
+
+
+def test_command_line_refuses_bad_input_in_one_line(model, folder, tmp_path, capsys):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    assert main(["explain", "whatever.keras", str(folder), "--out", str(not_a_folder / "sub")]) == 2
+    assert "cannot write to the output folder" in capsys.readouterr().err
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(SystemExit, match=r"could not load the model file '.*bad.keras': "):
+        main(["explain", str(bad), str(folder), "--out", str(tmp_path / "o")])
+    with pytest.raises(SystemExit, match="does not exist"):
+        main(["explain", str(tmp_path / "missing.keras"), str(folder), "--out", str(tmp_path / "o")])
+    text = parser().parse_args(["explain", "m.keras", "x", "--out", "o"])
+    assert text.batch_size == 16 and text.method == "gradcam"
+    helptext = [a for a in parser()._subparsers._group_actions[0].choices["explain"].format_help().splitlines()]
+    assert any("gallery.html" in line for line in helptext) and any("--ray ADDRESS" in line for line in helptext)
+
+
+def test_model_as_module_function(model, folder, tmp_path, monkeypatch, capsys):
+    (tmp_path / "my_models.py").write_text(
+        "import sys\nsys.path.insert(0, %r)\nfrom test_batch import small_model\n\ndef build():\n    return small_model()\n"
+        % os.path.dirname(__file__)
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "o"
+    main(["explain", "my_models:build", str(folder / "p1.jpg"), "--out", str(out), "--no-overlays"])
+    table = json.loads((out / "results.json").read_text())
+    assert len(table) == 1 and "overlay" not in table[0]
+    cam, _ = expected(model, folder / "p1.jpg")
+    np.testing.assert_allclose(np.load(out / "maps.npz")["p1.jpg"], cam, atol=1e-5)
+
+
+def test_ray_spreads_batches_over_two_workers_with_the_same_results(model, tmp_path):
+    ray = pytest.importorskip("ray", reason="Ray is the [ray] extra; pip install -e .[dev] installs it")
+    from camwidget.scale import explain_on_ray
+
+    x = np.random.default_rng(2).integers(0, 256, (64, 32, 32, 3)).astype(np.uint8)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        spread = list(explain_on_ray(model, x, address=None, actors=2, batch_size=8))
+        used = ray.cluster_resources().get("CPU")
+    finally:
+        ray.shutdown()
+    single = list(explain_many(model, x, batch_size=8))
+    assert used == 2 and len(spread) == 64
+    for a, b in zip(spread, single):
+        assert (a.index, a.name, a.class_index) == (b.index, b.name, b.class_index)
+        np.testing.assert_allclose(a.cam, b.cam, atol=1e-5)
+
+
+def test_gallery_sorts_and_opens_a_picture_in_the_explorer(model, folder):
+    gallery = cw.Gallery(model, str(folder), columns=3)
+    try:
+        scores = [item.top[0][2] for item in gallery.items]
+        assert scores == sorted(scores, reverse=True) and len(gallery.items) == 7
+        assert [s.name for s in gallery.skipped] == ["broken.jpg"] and "broken.jpg" in gallery._status.value
+        gallery._sort.value = "share in the centre, low first"
+        shares = [item.stats["centre_share"] for item in gallery.items]
+        assert shares == sorted(shares)
+        card = gallery._grid.children[2]
+        card.children[1].click()  # the button under the thumbnail
+        explorer = gallery.explorer
+        assert explorer is not None and gallery._below.children == (explorer,)
+        np.testing.assert_allclose(explorer.cam, gallery.items[2].cam, atol=1e-5)
+    finally:
+        if gallery.explorer is not None:
+            gallery.explorer.close()
