@@ -109,11 +109,13 @@ def explain_many(
     preprocess: Callable[[np.ndarray], np.ndarray] | str | None = None, class_names: Sequence[str] | None = None,
     mask: np.ndarray | None = None, overlays: bool = False, alpha: float = 0.5, colormap: str = "jet",
     workers: int = 2, output: str | int | None = None, skip: Callable[[str], bool] | None = None,
+    progress_bar: bool = True,
 ) -> Iterator[Explained]:  # fmt: skip
     """Explain many pictures, yielding one :class:`Explained` per picture in input order (skipped ones with
     their ``error``). ``skip(name)`` true: the picture is left out (a resumed run). Batches are of pictures of
-    one input size (a model that takes any size sees each at most `max_side` on its longer side)."""
-    from .session import resolve_class_names
+    one input size (a model that takes any size sees each at most `max_side` on its longer side). A tqdm bar
+    shows after a second unless `progress_bar` is False (the command line has its own)."""
+    from tqdm.auto import tqdm
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise CAMError(f"batch_size must be a positive int, not {batch_size!r}")
@@ -133,13 +135,15 @@ def explain_many(
             kind = "" if isinstance(exc, (CAMError, FileNotFoundError)) else f"{type(exc).__name__}: "
             return index, name, None, f"{kind}{exc}"
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, progress.bar(len(sources), "pictures"):
+    bar = tqdm(total=len(sources), desc="pictures", unit="img", delay=1.0, leave=False, disable=not progress_bar)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, bar:
         pending = []
         done = 0
         loaded = pool.map(load, sources)  # decoded ahead, in order, while the model runs
         for index, name, pixels, x in loaded:
             if isinstance(x, str):
                 done += 1
+                bar.update(1)
                 yield Explained(index, name, error=x)
                 continue
             pending.append((index, name, pixels, x))
@@ -149,14 +153,15 @@ def explain_many(
                 pending = pending[len(group):]
                 if names is None:
                     names = _class_names(explainer, group[0][3], class_names)
-                yield from _explain_group(explainer, group, class_index, names, mask, overlays, alpha, colormap)
                 done += len(group)
-                progress.step(done, len(sources), "pictures")
+                bar.update(len(group))
+                progress.step(done, len(sources), "pictures")  # the explorer's bar, where one runs this
+                yield from _explain_group(explainer, group, class_index, names, mask, overlays, alpha, colormap)
         if pending:
             if names is None:
                 names = _class_names(explainer, pending[0][3], class_names)
+            bar.update(len(pending))
             yield from _explain_group(explainer, pending, class_index, names, mask, overlays, alpha, colormap)
-            progress.step(len(sources), len(sources), "pictures")
 
 
 def _class_names(explainer: Explainer, x: np.ndarray, given: Sequence[str] | None) -> list[str]:

@@ -120,14 +120,14 @@ def explain_command(args: argparse.Namespace) -> int:
     options = dict(
         layer=args.layer, method=args.method, class_index=args.class_index, target=parse_target(args.target),
         batch_size=args.batch_size, max_side=args.max_side, class_names=class_names,
-        overlays=not args.no_overlays, skip=report.done,
+        overlays=not args.no_overlays, skip=report.done, progress_bar=False,
     )  # fmt: skip
     start = time.perf_counter()
     try:
         if args.ray:
             from .scale import explain_on_ray
 
-            results = explain_on_ray(args.model, images, address=args.ray, **options)
+            results = explain_on_ray(model, images, address=args.ray, **options)  # the model travels as bytes
         else:
             results = explain_many(model, images, **options)
         with tqdm(total=total, unit="img", desc="explaining") as bar:

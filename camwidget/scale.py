@@ -4,7 +4,7 @@ spread over a Ray cluster's workers with Ray Data's ``map_batches`` and an actor
     results = explain_on_ray(model, "photos/", address="auto")   # a running cluster; None: a local one
 
 The model travels once, as a .keras file's bytes in Ray's object store (so workers on other machines need no
-shared disk), or as the MODEL spec the command line was given. On a cluster with GPUs each actor takes one GPU,
+shared disk), or as a MODEL spec (a .keras path or module:function that every worker can reach). On a cluster with GPUs each actor takes one GPU,
 so one host with several GPUs runs one actor per GPU.
 """
 
@@ -95,7 +95,7 @@ def explain_on_ray(
     model_ref = model if isinstance(model, str) else _model_bytes(model)
     gpus = int(ray.cluster_resources().get("GPU", 0))
     count = actors or (gpus if gpus else max(2, len(ray.nodes())))
-    options = {k: v for k, v in options.items() if k != "skip"}
+    options = {k: v for k, v in options.items() if k not in ("skip", "progress_bar")} | {"progress_bar": False}
     batch_size = int(options.get("batch_size", 16))
     items = [{"index": i, "name": n, "source": s if isinstance(s, np.ndarray) else os.fspath(s)} for i, n, s in sources]
     dataset = ray.data.from_items(items, override_num_blocks=max(1, min(len(items) // batch_size, 4 * count)))

@@ -30,9 +30,9 @@ from .explain import AUGMENTATIONS, Explainer, Options
 from .feed import Feed
 from .targets import describe as describe_target
 from .samples import read_clips, read_signals, screen_map, signal_picture
-from .images import (MAX_PIXELS, ImageLike, Images, ValueRange, check_value_range, load_pictures, picture_names, read_picture,
-                     resize_to)
-from .methods import get_method, normalize_maps
+from .images import (MAX_PIXELS, ImageLike, Images, ValueRange, check_value_range, load_pictures, picture_names,
+                     read_picture)
+from .methods import normalize_maps
 
 _WARM_UP_DELAY = 0.3  # s a view is looked at before the warm-up pass starts
 
