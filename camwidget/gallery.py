@@ -11,6 +11,7 @@ import numpy as np
 
 from . import render
 from .batch import Explained, explain_many, picture_sources
+from .engine import engine_for
 from .errors import CAMError
 
 SORTS = {
@@ -36,13 +37,9 @@ class Gallery(widgets.VBox):
         if sort not in SORTS:
             raise CAMError(f"sort must be one of {', '.join(map(repr, SORTS))}, not {sort!r}")
         self._model, self._class_names, self._preprocess, self._options = model, class_names, preprocess, options
+        self._images = images
         self._sources = dict(picture_sources(images))
-        results = list(explain_many(model, images, overlays=True, class_names=class_names, preprocess=preprocess,
-                                    **options))  # fmt: skip
-        self.skipped = [item for item in results if item.error is not None]
-        self.items: list[Explained] = [item for item in results if item.error is None]
-        if not self.items:
-            raise CAMError("no picture could be explained: " + "; ".join(f"{i.name}: {i.error}" for i in self.skipped))
+        self._explain()
         self.explorer = None
         self._sort = widgets.Dropdown(description="Sort", options=list(SORTS), value=sort, layout=widgets.Layout(width="320px"))
         self._grid = widgets.GridBox(layout=widgets.Layout(grid_template_columns=f"repeat({columns}, {THUMBNAIL + 10}px)"))
@@ -50,15 +47,36 @@ class Gallery(widgets.VBox):
         self._below = widgets.VBox()
         self._sort.observe(lambda _: self._arrange(), names="value")
         self._arrange()
-        note = f"{len(self.items)} pictures" + (f"; skipped {len(self.skipped)}: " + ", ".join(
-            f"{i.name} ({i.error})" for i in self.skipped) if self.skipped else "")  # fmt: skip
-        self._status.value = note + ". Click a picture to explore it."
         super().__init__([self._sort, self._grid, self._status, self._below])
         self.add_class("camwidget-gallery")
 
+    def _explain(self) -> None:
+        """Explain every picture, for the model as it is now."""
+        engine = engine_for(self._model)
+        self._state = engine.sync()
+        results = list(explain_many(self._model, self._images, overlays=True, class_names=self._class_names,
+                                    preprocess=self._preprocess, **self._options))  # fmt: skip
+        self.skipped = [item for item in results if item.error is not None]
+        self.items: list[Explained] = [item for item in results if item.error is None]
+        if not self.items:
+            raise CAMError("no picture could be explained: " + "; ".join(f"{i.name}: {i.error}" for i in self.skipped))
+
+    def refresh(self) -> bool:
+        """Explain every picture again if the model changed since (fit, set_weights, an edited layer); True if
+        it had. Sorting and opening a picture do this first, so the thumbnails never show an older model."""
+        if engine_for(self._model).sync() == self._state:
+            return False
+        self._explain()
+        return True
+
     def _arrange(self) -> None:
+        changed = self.refresh()
         self.items.sort(key=SORTS[self._sort.value])
         self._grid.children = [self._card(k, item) for k, item in enumerate(self.items)]
+        note = f"{len(self.items)} pictures" + (f"; skipped {len(self.skipped)}: " + ", ".join(
+            f"{i.name} ({i.error})" for i in self.skipped) if self.skipped else "")  # fmt: skip
+        again = "The model changed since the thumbnails were made: they were made again. " if changed else ""
+        self._status.value = again + note + ". Click a picture to explore it."
 
     def _card(self, position: int, item: Explained) -> widgets.Widget:
         scale = THUMBNAIL / max(item.overlay.shape[:2])
@@ -74,6 +92,8 @@ class Gallery(widgets.VBox):
         """Open item `position` (as shown) in an explorer below the thumbnails."""
         from .widget import CAMExplorer
 
+        if self.refresh():  # the model changed: the positions shown are of the thumbnails made again
+            self._arrange()
         item = self.items[position]
         if self.explorer is not None:
             self.explorer.close()

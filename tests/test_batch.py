@@ -189,3 +189,22 @@ def test_gallery_sorts_and_opens_a_picture_in_the_explorer(model, folder):
     finally:
         if gallery.explorer is not None:
             gallery.explorer.close()
+
+
+def test_gallery_never_shows_thumbnails_of_an_older_model(folder):
+    model = small_model()
+    gallery = cw.Gallery(model, str(folder))
+    try:
+        before = {item.name: item.cam for item in gallery.items}
+        rng = np.random.default_rng(9)
+        model.set_weights([w + rng.normal(0, 0.5, w.shape).astype(w.dtype) for w in model.get_weights()])
+        gallery._sort.value = "class"  # any interaction looks at the model first
+        assert "The model changed since the thumbnails were made" in gallery._status.value
+        for item in gallery.items:
+            cam, _ = expected(model, folder / item.name)
+            np.testing.assert_allclose(item.cam, cam, atol=1e-5)
+        assert any(not np.allclose(before[item.name], item.cam) for item in gallery.items)
+        assert gallery.refresh() is False  # nothing changed since
+    finally:
+        if gallery.explorer is not None:
+            gallery.explorer.close()
