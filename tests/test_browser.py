@@ -278,7 +278,18 @@ def test_every_view_fits_the_cell_and_lines_up(workspace, server, width, file_br
         assert abs(plain["y"] - heat["y"]) <= 1 and plain["x"] < overlay["x"] < heat["x"], "not on one row"
         view("Compare methods", "grid")
         view("Compare classes", "grid")
+        view("Check map", "grid")
+        assert control("randomize").is_visible()
+        before = control("grid").get_attribute("src")
+        control("randomize").locator("button").first.click() if control("randomize").locator("button").count() else \
+            control("randomize").click()  # fmt: skip
+        page.wait_for_function("([el, before]) => el.src !== before && el.complete", arg=[control("grid").element_handle(),
+                               before], timeout=120_000)  # fmt: skip
+        page.wait_for_timeout(300)
+        assert explorer.evaluate(FITS) == [], "the check view with its randomisation row does not fit"
+        explorer.screenshot(path=str(ARTIFACTS / f"layout_{width}_check_randomised.png"))
         view("Overlay", "colorbar")
+        assert not control("randomize").is_visible()
         overlay, colorbar = control(shown).bounding_box(), control("colorbar").bounding_box()
         assert colorbar["width"] > 20 and abs(colorbar["height"] - overlay["height"]) <= 1
         assert abs(colorbar["y"] - overlay["y"]) <= 1 and colorbar["x"] > overlay["x"], "the colorbar is not beside it"
