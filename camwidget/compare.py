@@ -109,6 +109,11 @@ def cells_for(session: ExplorerSession, question: Question) -> list[Cell]:
             h, w = shown.cam.shape
             cells.append(Cell(f"{path} ({h}×{w})", shown.cam))
         return cells
+    if session.n_classes < 2:
+        raise CAMError(
+            "comparing classes needs two of them; this explorer explains one score"
+            + (" (a target)" if session.explainer.target is not None else "")
+        )
     count["total"] = 2 if q.method == "gradcam" else 4
     a = view(q.layer, q.class_index, "gradcam")
     b_index = runner_up(a.probabilities, a.class_index) if q.versus is None else q.versus

@@ -169,6 +169,7 @@ class CAMExplorer(widgets.VBox):
         self._pending, self._scheduled, self._syncing = 0, False, False
         self._view: View | None = None
         self._notice: str | None = None  # said once in the status line, then dropped
+        self._status_error = False  # the status line shows an error (the next change that works clears it)
         self._good: dict[str, Any] | None = None  # the controls' values for the last view drawn
         self._shown_request: _Request | None = None  # what the view on screen was computed for
         self._deferring = False  # a setter is changing a control: it draws itself, once
@@ -917,6 +918,8 @@ class CAMExplorer(widgets.VBox):
             _size(self._colorbar_view, height, _COLORBAR_WIDTH)
         elif mode == "Side by side" and level >= _COLOURS:  # the heatmap panel changed: size them again
             self._size_side_by_side(pixels.shape[:2])
+        if level < _MAP and self._status_error:  # this change worked: the error line of an earlier one goes
+            self._show_status()
         if level >= _MAP:
             # what the view was computed for, not what the controls say now: they may have moved on already
             request = self._shown_request
@@ -1019,6 +1022,7 @@ class CAMExplorer(widgets.VBox):
         return self._in_flight is not None or self._scheduled
 
     def _show_status(self, error: str | None = None) -> None:
+        self._status_error = error is not None
         view, names = self._view, self._session.class_names
         lines = []
         if view is not None:

@@ -212,5 +212,14 @@ def test_explorer_explains_a_target(segmenter):
         with pytest.raises(ValueError, match="method 'scorecam' explains a class and cannot take target= yet"):
             ex.method = "scorecam"
         assert ex.method == "layercam"
+        mode = ex._named_controls()["mode"]
+        for refused, words in (("Compare classes", "comparing classes needs two of them"),
+                               ("Check map", "the map check scores a class's probability")):  # fmt: skip
+            mode.value = refused
+            ex._flush()
+            assert words in ex.status_text and mode.value == "Overlay"
+        mode.value = "Side by side"  # a change that works: the error line goes
+        ex._flush()
+        assert "✖" not in ex.status_text and "explaining target" in ex.status_text
     finally:
         ex.close()
