@@ -68,3 +68,14 @@ class LRU(Generic[K, V]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._items
+
+
+def give_back_freed_memory() -> None:
+    """Return the memory that TensorFlow's passes freed to the operating system: glibc keeps freed blocks in
+    its arenas, where they still count as the process's memory (RSS), until malloc_trim. Nothing elsewhere."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to do
+        pass

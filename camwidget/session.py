@@ -8,6 +8,7 @@ are kept per view, so going back to one costs nothing.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import threading
 import time
@@ -23,7 +24,7 @@ import numpy as np
 
 from . import preprocess as preprocessing
 from .adapter import LayerInfo, ModelLayout
-from .cache import LRU
+from .cache import LRU, give_back_freed_memory
 from .engine import LayerCapture, is_per_position
 from .errors import CAMError, ImageError
 from .explain import AUGMENTATIONS, Explainer, Options
@@ -456,6 +457,8 @@ class ExplorerSession:
         capture = self.engine.capture(
             self.model_input(index), chosen, classes, self.output, score, self.explainer.target, self.explainer.feed
         )
+        if reached_all:  # the largest pass there is (a backward pass through every layer): its working memory,
+            give_back_freed_memory()  # freed now, goes back to the system rather than stay in malloc's arenas
         seconds = time.perf_counter() - start
         captures = {path: capture.at(path) for path in capture.activations}
         found = int(capture.class_index[0])
@@ -587,6 +590,8 @@ class ExplorerSession:
             self._worker = None
         self.clear()
         self.explainer.close()
+        gc.collect()  # the traced graphs hold reference cycles: free them now, then give their memory back
+        give_back_freed_memory()
 
 
 def _nbytes(info: LayerInfo) -> int:

@@ -37,6 +37,7 @@ SCRIPT = textwrap.dedent(
         layers = [value for _, value in ex.controls["layer"].options]
         for layer in layers:
             ex.layer = layer
+        out[f"start_{cycle}"] = start
         out[f"visited_{cycle}"] = rss() - start
         out["layers"], out["calls"] = len(layers), ex.session.model_calls
         ex.close()
@@ -78,10 +79,12 @@ def test_visiting_every_layer_of_mobilenetv2_stays_bounded(measured):
 
 
 def test_closed_explorers_do_not_accumulate(measured):
-    # TensorFlow's allocator keeps the first cycle's working memory in its pool and reuses it; later cycles
-    # must not add to it (seen: 2-75 MB of allocator noise over several cycles, never growth per cycle)
+    # The first explorer of a process leaves about 160 MB of process-wide state that later explorers reuse, on
+    # any model (seen: a second MobileNetV2 then visits every layer for +179 MB and closes to -25 MB); from then
+    # on close() gives back everything (gc, then malloc_trim), within the 50 MB.
     assert measured["closed_3"] - measured["closed_1"] < 100, measured
-    assert measured["visited_3"] < 200, measured
+    assert measured["closed_3"] - measured["start_3"] < 50, measured
+    assert measured["visited_3"] < 300, measured
 
 
 def test_a_12_megapixel_photo_is_seen_at_max_side(measured):
