@@ -66,8 +66,11 @@ def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.5, colormap: st
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
-    """PNG of an RGB uint8 image; fast compression, since it is redrawn while a slider moves."""
-    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    """PNG of an RGB uint8 image, encoded fast since it is redrawn while a slider moves: Huffman coding only
+    (no match search) is 1.3-1.8x faster than zlib level 1 on overlays and as small or smaller (a photo's
+    overlay: 5.3 ms and 179 KB against 7.0 ms and 202 KB; noise: 2.1 against 3.6 ms at 224x224)."""
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY]
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise CAMError("could not encode the picture as PNG")
     return data.tobytes()
