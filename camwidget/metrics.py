@@ -326,37 +326,35 @@ def region_mask(region: Any, shape: tuple[int, int]) -> np.ndarray:
     return array.astype(bool)
 
 
-def pointing_game(images: Any, maps: Any, regions: Sequence[Any], tolerance: int = 15) -> np.ndarray:
-    """(N,) bool: the map's peak (at the images' size) lies within `tolerance` pixels of the region (Zhang et al.
-    2016 use 15). `regions`: one box or mask per image."""
+def _maps_and_masks(images: Any, maps: Any, regions: Sequence[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(map at the images' size, region mask) per image, checked."""
     batch = model_batch(images)
     maps = _checked_maps(maps, batch)
     if len(regions) != len(batch):
         raise CAMError(f"{len(regions)} regions for {len(batch)} images; give one box or mask per image")
+    size = batch.shape[1:3]
+    return [(_resize(m, *size), region_mask(region, size)) for m, region in zip(maps, regions)]
+
+
+def pointing_game(images: Any, maps: Any, regions: Sequence[Any], tolerance: int = 15) -> np.ndarray:
+    """(N,) bool: the map's peak (at the images' size) lies within `tolerance` pixels of the region (Zhang et al.
+    2016 use 15). `regions`: one box or mask per image."""
     hits = []
-    for m, region in zip(maps, regions):
-        full = _resize(m, *batch.shape[1:3])
-        mask = region_mask(region, batch.shape[1:3])
+    for full, mask in _maps_and_masks(images, maps, regions):
         if tolerance > 0:
             kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance + 1, 2 * tolerance + 1))
             mask = cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
-        peak = np.unravel_index(int(np.argmax(full)), full.shape)
-        hits.append(bool(mask[peak]))
+        hits.append(bool(mask[np.unravel_index(int(np.argmax(full)), full.shape)]))
     return np.array(hits)
 
 
 def energy_pointing_game(images: Any, maps: Any, regions: Sequence[Any]) -> np.ndarray:
     """(N,) the share of each map's positive mass inside its region (Score-CAM's energy-based pointing game)."""
-    batch = model_batch(images)
-    maps = _checked_maps(maps, batch)
-    if len(regions) != len(batch):
-        raise CAMError(f"{len(regions)} regions for {len(batch)} images; give one box or mask per image")
     shares = []
-    for m, region in zip(maps, regions):
-        full = np.maximum(_resize(m, *batch.shape[1:3]), 0)
-        mask = region_mask(region, batch.shape[1:3])
-        total = full.sum()
-        shares.append(float(full[mask].sum() / total) if total > 0 else 0.0)
+    for full, mask in _maps_and_masks(images, maps, regions):
+        positive = np.maximum(full, 0)
+        total = positive.sum()
+        shares.append(float(positive[mask].sum() / total) if total > 0 else 0.0)
     return np.array(shares)
 
 

@@ -67,6 +67,28 @@ class Report:
         self.state = os.path.join(out, ".camwidget")
         self.errors: list[dict[str, Any]] = []  # pictures skipped in this run (not kept: a resumed run tries again)
 
+    def claim(self, model: Any, settings: dict[str, Any]) -> None:
+        """Mark the folder as this model's and these settings' results; refuse a folder that holds another
+        model's or other settings' (a resumed run must never mix them)."""
+        import hashlib
+
+        digest = hashlib.sha1()
+        for weight in model.weights:
+            digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+        identity = {"model": digest.hexdigest(), "settings": {k: repr(v) for k, v in sorted(settings.items())}}
+        path = os.path.join(self.state, "run.json")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                earlier = json.load(f)
+            if earlier != identity:
+                what = "another model (or other weights)" if earlier.get("model") != identity["model"] else "other settings"
+                raise CAMError(
+                    f"the output folder {self.out!r} holds results made with {what}; resuming would mix them. Use a "
+                    "new --out, or delete the folder to start over"
+                )
+        else:
+            atomic_write(path, json.dumps(identity).encode())
+
     def _key(self, name: str) -> str:
         return name.replace(os.sep, "/").replace("/", "__")
 
@@ -105,7 +127,7 @@ class Report:
         found = []
         if os.path.isdir(self.state):
             for entry in sorted(os.listdir(self.state)):
-                if entry.endswith(".json"):
+                if entry.endswith(".json") and entry != "run.json":
                     with open(os.path.join(self.state, entry), encoding="utf-8") as f:
                         found.append(json.load(f))
         return sorted(found + self.errors, key=lambda r: r["index"])

@@ -121,6 +121,15 @@ def test_command_line_writes_everything_and_resumes(model, folder, tmp_path, cap
     code = main(["explain", str(path), str(folder), "--out", str(out)])
     assert "1 pictures in" in capsys.readouterr().out
     assert json.loads((out / "results.json").read_text()) == table
+    # the same folder with another model's weights, or other settings: refused, never mixed
+    other = small_model()
+    other.set_weights([w + 0.1 for w in other.get_weights()])
+    other.save(tmp_path / "other.keras")
+    assert main(["explain", str(tmp_path / "other.keras"), str(folder), "--out", str(out)]) == 2
+    assert "holds results made with another model" in capsys.readouterr().err
+    assert main(["explain", str(path), str(folder), "--out", str(out), "--method", "layercam"]) == 2
+    assert "holds results made with other settings" in capsys.readouterr().err
+    assert json.loads((out / "results.json").read_text()) == table
 
 
 def test_command_line_refuses_bad_input_in_one_line(model, folder, tmp_path, capsys):
