@@ -139,8 +139,7 @@ def explain_many(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, bar:
         pending = []
         done = 0
-        loaded = pool.map(load, sources)  # decoded ahead, in order, while the model runs
-        for index, name, pixels, x in loaded:
+        for index, name, pixels, x in _ahead(pool, load, sources, 2 * batch_size):
             if isinstance(x, str):
                 done += 1
                 bar.update(1)
@@ -162,6 +161,21 @@ def explain_many(
                 names = _class_names(explainer, pending[0][3], class_names)
             bar.update(len(pending))
             yield from _explain_group(explainer, pending, class_index, names, mask, overlays, alpha, colormap)
+
+
+def _ahead(pool: ThreadPoolExecutor, fn: Callable[[Any], Any], items: Sequence[Any], depth: int) -> Iterator[Any]:
+    """fn over items in the pool, results in order, at most `depth` computed ahead of the one consumed: the
+    pictures are decoded while the model runs, and a folder of any size holds only that many in memory
+    (ThreadPoolExecutor.map would decode them all ahead)."""
+    from collections import deque
+
+    pending: deque = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) > depth:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def _class_names(explainer: Explainer, x: np.ndarray, given: Sequence[str] | None) -> list[str]:

@@ -84,7 +84,7 @@ def explain_on_ray(
     **options: Any,
 ) -> Iterator[Explained]:  # fmt: skip
     """explain_many's results, computed by Ray actors (`actors` of them; default one per GPU, else one per node,
-    at least 2); yielded in input order. `model`: a model, or a MODEL spec (.keras path, module:function)."""
+    at least 2); yielded in input order as they come. `model`: a model, or a MODEL spec (.keras path, module:function)."""
     ray = _require_ray()
     if not ray.is_initialized():
         ray.init(address=None if address in (None, "local") else address, ignore_reinit_error=True,
@@ -98,13 +98,13 @@ def explain_on_ray(
     options = {k: v for k, v in options.items() if k not in ("skip", "progress_bar")} | {"progress_bar": False}
     batch_size = int(options.get("batch_size", 16))
     items = [{"index": i, "name": n, "source": s if isinstance(s, np.ndarray) else os.fspath(s)} for i, n, s in sources]
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
     dataset = ray.data.from_items(items, override_num_blocks=max(1, min(len(items) // batch_size, 4 * count)))
     explained = dataset.map_batches(
         _Explainer, fn_constructor_args=(ray.put(model_ref), options), batch_size=batch_size, batch_format="numpy",
         concurrency=count, num_gpus=1 if gpus else 0,
     )  # fmt: skip
-    rows = sorted(explained.iter_rows(), key=lambda row: int(row["index"]))
-    for row in rows:
+    for row in explained.iter_rows():  # in input order (preserve_order, set above): streamed, not gathered
         if row["error"] is not None:
             yield Explained(int(row["index"]), str(row["name"]), error=str(row["error"]))
             continue

@@ -217,3 +217,22 @@ def test_gallery_never_shows_thumbnails_of_an_older_model(folder):
     finally:
         if gallery.explorer is not None:
             gallery.explorer.close()
+
+
+def test_pictures_are_decoded_only_a_little_ahead(model, monkeypatch):
+    """A folder of any size: at most 2 x batch_size pictures are read ahead of the one being explained."""
+    import camwidget.batch as batch
+
+    read, explained = [], []
+    original = batch.read_picture
+
+    def counting(source, *args, **kwargs):
+        read.append(1)
+        return original(source, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "read_picture", counting)
+    x = list(np.random.default_rng(3).integers(0, 256, (40, 32, 32, 3)).astype(np.uint8))
+    for item in explain_many(model, x, batch_size=4, workers=2):
+        explained.append(item.index)
+        assert len(read) - len(explained) <= 2 * 4 + 4 + 1, (len(read), len(explained))
+    assert explained == list(range(40))
