@@ -501,6 +501,8 @@ class CAMExplorer(widgets.VBox):
             raise CAMError(f"the map check works on pictures; this explorer shows {session.kind}s")
         if session.explainer.target is not None:
             raise CAMError("the map check scores a class's probability; this explorer explains a target")
+        if session.explainer.feed is not None:
+            raise CAMError("the map check runs the model on the pictures alone; it does not take other inputs yet")
         return check_map(
             session.explainer.model, session.model_input(image), view.cam, view.class_index, layer=view.layer.path,
             method=view.method, output=session.output, randomize=randomize, pixels=session.display_pixels(image),

@@ -150,6 +150,8 @@ def test_explorer_on_a_model_of_two_inputs():
         ex.class_index = 2  # a class change (no after-layer pass with several inputs: a full pass)
         want = cw.compute_cam(model, ex.model_input, input="image", other_inputs={"meta": values}, class_index=2)
         np.testing.assert_allclose(ex.cam, want[0], atol=1e-5)
+        with pytest.raises(ValueError, match="the map check .* does not take other inputs yet"):
+            ex.check()  # said in words, not as "the model has 2 inputs, pass input="
     finally:
         ex.close()
     with pytest.raises(ValueError, match=r"the model has 2 inputs \('image', 'meta'\)"):
