@@ -124,7 +124,8 @@ def explain_command(args: argparse.Namespace) -> int:
     )  # fmt: skip
     start = time.perf_counter()
     try:
-        settings = {k: v for k, v in vars(args).items() if k in ("layer", "method", "class_index", "target", "max_side", "class_names", "no_overlays")}
+        bound = ("layer", "method", "class_index", "target", "max_side", "class_names", "no_overlays")
+        settings = {k: v for k, v in vars(args).items() if k in bound}
         report.claim(model, settings)
         if args.ray:
             from .scale import explain_on_ray
