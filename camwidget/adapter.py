@@ -165,6 +165,10 @@ class ModelLayout:
     output_shapes: list[tuple[int | None, ...]]  # without the batch axis
     output_activations: list[str | None] = field(default_factory=list)  # "softmax" | "sigmoid" | None
     nested_models: list[str] = field(default_factory=list)  # paths of the models inside this one
+    # Where each output's logits are read off the backends that have no graph to walk (JAX, torch):
+    # ("input", path) the input of a final Softmax / Activation layer, ("activation", path) what goes into the
+    # final layer's own activation, None where the output has no final softmax or sigmoid.
+    output_logits: list[tuple[str, str] | None] = field(default_factory=list)
 
     def spatial_paths(self) -> list[str]:
         """Layers that can be explained: an output that reads as a map (see :data:`MAP_KINDS`) of more than
@@ -302,43 +306,68 @@ def model_input_shape(model: keras.Model, feed: Feed | None = None) -> tuple[int
 
 @contextlib.contextmanager
 def capturing(
-    layers: dict[str, keras.layers.Layer], on_output: Callable[[str, Any], None]
+    layers: dict[str, keras.layers.Layer],
+    on_output: Callable[[str, Any], Any],
+    *,
+    on_input: Callable[[str, tuple[Any, ...]], None] | None = None,
+    activations: dict[str, keras.layers.Layer] | None = None,
+    on_activation: Callable[[str, Any], None] | None = None,
 ) -> Iterator[None]:
     """While inside, each given layer reports every output it computes *in this thread* to
-    ``on_output(path, output)``.
+    ``on_output(path, output)``; a value it returns other than None replaces the output (the eps of a
+    tape-free capture). ``on_input(path, args)`` sees the arguments first. Each layer of `activations` reports
+    what goes into its ``activation`` (the logits under a Dense(activation="softmax")) to ``on_activation``.
 
-    Replaces ``call`` on the layer objects and restores it in ``finally``, so the model is unchanged after.
-    Other threads that call the model meanwhile go through the replaced ``call`` too, but it reports only
-    calls made by the thread (and the capture) that installed it: their tensors never reach ``on_output``.
-    Captures are serialised by a lock, so two never patch the same layer at once.
+    Replaces ``call`` (and ``activation``) on the layer objects and restores them in ``finally``, so the model
+    is unchanged after. Other threads that call the model meanwhile go through the replaced ``call`` too, but it
+    reports only calls made by the thread (and the capture) that installed it: their tensors never reach
+    ``on_output``. Captures are serialised by a lock, so two never patch the same layer at once.
     """
-    patched: list[tuple[keras.layers.Layer, Any]] = []
+    patched: list[tuple[keras.layers.Layer, str, Any]] = []
     token = object()
+
+    def mine() -> bool:
+        return getattr(_active, "token", None) is token
+
+    def patch(layer: keras.layers.Layer, attribute: str, replacement: Any) -> None:
+        replacement.camwidget_capture = True  # (state.py ignores it)
+        patched.append((layer, attribute, layer.__dict__.get(attribute, _MISSING)))
+        object.__setattr__(layer, attribute, replacement)
+
     with _patch_lock:
         previous_token = getattr(_active, "token", None)
         try:
             for path, layer in layers.items():
-                previous = layer.__dict__.get("call", _MISSING)
-                original = layer.call
 
-                def reporting_call(*args: Any, _original=original, _path=path, **kwargs: Any) -> Any:
+                def reporting_call(*args: Any, _original=layer.call, _path=path, **kwargs: Any) -> Any:
+                    if on_input is not None and mine():
+                        on_input(_path, args)
                     output = _original(*args, **kwargs)
-                    if getattr(_active, "token", None) is token:
-                        on_output(_path, output)
+                    if mine():
+                        replaced = on_output(_path, output)
+                        if replaced is not None:
+                            return replaced
                     return output
 
-                reporting_call.camwidget_capture = True  # type: ignore[attr-defined]  (state.py ignores it)
-                object.__setattr__(layer, "call", reporting_call)
-                patched.append((layer, previous))
+                patch(layer, "call", reporting_call)
+            for path, layer in (activations or {}).items():
+
+                def reporting_activation(z: Any, _original=layer.activation, _path=path) -> Any:
+                    if on_activation is not None and mine():
+                        on_activation(_path, z)
+                    return _original(z)
+
+                reporting_activation.camwidget_original = layer.activation  # type: ignore[attr-defined]
+                patch(layer, "activation", reporting_activation)
             _active.token = token
             yield
         finally:
             _active.token = previous_token
-            for layer, previous in reversed(patched):
+            for layer, attribute, previous in reversed(patched):
                 if previous is _MISSING:
-                    object.__delattr__(layer, "call")
+                    object.__delattr__(layer, attribute)
                 else:
-                    object.__setattr__(layer, "call", previous)
+                    object.__setattr__(layer, attribute, previous)
 
 
 _MISSING = object()

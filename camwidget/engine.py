@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import adapter, internals, progress, targets
+from . import adapter, backends, internals, progress, targets
 from .adapter import LayerInfo, ModelLayout
 from .cache import LRU
 from .errors import CAMError, ImageError, quoted
@@ -165,10 +165,13 @@ class CAMEngine:
                 if not model.built and feed is None:  # a Sequential without an Input that was never called: build it as predict would
                     model(np.zeros((1, *shape), np.float32), training=False)
                 before = structure_signature(model)
-                found = adapter.describe_model(model, shape, feed)
+                found = self._describe(model, shape, feed)
                 if structure_signature(model) == before:  # not kept if the model changed while it was read
                     self._layouts.put(key, found)
             return found
+
+    def _describe(self, model: keras.Model, shape: tuple[int, ...], feed: Feed | None) -> ModelLayout:
+        return adapter.describe_model(model, shape, feed)
 
     def _check_image_shape(self, image_shape: Sequence[int] | None, feed: Feed | None = None) -> tuple[int, ...]:
         expected = self.expected_input_shape(feed)
@@ -349,7 +352,7 @@ class CAMEngine:
                 "where CAM applies, and works on every model."
             )
         dense = after[dense_at[0]]
-        return np.asarray(dense.kernel.numpy(), np.float32).reshape(dense.kernel.shape[0], -1)
+        return np.asarray(keras.ops.convert_to_numpy(dense.kernel), np.float32).reshape(dense.kernel.shape[0], -1)
 
     # -- building the compiled passes ----------------------------------------------------------------------
 
@@ -620,7 +623,14 @@ def engine_for(model: keras.Model) -> CAMEngine:
         raise TypeError(
             f"model must be a Keras 3 model (keras.Model, Sequential or a subclass), not {type(model).__name__}"
         )
+    backend = backends.check(model)
     engine = _engines.get(model)
     if engine is None:
-        engine = _engines[model] = CAMEngine(model)
+        if backend == "tensorflow":
+            engine = CAMEngine(model)
+        else:
+            from .backends.portable import PortableEngine
+
+            engine = PortableEngine(model, backend)
+        _engines[model] = engine
     return engine

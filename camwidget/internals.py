@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
-import tensorflow as tf
 
 # What a missing or changed private attribute raises; caught only around the private uses below.
 _API_CHANGED = (AttributeError, TypeError, KeyError, ValueError, IndexError)
@@ -75,6 +74,11 @@ def run_layer(layer: keras.layers.Layer, *args: Any, **kwargs: Any) -> Any:
     return layer(*args, **kwargs)
 
 
+def inference_kwargs(layer: keras.layers.Layer) -> dict[str, Any]:
+    """{"training": False} where the layer's call takes it (what Layer.__call__ would pass), else {}."""
+    return {"training": False} if _takes_training(layer) else {}
+
+
 def _takes_training(layer: keras.layers.Layer) -> bool:
     try:
         return bool(layer._call_has_training_arg)
@@ -103,13 +107,13 @@ def layers_after(model: keras.Model, path: str, shape: tuple[int, ...]) -> list[
             called.append(layer)
             return run_layer(layer, *args, **kwargs)
 
-        _tail(model, names, tf.zeros((1, *shape)), dry=False, run=recording)
+        _tail(model, names, keras.ops.zeros((1, *shape)), dry=False, run=recording)
     except _API_CHANGED:
         return None
     return called
 
 
-def tail_function(model: keras.Model, path: str, output: int) -> Callable[[tf.Tensor], tf.Tensor] | None:
+def tail_function(model: keras.Model, path: str, output: int) -> Callable[[Any], Any] | None:
     """A function activations -> the model's output number `output`, running only the layers after `path`;
     or None where the model's structure does not allow it (subclassed models, layers used twice, skip
     connections from before the layer), or Keras no longer describes its graph as this code expects."""
@@ -160,7 +164,7 @@ def _tail(
             if not node.input_tensors or any(id(t) not in known for t in node.input_tensors):
                 continue
             args, kwargs = node.arguments.fill_in(known)
-            for t, v in zip(node.outputs, tf.nest.flatten(run(node.operation, *args, **kwargs))):
+            for t, v in zip(node.outputs, keras.tree.flatten(run(node.operation, *args, **kwargs))):
                 known[id(t)] = v
     return [known.get(id(t)) for t in container.outputs]
 

@@ -44,7 +44,9 @@ _PRIMITIVE = (int, float, str, bool, type(None), np.generic)
 
 def _attribute_token(value: Any) -> Any:
     """What an attribute's value contributes to the signature: primitives by value, tuples of them by value,
-    anything else (functions, layers, variables, policies) by identity."""
+    anything else (functions, layers, variables, policies) by identity; a capture's stand-in by what it stands
+    for."""
+    value = getattr(value, "camwidget_original", value)
     if isinstance(value, _PRIMITIVE):
         return value
     if isinstance(value, tuple) and all(isinstance(v, _PRIMITIVE) for v in value):
@@ -75,17 +77,23 @@ class WeightsFingerprint:
 
     def __init__(self, model: keras.Model) -> None:
         self._variables = [v for v in model.variables if _numeric(v)]
-        self._fn: Callable[[], tf.Tensor] | None = None
+        self._fn: Callable[[], np.ndarray] | None = None
         self._lock = threading.Lock()
 
     def __call__(self, model: keras.Model) -> np.ndarray:
         with self._lock:
             if self._fn is None:
                 self._fn = self._build()
-            values = self._fn().numpy() if self._variables else np.zeros(0)
+            values = self._fn() if self._variables else np.zeros(0)
         return np.append(values, _optimizer_step(model))
 
-    def _build(self) -> Callable[[], tf.Tensor]:
+    def _build(self) -> Callable[[], Any]:
+        backend = keras.backend.backend()
+        if backend != "tensorflow":
+            from . import backends
+
+            compute = backends.autodiff(backend).fingerprint(self._variables, _SAMPLES)
+            return compute
         handles = [v.value for v in self._variables]
 
         def fingerprint() -> tf.Tensor:
@@ -100,15 +108,16 @@ class WeightsFingerprint:
             weights = tf.sin(tf.range(1, tf.shape(values)[0] + 1, dtype=tf.float64) * 0.7071)
             return tf.stack([tf.reduce_sum(values * weights), tf.reduce_sum(values)])
 
-        return tf.function(fingerprint, autograph=False)
+        compiled = tf.function(fingerprint, autograph=False)
+        return lambda: compiled().numpy()
 
 
 def _numeric(variable: Any) -> bool:
-    dtype = getattr(variable, "dtype", None)
     try:
-        return tf.as_dtype(dtype).is_floating or tf.as_dtype(dtype).is_integer
-    except TypeError:
+        dtype = keras.backend.standardize_dtype(getattr(variable, "dtype", None))
+    except (TypeError, ValueError):
         return False
+    return dtype.startswith(("float", "int", "uint", "bfloat"))
 
 
 def _optimizer_step(model: keras.Model) -> float:

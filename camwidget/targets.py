@@ -20,8 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from .errors import CAMError
 
@@ -30,8 +31,8 @@ from .errors import CAMError
 class ClassScore:
     class_index: int
 
-    def __call__(self, out: tf.Tensor) -> tf.Tensor:
-        flat = tf.reshape(out, (tf.shape(out)[0], -1))
+    def __call__(self, out: Any) -> Any:
+        flat = ops.reshape(out, (-1, int(np.prod(out.shape[1:]))))
         return flat[:, self.class_index]
 
 
@@ -39,7 +40,7 @@ class ClassScore:
 class Unit:
     index: int | tuple[int, ...]
 
-    def __call__(self, out: tf.Tensor) -> tf.Tensor:
+    def __call__(self, out: Any) -> Any:
         index = self.index if isinstance(self.index, tuple) else (self.index,)
         return out[(slice(None), *index)]
 
@@ -53,14 +54,14 @@ class Region:
         mask = np.asarray(self.mask)
         return f"Region(class {self.class_index}, mask {'×'.join(map(str, mask.shape))}, {int((mask != 0).sum())} pixels)"
 
-    def __call__(self, out: tf.Tensor) -> tf.Tensor:
+    def __call__(self, out: Any) -> Any:
         mask = np.asarray(self.mask, np.float32)
-        if out.shape.rank != 4 or tuple(out.shape[1:3]) != mask.shape:
+        if len(out.shape) != 4 or tuple(out.shape[1:3]) != mask.shape:
             raise CAMError(
                 f"Region needs a segmentation output (N, H, W, classes) and a mask of its (H, W); the output is "
                 f"{tuple(out.shape)} and the mask {mask.shape}"
             )
-        return tf.reduce_sum(out[..., self.class_index] * mask, axis=(1, 2))
+        return ops.sum(out[..., self.class_index] * mask, axis=(1, 2))
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,8 +70,8 @@ class Box:
     class_index: int
     offset: int = 4  # coordinates before the class scores on the last axis
 
-    def __call__(self, out: tf.Tensor) -> tf.Tensor:
-        if out.shape.rank != 3:
+    def __call__(self, out: Any) -> Any:
+        if len(out.shape) != 3:
             raise CAMError(f"Box needs a detection output (N, boxes, {self.offset} + classes), not {tuple(out.shape)}")
         return out[:, self.box, self.offset + self.class_index]
 
@@ -84,25 +85,29 @@ def check_target(target: Any) -> Any:
     return target
 
 
-def target_scores(target: Any, out: tf.Tensor) -> tf.Tensor:
+def target_scores(target: Any, out: Any) -> Any:
     """target(out) as float32 (N,), or a ValueError that says what it returned instead (at trace time)."""
+    call = target
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        call = tf.autograph.experimental.do_not_convert(target)  # the user's code runs as written
     try:
-        chosen = tf.autograph.experimental.do_not_convert(target)(out)  # the user's code runs as written
+        chosen = call(out)
     except CAMError:
         raise
     except Exception as exc:  # noqa: BLE001 - the user's function: say what went wrong in it
         raise CAMError(
             f"target {target!r} failed on the output {tuple(out.shape)}: {type(exc).__name__}: {exc}. A target "
-            "takes the output tensor and uses TensorFlow or keras.ops operations on it"
+            "takes the output tensor and uses keras.ops (or the backend's own) operations on it"
         ) from exc
-    if not isinstance(chosen, tf.Tensor):
-        chosen = tf.convert_to_tensor(chosen)
-    if chosen.shape.rank != 1:
+    chosen = ops.convert_to_tensor(chosen)
+    if len(chosen.shape) != 1:
         raise CAMError(
             f"target {target!r} returned shape {tuple(chosen.shape)} for an output of shape {tuple(out.shape)}; "
             "it must return one score per image, shape (N,)"
         )
-    return tf.cast(chosen, tf.float32)
+    return ops.cast(chosen, "float32")
 
 
 def describe(target: Any) -> str:

@@ -1,0 +1,330 @@
+"""The engine for the backends without a tape (JAX, PyTorch), written in ``keras.ops``.
+
+The capture: while the pass is traced (JAX) or run (torch), each chosen layer returns ``A + eps`` and
+records A, and the class score y is differentiated with respect to eps at eps = 0, which is dy/dA
+(the backend's own autodiff, :mod:`.jax_autodiff` / :mod:`.torch_autodiff`). One backward pass gives it at
+every chosen layer, as the tape does under TensorFlow.
+
+The logits: with no graph to walk, the dry run follows the model's output back to the layer that made it
+(by identity of the tensors each layer returned) over Reshape / Flatten layers: a Softmax or Activation
+layer's input, or what goes into a final layer's own softmax or sigmoid, read during the pass by replacing
+that layer's ``activation`` for the pass (the model is unchanged after).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from .. import adapter, engine, internals, targets
+from ..adapter import LayerInfo, ModelLayout
+from ..errors import CAMError
+from ..feed import Feed
+from . import autodiff, needs_tensorflow
+
+_PASS_THROUGH_LAYERS = (keras.layers.Reshape, keras.layers.Flatten, keras.layers.Identity)
+
+
+class PortableEngine(engine.CAMEngine):
+    """:class:`camwidget.engine.CAMEngine` on JAX or torch: the same interface and caches; the passes are
+    compiled (JAX) or run (torch) by the backend's autodiff module."""
+
+    def __init__(self, model: keras.Model, backend: str) -> None:
+        super().__init__(model)
+        self.backend = backend
+        self._autodiff = autodiff(backend)
+
+    def _describe(self, model: keras.Model, shape: tuple[int, ...], feed: Feed | None) -> ModelLayout:
+        return describe_model(model, shape, feed)
+
+    # -- the passes ----------------------------------------------------------------------------------------
+
+    def capture(
+        self, x: np.ndarray, infos: Sequence[LayerInfo], classes: np.ndarray, output: int, score: str,
+        target: Any = None, feed: Feed | None = None,
+    ) -> engine.Capture:  # fmt: skip
+        infos = sorted(infos, key=lambda i: i.order)
+        key = ("capture", tuple(i.path for i in infos), output, score, x.shape[1:], target, engine._signature(feed))
+        layout = self.layout(x.shape[1:], feed)
+        fn = self._compiled(key, lambda: self._build_capture(infos, layout, output, score, target, feed))
+        grads, (activations, scores, probs, chosen_classes) = fn(
+            np.asarray(x, np.float32), np.asarray(classes, np.int32), _rows(feed, len(x))
+        )
+        paths = [i.path for i in infos]
+        for path, g in zip(paths, grads):
+            if g is None:
+                raise CAMError(f"output {output} does not depend on layer {path!r}; choose another layer")
+        return engine.Capture(
+            dict(zip(paths, activations)), dict(zip(paths, (np.asarray(g, np.float32) for g in grads))),
+            np.asarray(scores), np.asarray(probs), np.asarray(chosen_classes),
+        )  # fmt: skip
+
+    def recapture(self, *args: Any, **kwargs: Any) -> None:
+        return None  # no tail pass here: a class switch runs the whole model again
+
+    def class_probabilities(
+        self, x: np.ndarray, output: int, feed: Feed | None = None, image: int | None = None
+    ) -> np.ndarray:
+        rank = len(x.shape) - 1
+        key = ("probabilities", output, x.shape[1:], engine._signature(feed))
+        layout = self.layout(x.shape[1:], feed)
+
+        def build() -> Any:
+            activation = layout.output_activations[output]
+
+            def forward(call: Callable[[Any], Any], x: Any, others: list[Any]) -> Any:
+                y = keras.tree.flatten(call(_pack(feed, x, others)))[output]
+                _, probs, _, _ = class_scores(y, y, activation, "probability", ops.full((ops.shape(y)[0],), -1), rank)
+                return probs if activation else ops.softmax(probs, axis=-1)
+
+            return self._autodiff.forward_pass(self._model, forward)
+
+        fn = self._compiled(key, build)
+        results = []
+        for start in range(0, len(x), engine._SCORE_BATCH):
+            engine.progress.step(start, len(x), "masked inputs")
+            chunk = np.asarray(x[start : start + engine._SCORE_BATCH], np.float32)
+            padded = np.concatenate([chunk, np.zeros((engine._SCORE_BATCH - len(chunk), *chunk.shape[1:]), np.float32)])
+            results.append(np.asarray(fn(padded, _rows(feed, engine._SCORE_BATCH, image)))[: len(chunk)])
+        return np.concatenate(results)
+
+    def perturbed_scores(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        raise needs_tensorflow("The deletion and insertion metrics (camwidget.metrics, the explorer's Check map)", self.backend)
+
+    def guided_gradients(self, *args: Any, **kwargs: Any) -> np.ndarray:
+        raise needs_tensorflow("Guided Grad-CAM (guided backpropagation's ReLU gradients)", self.backend)
+
+    # -- building ------------------------------------------------------------------------------------------
+
+    def _build_capture(
+        self, infos: Sequence[LayerInfo], layout: ModelLayout, output: int, score: str, target: Any,
+        feed: Feed | None,
+    ) -> Any:  # fmt: skip
+        self.trace_count += 1
+        paths = [info.path for info in infos]
+        layers = {info.path: info.layer for info in infos}
+        shapes = [info.shape for info in infos]
+        logit = layout.output_logits[output] if layout.output_logits else None
+        activation = layout.output_activations[output]
+        rank = len(layout.input_shape)
+        watched = dict(layers)
+        if logit is not None and logit[0] == "input":
+            watched.setdefault(logit[1], layout.layers[logit[1]].layer)
+        before_activation = {logit[1]: layout.layers[logit[1]].layer} if logit and logit[0] == "activation" else {}
+
+        def forward(call: Callable[[Any], Any], eps: list[Any], x: Any, classes: Any, others: list[Any]) -> Any:
+            seen: dict[str, list[Any]] = {path: [] for path in paths}
+            logits: list[Any] = []
+
+            def on_output(path: str, out: Any) -> Any:
+                if path not in seen:
+                    return None
+                seen[path].append(out)
+                if len(seen[path]) > 1 or not _is_tensor(out):
+                    return None
+                return out + ops.cast(eps[paths.index(path)], out.dtype)
+
+            def on_input(path: str, args: tuple[Any, ...]) -> None:
+                if logit == ("input", path) and args:
+                    logits.append(args[0])
+
+            with adapter.capturing(
+                watched, on_output, on_input=on_input, activations=before_activation,
+                on_activation=lambda path, z: logits.append(z),
+            ):  # fmt: skip
+                outputs = keras.tree.flatten(call(_pack(feed, x, others)))
+            for path, found in seen.items():
+                if len(found) != 1 or not _is_tensor(found[0]):
+                    raise CAMError(
+                        f"layer {path!r} reported {len(found)} outputs in one forward pass where the dry run saw "
+                        "one, so its map cannot be told apart safely (is the layer called from another thread "
+                        "or in a loop inside the model?); choose another layer"
+                    )
+            y = outputs[output]
+            before = ops.reshape(ops.cast(logits[-1], y.dtype), ops.shape(y)) if logits else y
+            if target is None:
+                scores, probs, classes, chosen = class_scores(y, before, activation, score, classes, rank)
+            else:
+                chosen = targets.target_scores(target, ops.cast(before if score == "auto" else y, "float32"))
+                scores = probs = chosen[:, None]
+                classes = ops.zeros_like(classes)
+            return chosen, ([ops.cast(seen[p][0], "float32") for p in paths], scores, probs, classes)
+
+        return self._autodiff.gradient_pass(self._model, forward, lambda n: [(n, *s) for s in shapes])
+
+
+def _is_tensor(value: Any) -> bool:
+    return hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, np.ndarray)
+
+
+def _pack(feed: Feed | None, x: Any, others: Sequence[Any]) -> Any:
+    return x if feed is None else feed.pack(x, others)
+
+
+def _rows(feed: Feed | None, n: int, image: int | None = None) -> list[np.ndarray]:
+    return [] if feed is None else feed.rows(n, image)
+
+
+def class_scores(
+    y: Any, before: Any, activation: str | None, score: str, classes: Any, input_rank: int = 3
+) -> tuple[Any, Any, Any, Any]:
+    """:func:`camwidget.engine._class_scores` in keras.ops: (scores (N, C), probabilities (N, C),
+    classes (N,), the chosen scores (N,)); `before` is the output before its final softmax or sigmoid."""
+    classes = ops.cast(classes, "int32")
+    if engine.is_per_position(tuple(y.shape[1:]), input_rank):
+        return _region_scores(y, before, activation, score, classes)
+    n = y.shape[0]
+    probs = ops.reshape(ops.cast(y, "float32"), (n, -1))
+    logits = ops.reshape(ops.cast(before, "float32"), (n, -1))
+    scores = logits if score == "auto" else probs
+    if activation == "sigmoid" and probs.shape[1] == 1:
+        probs = ops.concatenate([1.0 - probs, probs], axis=1)
+        scores = ops.concatenate([-scores, scores], axis=1) if score == "auto" else probs
+    top = ops.cast(ops.argmax(probs, axis=1), "int32")
+    classes = ops.where(classes < 0, top, classes)
+    chosen = ops.take_along_axis(scores, classes[:, None], axis=1)[:, 0]
+    return scores, probs, classes, chosen
+
+
+def _region_scores(y: Any, before: Any, activation: str | None, score: str, classes: Any) -> tuple[Any, Any, Any, Any]:
+    """:func:`camwidget.engine._region_scores` in keras.ops: class c scored over the positions predicted as c."""
+    n, c = y.shape[0], y.shape[-1]
+    probs = ops.reshape(ops.cast(y, "float32"), (n, -1, c))
+    values = ops.reshape(ops.cast(before if score == "auto" else y, "float32"), (n, -1, c))
+    if activation == "sigmoid" and c == 1:
+        probs = ops.concatenate([1.0 - probs, probs], axis=2)
+        values = ops.concatenate([-values, values], axis=2) if score == "auto" else probs
+    predicted = ops.stop_gradient(ops.one_hot(ops.argmax(probs, axis=2), probs.shape[-1]))
+    share = ops.mean(predicted, axis=1)
+    scores = ops.sum(predicted * values, axis=1)
+    classes = ops.where(classes < 0, ops.cast(ops.argmax(share, axis=1), "int32"), classes)
+    chosen = ops.take_along_axis(scores, classes[:, None], axis=1)[:, 0]
+    return scores, share, classes, chosen
+
+
+# -- the dry run ----------------------------------------------------------------------------------------------
+
+
+def describe_model(model: keras.Model, input_shape: tuple[int, ...], feed: Feed | None = None) -> ModelLayout:
+    """Run the model once on one zero input (and the feed's other inputs) and describe its layers: what
+    :func:`camwidget.adapter.describe_model` learns from a traced graph, learned from the tensors each layer
+    takes and returns."""
+    walked = list(internals.walk_layers(model))
+    wrapped = {p + "/" for p, l in walked if isinstance(l, keras.layers.TimeDistributed)}
+    layers = {
+        p: l for p, l in walked if not isinstance(l, keras.Model) and not any(p.startswith(w) for w in wrapped)
+    }
+    calls: dict[str, list[tuple[tuple[Any, ...], Any]]] = {p: [] for p in layers}
+    order: list[str] = []
+    pending: dict[str, tuple[Any, ...]] = {}
+
+    def on_input(path: str, args: tuple[Any, ...]) -> None:
+        pending[path] = args
+
+    def on_output(path: str, out: Any) -> None:
+        calls[path].append((pending.pop(path, ()), out))
+        order.append(path)
+
+    x = np.zeros((1, *input_shape), np.float32)
+    try:
+        with adapter.capturing(layers, on_output, on_input=on_input):
+            raw = model(_pack(feed, keras.ops.convert_to_tensor(x), [keras.ops.convert_to_tensor(r) for r in _rows(feed, 1)]), training=False)
+    except CAMError:
+        raise
+    except Exception as exc:  # the model itself refused this input
+        raise CAMError(
+            f"the model could not be run on images of shape (N, {', '.join(map(str, input_shape))}): "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
+    outputs = keras.tree.flatten(raw)
+    producer = {id(out): path for path, seen in calls.items() for _, result in seen for out in keras.tree.flatten(result)}
+
+    def made(tensor: Any) -> str | None:
+        return producer.get(id(tensor))
+
+    logits = [_logit_source(y, made, layers, calls) for y in outputs]
+    ends = {id(y) for y in outputs} | {id(t) for t in (_logit_tensor(s, calls) for s in logits) if t is not None}
+    needed = _reaching(outputs, made, calls, x)
+
+    first_seen = {p: i for i, p in reversed(list(enumerate(order)))}
+    infos = {}
+    for path in sorted((p for p in layers if calls[p]), key=first_seen.__getitem__):
+        outs = [result for _, result in calls[path]]
+        single = outs[0] if _is_tensor(outs[0]) else None
+        shape = tuple(int(d) for d in single.shape[1:]) if single is not None else None
+        infos[path] = LayerInfo(
+            path=path,
+            layer=layers[path],
+            shape=shape,
+            calls=len(outs),
+            order=first_seen[path],
+            reaches_output=single is not None and (needed is None or path in needed),
+            computes_features=adapter._computes_features(layers[path]),
+            geometry=adapter.geometry_of(shape, tuple(input_shape)),
+            is_output=single is not None and id(single) in ends,
+        )
+    return ModelLayout(
+        input_shape=tuple(input_shape),
+        layers=infos,
+        output_names=adapter.output_names(model, raw, len(outputs)),
+        output_shapes=[tuple(int(d) for d in y.shape[1:]) for y in outputs],
+        output_activations=[None if s is None else s[0] for s in logits],
+        nested_models=[p for p, l in internals.walk_layers(model) if isinstance(l, keras.Model)],
+        output_logits=[None if s is None else s[1] for s in logits],
+    )
+
+
+def _activation_kind(function: Any) -> str | None:
+    name = getattr(function, "__name__", None)
+    return name if name in ("softmax", "sigmoid") else None
+
+
+def _logit_source(
+    y: Any, made: Callable[[Any], str | None], layers: dict[str, keras.layers.Layer], calls: dict[str, list[Any]]
+) -> tuple[str, tuple[str, str]] | None:
+    """(kind, where its logits are read) for one model output, or None where it ends in no softmax/sigmoid."""
+    path = made(y)
+    while path is not None and isinstance(layers[path], _PASS_THROUGH_LAYERS) and calls[path][-1][0]:
+        path = made(calls[path][-1][0][0])
+    if path is None:
+        return None
+    layer = layers[path]
+    if isinstance(layer, keras.layers.Softmax):
+        return "softmax", ("input", path)
+    kind = _activation_kind(getattr(layer, "activation", None))
+    if kind is None:
+        return None
+    return kind, ("input" if isinstance(layer, keras.layers.Activation) else "activation", path)
+
+
+def _logit_tensor(source: tuple[str, tuple[str, str]] | None, calls: dict[str, list[Any]]) -> Any:
+    """The dry run's logits tensor of an output whose logits are a layer's input (to mark that layer)."""
+    if source is None or source[1][0] != "input" or not calls[source[1][1]][-1][0]:
+        return None
+    return calls[source[1][1]][-1][0][0]
+
+
+def _reaching(outputs: list[Any], made: Callable[[Any], str | None], calls: dict[str, list[Any]], x: Any) -> set[str] | None:
+    """The layers the outputs are computed from, followed back through the tensors each layer took; None
+    where a tensor on the way was made by something other than a layer (an op in a subclassed call(), an
+    input converted by a nested model), so that dependence cannot be told: then every layer counts."""
+    needed: set[str] = set()
+    stack = list(outputs)
+    while stack:
+        tensor = stack.pop()
+        path = made(tensor)
+        if path is None:
+            if tensor is x or not _is_tensor(tensor) or len(tensor.shape) == 0:
+                continue
+            return None
+        if path in needed:
+            continue
+        needed.add(path)
+        for args, _ in calls[path]:
+            stack.extend(t for t in keras.tree.flatten(args) if _is_tensor(t))
+    return needed

@@ -1,0 +1,67 @@
+"""PyTorch: passes run eagerly (Keras's torch layers are torch modules), differentiated with
+``torch.autograd.grad`` with respect to the eps alone, so no weight gradient is computed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import torch
+
+NAME = "torch"
+
+
+def _numpy(value: Any) -> Any:
+    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+
+
+def _tensors(x: np.ndarray, classes: np.ndarray | None, others: Sequence[np.ndarray]) -> tuple[Any, Any, list[Any]]:
+    convert = keras.ops.convert_to_tensor
+    return convert(x), None if classes is None else convert(classes), [convert(o) for o in others]
+
+
+def gradient_pass(model_ref: Callable[[], Any], forward: Callable[..., Any],
+                  eps_shapes: Callable[[int], list[tuple[int, ...]]]) -> Callable[..., Any]:  # fmt: skip
+    """run(x, classes, others) -> (d sum(chosen) / d eps for each eps (None where chosen does not depend on
+    it), aux), where forward(call, eps, x, classes, others) -> (chosen (N,), aux) and eps start at zero."""
+
+    def run(x: np.ndarray, classes: np.ndarray, others: Sequence[np.ndarray]) -> tuple[list[Any], Any]:
+        model = model_ref()
+        x, classes, others = _tensors(x, classes, others)
+        eps = [torch.zeros(shape, device=x.device, requires_grad=True) for shape in eps_shapes(x.shape[0])]
+        with torch.enable_grad():
+            chosen, aux = forward(lambda inputs: model(inputs, training=False), eps, x, classes, others)
+            grads = torch.autograd.grad(chosen.sum(), eps, allow_unused=True)
+        return [None if g is None else _numpy(g) for g in grads], keras.tree.map_structure(_numpy, aux)
+
+    return run
+
+
+def forward_pass(model_ref: Callable[[], Any], forward: Callable[..., Any]) -> Callable[..., Any]:
+    """run(x, others) -> forward(call, x, others) as NumPy, without autograd."""
+
+    def run(x: np.ndarray, others: Sequence[np.ndarray]) -> Any:
+        model = model_ref()
+        x, _, others = _tensors(x, None, others)
+        with torch.no_grad():
+            value = forward(lambda inputs: model(inputs, training=False), x, others)
+        return keras.tree.map_structure(_numpy, value)
+
+    return run
+
+
+def fingerprint(variables: Sequence[Any], samples: int) -> Callable[[], np.ndarray]:
+    """() -> (2,) a weighted and a plain sum over `samples` evenly spread values of each variable."""
+    picks = [torch.from_numpy(np.linspace(0, int(np.prod(v.shape)) - 1, min(samples, int(np.prod(v.shape))))
+             .astype(np.int64)) for v in variables]  # fmt: skip
+
+    def compute() -> np.ndarray:
+        with torch.no_grad():
+            parts = [v.value.reshape(-1)[p.to(v.value.device)].double() for v, p in zip(variables, picks)]
+            flat = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+            weights = torch.sin(torch.arange(1, flat.shape[0] + 1, dtype=torch.float64, device=flat.device) * 0.7071)
+            return np.array([float((flat * weights).sum()), float(flat.sum())])
+
+    return compute
