@@ -35,7 +35,7 @@ _SAMPLES = 1024
 _VOLATILE = frozenset(
     {
         "built", "compiled", "optimizer", "loss", "history", "stop_training", "stop_evaluating",
-        "stop_predicting", "train_function", "test_function", "predict_function", "make_train_function",
+        "stop_predicting", "training", "train_function", "test_function", "predict_function", "make_train_function",
         "steps_per_execution", "compiled_loss", "compiled_metrics", "metrics", "loss_tracker",
     }
 )  # fmt: skip

@@ -7,10 +7,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras import ops
 
 import camwidget as cw
 import models
-from reference import chain, dense_logits
+from reference import chain, dense_logits, gradient
+
+as_numpy = ops.convert_to_numpy
 
 TOL = 1e-3
 
@@ -40,13 +43,15 @@ def split(model, layer):
 
 
 def activations_and_gradients(model, layer, x, classes):
+    """A and dy_c/dA by the hand split, differentiated by the backend's own autodiff."""
     features, logits = split(model, layer)
-    A = tf.convert_to_tensor(features(x))
-    with tf.GradientTape() as tape:
-        tape.watch(A)
-        z = logits(A)
-        y = tf.reduce_sum(tf.stack([z[n, c] for n, c in enumerate(classes)]))
-    return A.numpy().astype(np.float64), tape.gradient(y, A).numpy().astype(np.float64)
+    A = features(ops.convert_to_tensor(x))
+
+    def y(a):
+        z = logits(a)
+        return ops.sum(ops.stack([z[n, c] for n, c in enumerate(classes)]))
+
+    return as_numpy(A).astype(np.float64), gradient(y, A).astype(np.float64)
 
 
 def relu_max(maps):
@@ -117,16 +122,16 @@ def test_methods_differ_where_gradients_vary(model, x):
 
 def ref_scorecam(model, layer, x, classes, keep=None):
     features, _ = split(model, layer)
-    A = features(x).numpy()
+    A = as_numpy(features(x))
     maps = []
     for n in range(len(x)):
         a = A[n]
         channels = range(a.shape[-1]) if keep is None else keep[n]
         m = np.zeros(a.shape[:2])
         for c in channels:
-            up = tf.image.resize(a[..., c : c + 1][None], x.shape[1:3], method="bilinear")[0, ..., 0].numpy()
+            up = as_numpy(ops.image.resize(a[..., c : c + 1][None], x.shape[1:3], interpolation="bilinear"))[0, ..., 0]
             mask = (up - up.min()) / (up.max() - up.min() + 1e-7)
-            probs = model(x[n : n + 1] * mask[None, ..., None]).numpy()[0]  # the model's own softmax
+            probs = as_numpy(model(x[n : n + 1] * mask[None, ..., None]))[0]  # the model's own softmax
             m += probs[classes[n]] * a[..., c]
         maps.append(m)
     return relu_max(np.array(maps))
@@ -139,7 +144,7 @@ def test_scorecam_matches_its_formula(model, x, layer):
 
 def test_scorecam_channel_bound_keeps_the_most_varied_channels(model, x):
     features, _ = split(model, "conv_b")
-    A = features(x).numpy()
+    A = as_numpy(features(x))
     keep = [np.argsort(-a.reshape(-1, a.shape[-1]).std(axis=0), kind="stable")[:5] for a in A]
     cam = cw.compute_cam(model, x, layer="conv_b", method="scorecam", class_index=CLASSES, max_channels=5)
     assert_close(cam, ref_scorecam(model, "conv_b", x, CLASSES, keep))
@@ -163,7 +168,7 @@ def ref_first_component(T):
 
 def test_eigencam_is_the_first_principal_component(model, x):
     features, _ = split(model, "conv_b")
-    A = features(x).numpy().astype(np.float64)
+    A = as_numpy(features(x)).astype(np.float64)
     cam = cw.compute_cam(model, x, layer="conv_b", method="eigencam")
     assert_close(cam, relu_max(ref_first_component(A)))
     np.testing.assert_allclose(cam, cw.compute_cam(model, x, layer="conv_b", method="eigencam", class_index=[1, 1, 1]))
@@ -171,8 +176,8 @@ def test_eigencam_is_the_first_principal_component(model, x):
 
 def test_cam_uses_the_dense_weights_after_global_average_pooling(x):
     m = models.small_cnn(n_classes=3)
-    A = keras.Model(m.input, m.get_layer("conv_b").output)(x).numpy()
-    W = m.get_layer("dense").kernel.numpy()
+    A = as_numpy(keras.Model(m.input, m.get_layer("conv_b").output)(x))
+    W = as_numpy(m.get_layer("dense").kernel)
     ref = relu_max(np.stack([A[n] @ W[:, c] for n, c in enumerate(CLASSES)]))
     assert_close(cw.compute_cam(m, x, method="cam", class_index=CLASSES), ref)
     # and on such a model Grad-CAM is the same map (Selvaraju et al., section 3.1)
@@ -182,8 +187,8 @@ def test_cam_uses_the_dense_weights_after_global_average_pooling(x):
 def test_cam_on_composite_head_and_a_clear_error_elsewhere(composite_b):
     xb = np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
     head = composite_b.get_layer("head")
-    A = head.get_layer("head_conv")(composite_b.get_layer("vgg16")(xb)).numpy()
-    W = head.get_layer("head_dense").kernel.numpy()
+    A = as_numpy(head.get_layer("head_conv")(composite_b.get_layer("vgg16")(xb)))
+    W = as_numpy(head.get_layer("head_dense").kernel)
     refs = [relu_max(A @ W[:, c]) for c in range(5)]
     assert any(r.max() > 0 for r in refs)
     for c, ref in enumerate(refs):
@@ -197,14 +202,17 @@ def test_cam_error_on_flatten_head(model, x):
         cw.compute_cam(model, x, layer="conv_c", method="cam")
 
 
-@tf.custom_gradient
 def guided_relu(v):
-    y = tf.nn.relu(v)
+    @tf.custom_gradient
+    def relu(v):
+        y = tf.nn.relu(v)
 
-    def grad(dy):
-        return dy * tf.cast(dy > 0, dy.dtype) * tf.cast(y > 0, dy.dtype)
+        def grad(dy):
+            return dy * tf.cast(dy > 0, dy.dtype) * tf.cast(y > 0, dy.dtype)
 
-    return y, grad
+        return y, grad
+
+    return relu(v)
 
 
 def ref_guided_backprop(model, x, classes):
@@ -225,6 +233,7 @@ def ref_guided_backprop(model, x, classes):
     return tape.gradient(y, xt).numpy()
 
 
+@pytest.mark.tensorflow_only
 def test_guided_gradcam_is_guided_backprop_times_upsampled_gradcam(model, x):
     A, G = activations_and_gradients(model, "conv_c", x, CLASSES)
     gradcam = relu_max((A * G.mean(axis=(1, 2), keepdims=True)).sum(-1))
@@ -241,6 +250,7 @@ def test_guided_gradcam_is_guided_backprop_times_upsampled_gradcam(model, x):
     assert np.abs(tape.gradient(z, xt).numpy()).sum() > 0
 
 
+@pytest.mark.tensorflow_only
 def test_guided_gradcam_leaves_relu_gradient_alone(model, x):
     cw.compute_cam(model, x, layer="conv_c", method="guided-gradcam")
     v = tf.constant([-1.0, 2.0])
@@ -285,6 +295,7 @@ def _tf_keras_vis(model, cls, layer, x, classes, **kw):
     return relu_max(np.asarray(raw, np.float64))
 
 
+@pytest.mark.tensorflow_only
 def test_layercam_matches_tf_keras_vis(model, x):
     from tf_keras_vis.layercam import Layercam
 
@@ -292,6 +303,7 @@ def test_layercam_matches_tf_keras_vis(model, x):
     assert_close(cw.compute_cam(model, x, layer="conv_b", method="layercam", class_index=CLASSES), peer)
 
 
+@pytest.mark.tensorflow_only
 def test_scorecam_matches_tf_keras_vis_where_masks_need_no_resizing(model, x):
     """tf-keras-vis also weights each channel by the masked input's class probability; it resizes masks
     with scipy's zoom where we resize bilinearly, so compare at conv_a, which has the input's size."""
@@ -301,6 +313,7 @@ def test_scorecam_matches_tf_keras_vis_where_masks_need_no_resizing(model, x):
     assert_close(cw.compute_cam(model, x, layer="conv_a", method="scorecam", class_index=CLASSES), peer)
 
 
+@pytest.mark.tensorflow_only
 def test_gradcam_plus_plus_vs_tf_keras_vis_differs_only_by_alpha_renormalisation(model, x):
     """tf-keras-vis divides alpha by its spatial sum (a departure from the paper); with that change our
     reference formula gives its map, and without it, ours."""
@@ -323,7 +336,14 @@ def test_gradcam_plus_plus_vs_tf_keras_vis_differs_only_by_alpha_renormalisation
 def test_every_method_is_in_the_explorer(small, rng):
     ex = cw.CAMExplorer(small, rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
     assert [v for _, v in ex.controls["method"].options] == list(cw.METHODS)
+    backend = keras.backend.backend()
     for name in cw.METHODS:
+        if name == "guided-gradcam" and backend != "tensorflow":  # says so, and stays on the last method
+            with pytest.raises(ValueError, match=f"needs the TensorFlow backend, and Keras runs on '{backend}'"):
+                ex.method = name
+            assert f"needs the TensorFlow backend, and Keras runs on '{backend}'" in ex.status_text
+            assert ex.method != name and ex.controls["method"].value != name
+            continue
         ex.method = name
         assert np.isfinite(ex.cam).all() and ex.overlay.shape == (40, 40, 3)
         assert "✖" not in ex.status_text, ex.status_text
