@@ -6,6 +6,7 @@ layers after the chosen one) or a less specific message, never an AttributeError
 * ``_flatten_layers``: the sub-layers of a layer that is not a Model (a custom block). Fallback: none seen.
 * ``_build_shapes_dict``: the input shape a subclassed model was built with. Fallback: unknown (ask for a
   sample).
+* ``_value`` of a variable under JAX: None while Keras's JAX trainer holds the values. Fallback: assume held.
 * ``_call_has_training_arg``: whether a layer's ``call`` takes ``training``. Fallback: pass it only to
   layers whose ``call`` signature names it.
 * ``_nodes_by_depth`` and each node's ``operation``, ``is_input``, ``input_tensors``, ``outputs`` and
@@ -72,6 +73,15 @@ def run_layer(layer: keras.layers.Layer, *args: Any, **kwargs: Any) -> Any:
     if "training" not in kwargs and _takes_training(layer):
         kwargs["training"] = False
     return layer(*args, **kwargs)
+
+
+def is_detached(variable: Any) -> bool:
+    """Whether a variable holds no value now: Keras's JAX trainer takes the values out of the model's
+    variables while fit / predict / evaluate runs (``_value = None``) and puts them back after. Fallback: False."""
+    try:
+        return variable._value is None
+    except _API_CHANGED:
+        return False
 
 
 def inference_kwargs(layer: keras.layers.Layer) -> dict[str, Any]:

@@ -230,6 +230,8 @@ def test_compute_cam_while_other_threads_call_predict_and_train_the_model(rng):
         threading.Thread(target=busy, args=(lambda: model(other),)),
         threading.Thread(target=busy, args=(lambda: model.predict(other, verbose=0),)),
     ]
+    if keras.backend.backend() == "jax":  # Keras's JAX predict takes the weights out of the model while it runs, so
+        callers = callers[1:]  # a plain model(x) beside it fails in Keras itself; camwidget waits for them
     for t in callers:
         t.start()
     try:

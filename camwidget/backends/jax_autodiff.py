@@ -7,6 +7,7 @@ it is traced again only for a new input shape. The layers' ``call`` is replaced 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,12 +16,50 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import internals
+from ..errors import CAMError
 
 NAME = "jax"
 
 
+# How long a pass waits for weights that a fit / predict in another thread has taken out of the model.
+WAIT_FOR_WEIGHTS_S = 30.0
+
+
+def current_values(variables: Sequence[Any]) -> list[Any]:
+    """The variables' values now. While Keras's JAX trainer runs fit, predict or evaluate (in another thread)
+    the model's variables hold no values; wait until it puts them back, or say so."""
+    deadline = time.monotonic() + WAIT_FOR_WEIGHTS_S
+    while True:
+        if not any(internals.is_detached(v) for v in variables):
+            values = [v.value for v in variables]
+            if not any(internals.is_detached(v) for v in variables):
+                return values
+        if time.monotonic() > deadline:
+            raise CAMError(
+                f"the model's weights have been held by a fit / predict / evaluate in another thread for "
+                f"{WAIT_FOR_WEIGHTS_S:.0f} s (Keras's JAX trainer takes them out of the model while it runs); "
+                "explain the model when it returns"
+            )
+        time.sleep(0.005)
+
+
+def _retried(compute: Callable[[], Any]) -> Any:
+    """compute() again while a fit in another thread donates (deletes) the weight arrays it was given:
+    JAX refuses a deleted array before computing anything, so no result is ever made from one."""
+    deadline = time.monotonic() + WAIT_FOR_WEIGHTS_S
+    while True:
+        try:
+            return compute()
+        except (RuntimeError, ValueError) as exc:  # jitted: RuntimeError; eager: ValueError
+            if "deleted" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
 def _values(model: Any) -> tuple[list[Any], list[Any]]:
-    return [v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables]
+    trainable, non_trainable = list(model.trainable_variables), list(model.non_trainable_variables)
+    values = current_values(trainable + non_trainable)
+    return values[: len(trainable)], values[len(trainable) :]
 
 
 def _caller(model: Any, trainable: list[Any], non_trainable: list[Any]) -> Callable[[Any], Any]:
@@ -49,7 +88,7 @@ def gradient_pass(model_ref: Callable[[], Any], forward: Callable[..., Any],
         return jax.grad(objective, has_aux=True)(eps, trainable, non_trainable, x, classes, others)
 
     def run(x: np.ndarray, classes: np.ndarray, others: Sequence[np.ndarray]) -> tuple[list[np.ndarray], Any]:
-        grads, aux = compiled(*_values(model_ref()), x, classes, list(others))
+        grads, aux = _retried(lambda: compiled(*_values(model_ref()), x, classes, list(others)))
         return [np.asarray(g) for g in grads], jax.tree.map(np.asarray, aux)
 
     return run
@@ -63,9 +102,15 @@ def forward_pass(model_ref: Callable[[], Any], forward: Callable[..., Any]) -> C
         return forward(_caller(model_ref(), trainable, non_trainable), x, others)
 
     def run(x: np.ndarray, others: Sequence[np.ndarray]) -> Any:
-        return jax.tree.map(np.asarray, compiled(*_values(model_ref()), x, list(others)))
+        return jax.tree.map(np.asarray, _retried(lambda: compiled(*_values(model_ref()), x, list(others))))
 
     return run
+
+
+def dry_call(model: Any, attempt: Callable[[Callable[[Any], Any]], Any]) -> Any:
+    """attempt(call), where call(inputs) runs the model eagerly with its weights as they are now (see
+    current_values); attempted again, from the start, where a fit in another thread took them meanwhile."""
+    return _retried(lambda: attempt(_caller(model, *_values(model))))
 
 
 def fingerprint(variables: Sequence[Any], samples: int) -> Callable[[], np.ndarray]:
@@ -81,4 +126,4 @@ def fingerprint(variables: Sequence[Any], samples: int) -> Callable[[], np.ndarr
         weights = jnp.sin(jnp.arange(1, flat.shape[0] + 1, dtype=jnp.float32) * 0.7071)
         return jnp.stack([jnp.sum(flat * weights), jnp.sum(flat)])
 
-    return lambda: np.asarray(compiled([v.value for v in variables]), np.float64)
+    return lambda: np.asarray(_retried(lambda: compiled(current_values(variables))), np.float64)

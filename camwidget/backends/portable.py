@@ -40,7 +40,7 @@ class PortableEngine(engine.CAMEngine):
         self._autodiff = autodiff(backend)
 
     def _describe(self, model: keras.Model, shape: tuple[int, ...], feed: Feed | None) -> ModelLayout:
-        return describe_model(model, shape, feed)
+        return describe_model(model, shape, feed, self._autodiff.dry_call)
 
     # -- the passes ----------------------------------------------------------------------------------------
 
@@ -210,7 +210,10 @@ def _region_scores(y: Any, before: Any, activation: str | None, score: str, clas
 # -- the dry run ----------------------------------------------------------------------------------------------
 
 
-def describe_model(model: keras.Model, input_shape: tuple[int, ...], feed: Feed | None = None) -> ModelLayout:
+def describe_model(
+    model: keras.Model, input_shape: tuple[int, ...], feed: Feed | None = None,
+    dry_call: Callable[[keras.Model, Callable[..., Any]], Any] | None = None,
+) -> ModelLayout:  # fmt: skip
     """Run the model once on one zero input (and the feed's other inputs) and describe its layers: what
     :func:`camwidget.adapter.describe_model` learns from a traced graph, learned from the tensors each layer
     takes and returns."""
@@ -231,9 +234,21 @@ def describe_model(model: keras.Model, input_shape: tuple[int, ...], feed: Feed 
         order.append(path)
 
     x = np.zeros((1, *input_shape), np.float32)
-    try:
+    inputs = _pack(feed, ops.convert_to_tensor(x), [ops.convert_to_tensor(r) for r in _rows(feed, 1)])
+
+    def attempt(call: Callable[[Any], Any]) -> Any:
+        for seen in calls.values():
+            seen.clear()
+        order.clear()
+        pending.clear()
         with adapter.capturing(layers, on_output, on_input=on_input):
-            raw = model(_pack(feed, keras.ops.convert_to_tensor(x), [keras.ops.convert_to_tensor(r) for r in _rows(feed, 1)]), training=False)
+            return call(inputs)
+
+    try:
+        if dry_call is None:
+            raw = attempt(lambda inputs: model(inputs, training=False))
+        else:
+            raw = dry_call(model, attempt)
     except CAMError:
         raise
     except Exception as exc:  # the model itself refused this input
@@ -249,7 +264,7 @@ def describe_model(model: keras.Model, input_shape: tuple[int, ...], feed: Feed 
 
     logits = [_logit_source(y, made, layers, calls) for y in outputs]
     ends = {id(y) for y in outputs} | {id(t) for t in (_logit_tensor(s, calls) for s in logits) if t is not None}
-    needed = _reaching(outputs, made, calls, x)
+    needed = _reaching(outputs, made, calls, inputs)
 
     first_seen = {p: i for i, p in reversed(list(enumerate(order)))}
     infos = {}
@@ -309,22 +324,26 @@ def _logit_tensor(source: tuple[str, tuple[str, str]] | None, calls: dict[str, l
     return calls[source[1][1]][-1][0][0]
 
 
-def _reaching(outputs: list[Any], made: Callable[[Any], str | None], calls: dict[str, list[Any]], x: Any) -> set[str] | None:
-    """The layers the outputs are computed from, followed back through the tensors each layer took; None
-    where a tensor on the way was made by something other than a layer (an op in a subclassed call(), an
-    input converted by a nested model), so that dependence cannot be told: then every layer counts."""
+def _reaching(outputs: list[Any], made: Callable[[Any], str | None], calls: dict[str, list[Any]], inputs: Any) -> set[str] | None:
+    """The layers the outputs are computed from, followed back through the tensors each layer took (the layers
+    inside one that is needed count as needed); None where a tensor on the way was made by something other
+    than a layer (an op in a subclassed call()), so that dependence cannot be told: then every layer counts."""
+    sources = [t for t in keras.tree.flatten(inputs) if _is_tensor(t)]
     needed: set[str] = set()
     stack = list(outputs)
     while stack:
         tensor = stack.pop()
         path = made(tensor)
         if path is None:
-            if tensor is x or not _is_tensor(tensor) or len(tensor.shape) == 0:
+            if not _is_tensor(tensor) or len(tensor.shape) == 0:
                 continue
+            if any(tensor is s or tuple(tensor.shape) == tuple(s.shape) for s in sources):
+                continue  # an input, as given or as a nested model converted it
             return None
         if path in needed:
             continue
         needed.add(path)
         for args, _ in calls[path]:
             stack.extend(t for t in keras.tree.flatten(args) if _is_tensor(t))
-    return needed
+    inside = tuple(p + "/" for p in needed)
+    return needed | {p for p in calls if p.startswith(inside)}

@@ -52,6 +52,12 @@ def forward_pass(model_ref: Callable[[], Any], forward: Callable[..., Any]) -> C
     return run
 
 
+def dry_call(model: Any, attempt: Callable[[Callable[[Any], Any]], Any]) -> Any:
+    """attempt(call), where call(inputs) runs the model eagerly."""
+    with torch.no_grad():
+        return attempt(lambda inputs: model(inputs, training=False))
+
+
 def fingerprint(variables: Sequence[Any], samples: int) -> Callable[[], np.ndarray]:
     """() -> (2,) a weighted and a plain sum over `samples` evenly spread values of each variable."""
     picks = [torch.from_numpy(np.linspace(0, int(np.prod(v.shape)) - 1, min(samples, int(np.prod(v.shape))))
