@@ -613,6 +613,8 @@ def engine_for(model: keras.Model) -> CAMEngine:
     """The engine of `model`, made once and freed with the model."""
     if not isinstance(model, keras.Model):
         kind = type(model)
+        if kind.__module__.startswith("keras.") and hasattr(model, "layers"):
+            backends.check(model)  # a Keras 3 model from before keras.config.set_backend: says so
         if kind.__module__.split(".")[0] in ("tf_keras", "keras") and hasattr(model, "layers"):
             raise TypeError(
                 f"model is a Keras 2 model ({kind.__module__}.{kind.__name__}: tf_keras, as "

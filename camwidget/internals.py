@@ -75,13 +75,18 @@ def run_layer(layer: keras.layers.Layer, *args: Any, **kwargs: Any) -> Any:
     return layer(*args, **kwargs)
 
 
-def is_detached(variable: Any) -> bool:
-    """Whether a variable holds no value now: Keras's JAX trainer takes the values out of the model's
-    variables while fit / predict / evaluate runs (``_value = None``) and puts them back after. Fallback: False."""
+def held_value(variable: Any) -> Any:
+    """The backend array a Keras variable holds (None while Keras's JAX trainer has taken it out: fit / predict /
+    evaluate set ``_value = None`` while they run and put it back after). Fallback: its ``value``."""
     try:
-        return variable._value is None
+        return variable._value
     except _API_CHANGED:
-        return False
+        return getattr(variable, "value", None)
+
+
+def is_detached(variable: Any) -> bool:
+    """Whether a variable holds no value now (see :func:`held_value`)."""
+    return held_value(variable) is None
 
 
 def inference_kwargs(layer: keras.layers.Layer) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import os
 import sys
 from typing import Any
 
+from .. import internals
 from ..errors import CAMError
 
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -29,12 +30,14 @@ def active() -> str:
 
 
 def of_model(model: Any) -> str | None:
-    """The backend a model's variables were made under (None for a model without variables)."""
+    """The backend a model's variables were made under, told by the type of the values they hold (None for a
+    model without variables, or with none holding a value now)."""
+    roots = {"tensorflow": "tensorflow", "jax": "jax", "jaxlib": "jax", "torch": "torch"}
     for variable in getattr(model, "variables", None) or []:
-        module = type(variable).__module__  # keras.src.backend.<name>.core
-        for name in BACKENDS:
-            if f".backend.{name}." in module + ".":
-                return name
+        value = internals.held_value(variable)
+        name = roots.get(type(value).__module__.split(".")[0]) if value is not None else None
+        if name is not None:
+            return name
     return None
 
 

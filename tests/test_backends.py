@@ -1,0 +1,138 @@
+"""camwidget on every Keras backend: TensorFlow, JAX and PyTorch.
+
+The backend is chosen once, when Keras is imported, so the JAX and torch runs are fresh processes
+(`test_the_suite_passes_on`, at the end): each runs this file, test_exact.py (every kind of model against a
+hand split differentiated by that backend's own autodiff), test_methods.py and test_explain.py (the model as
+it is now, threads) with KERAS_BACKEND set. The main run checks the same files on TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from keras import layers, ops
+
+import camwidget as cw
+import models
+from reference import gradient
+
+BACKEND = keras.backend.backend()
+TESTS = Path(__file__).parent
+
+
+def test_the_explorer_equals_compute_cam_on_the_nested_composite(composite_b, rng):
+    pictures = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(2)]
+    ex = cw.CAMExplorer(composite_b, pictures, preprocess="none")
+    seen = []
+    for layer in ("vgg16/block5_conv3", "head/head_conv"):
+        ex.layer = layer
+        for index in (1, 0):
+            ex.image_index = index
+            for c in (0, 3):
+                ex.class_index = c
+                x = pictures[index].astype(np.float32)[None]
+                expected = cw.compute_cam(composite_b, x, layer=layer, class_index=c)[0]
+                np.testing.assert_allclose(ex.cam, expected, atol=1e-5)
+                seen.append(expected.max())
+    assert max(seen) > 0, "every map compared was zero: the comparison would prove nothing"
+    assert "✖" not in ex.status_text
+    ex.close()
+
+
+def test_a_target_is_differentiated_by_the_backend(rng):
+    """A regression output and target=Unit(1): the map is Grad-CAM of out[:, 1] (a hand split, the backend's
+    own gradient)."""
+    inp = keras.Input((16, 16, 3))
+    a = layers.Conv2D(6, 3, padding="same", activation="relu", name="conv")(inp)
+    out = layers.Dense(2, name="reg")(layers.GlobalAveragePooling2D(name="gap")(a))
+    model = keras.Model(inp, out)
+    x = rng.uniform(0, 1, (3, 16, 16, 3)).astype("float32")
+    A = keras.Model(inp, a)(x)
+    g = gradient(lambda t: ops.sum(model.get_layer("reg")(model.get_layer("gap")(t))[:, 1]), A)
+    raw = (ops.convert_to_numpy(A) * g.mean(axis=(1, 2), keepdims=True)).sum(-1)
+    cam = cw.compute_cam(model, x, layer="conv", target=cw.targets.Unit(1), normalize=False)
+    assert np.abs(raw).max() > 0
+    np.testing.assert_allclose(cam, raw, atol=1e-4 * np.abs(raw).max())
+
+
+def test_a_segmentation_class_is_its_predicted_pixels(rng):
+    """Per-pixel class scores (N, H, W, C): class c scores the sum of its logits over the pixels predicted c."""
+    inp = keras.Input((12, 12, 3))
+    a = layers.Conv2D(5, 3, padding="same", activation="relu", name="conv")(inp)
+    out = layers.Conv2D(3, 1, activation="softmax", name="seg")(a)
+    model = keras.Model(inp, out)
+    x = rng.uniform(0, 1, (2, 12, 12, 3)).astype("float32")
+    A = keras.Model(inp, a)(x)
+    seg = model.get_layer("seg")
+    logits = ops.convert_to_numpy(ops.stop_gradient(ops.conv(A, seg.kernel, padding="same") + seg.bias))
+    predicted = logits.argmax(-1)
+    for c in range(3):
+        if not (predicted == c).any():
+            continue
+        mask = (predicted == c).astype("float32")[..., None] * np.eye(3, dtype="float32")[c]
+        g = gradient(lambda t: ops.sum((ops.conv(t, seg.kernel, padding="same") + seg.bias) * ops.convert_to_tensor(mask)), A)
+        raw = (ops.convert_to_numpy(A) * g.mean(axis=(1, 2), keepdims=True)).sum(-1)
+        cam = cw.compute_cam(model, x, layer="conv", class_index=c, normalize=False)
+        np.testing.assert_allclose(cam, raw, atol=1e-4 * max(np.abs(raw).max(), 1e-6))
+
+
+def test_what_needs_tensorflow_says_so_naming_the_backend(small, rng):
+    x = rng.uniform(0, 1, (2, 32, 32, 3)).astype("float32")
+    if BACKEND == "tensorflow":
+        assert np.isfinite(cw.compute_cam(small, x, method="guided-gradcam")).all()
+        return
+    with pytest.raises(ValueError, match=f"Guided Grad-CAM .* needs the TensorFlow backend, and Keras runs on '{BACKEND}'"):
+        cw.compute_cam(small, x, method="guided-gradcam")
+    cam = cw.compute_cam(small, x)
+    with pytest.raises(ValueError, match=f"metrics .* needs the TensorFlow backend, and Keras runs on '{BACKEND}'"):
+        cw.metrics.deletion(small, x, cam)
+
+
+def test_keras_backend_set_after_keras_was_imported_names_both(small, rng, monkeypatch):
+    other = "jax" if BACKEND != "jax" else "torch"
+    monkeypatch.setenv("KERAS_BACKEND", other)
+    with pytest.raises(ValueError, match=rf"KERAS_BACKEND is '{other}', but Keras .* runs on '{BACKEND}'.*before the first import"):
+        cw.compute_cam(small, rng.uniform(0, 1, (1, 32, 32, 3)).astype("float32"))
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow_only  # starts the other backends' processes from the TensorFlow run
+def test_a_model_built_under_another_backend_names_both():
+    script = """
+import numpy as np, keras
+model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3), keras.layers.GlobalAveragePooling2D(),
+                          keras.layers.Dense(2)])
+keras.config.set_backend("torch")
+import camwidget as cw
+try:
+    cw.compute_cam(model, np.zeros((1, 8, 8, 3), np.float32))
+except ValueError as exc:
+    print("ERROR:", exc)
+"""
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert "ERROR: this model was built under the 'tensorflow' backend, but Keras now runs on 'torch'" in done.stdout, done.stdout + done.stderr[-3000:]
+
+
+# The other backends' runs: (the files, the least number of tests that must pass there).
+SUITE = ["test_backends.py", "test_exact.py", "test_methods.py", "test_explain.py"]
+
+
+@pytest.mark.slow
+@pytest.mark.tensorflow_only  # starts the other backends' processes from the TensorFlow run
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_the_suite_passes_on(backend):
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not tensorflow_only", *SUITE]
+    done = subprocess.run(command, cwd=TESTS, env=env, capture_output=True, text=True, timeout=1200)
+    summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    passed = int(re.search(r"(\d+) passed", summary).group(1))
+    assert passed >= 75 and "skipped" not in summary, summary
