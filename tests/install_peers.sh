@@ -1,8 +1,17 @@
 #!/usr/bin/env sh
-# The peer tools the tests and benchmarks compare against, where `pip install -e ".[dev]"` cannot put them:
+# What the tests need that `pip install -e ".[dev]"` cannot put in:
+#
+# PyTorch for the torch-backend run, its CPU build: PyPI's Linux wheel brings 3 GB of CUDA libraries. Tried in
+# order: a local CPU wheel (this project's CI machines keep one), PyTorch's CPU index, PyPI.
+#
+# The peer tools the tests and benchmarks compare against:
 # xplique 2.0.2 and Quantus 0.6.0 pin an older TensorFlow and the full (GUI) opencv, so they go in without their
 # own dependencies, and what they import is installed here (tested on TensorFlow 2.21: their Deletion,
 # Insertion, GradCAM and PixelFlipping import and run).
 set -e
+python -c "import torch" 2>/dev/null \
+    || pip install -q "torch==2.13.0+cpu" 2>/dev/null \
+    || pip install -q --retries 1 --timeout 30 torch --index-url https://download.pytorch.org/whl/cpu 2>/dev/null \
+    || pip install -q torch
 pip install -q --no-deps "xplique==2.0.2" "quantus==0.6.0"
 pip install -q pandas cachetools einops scikit-learn "tensorflow-probability==0.25.0"

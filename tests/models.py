@@ -143,7 +143,7 @@ def write_keras_download_layout(model: keras.Model, path) -> None:
 def snapshot(model, x):
     return {
         "weights": [w.copy() for w in model.get_weights()],
-        "pred": np.asarray(model(x, training=False)).copy(),
+        "pred": keras.ops.convert_to_numpy(keras.ops.stop_gradient(model(x, training=False))).copy(),
         "trainable": [(p, l.trainable) for p, l in walk_layers(model)],
         "activation": [(p, getattr(l, "activation", None)) for p, l in walk_layers(model)],
         "call_overrides": [p for p, l in walk_layers(model) if "call" in vars(l)],

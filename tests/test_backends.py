@@ -46,6 +46,20 @@ def test_the_explorer_equals_compute_cam_on_the_nested_composite(composite_b, rn
     ex.close()
 
 
+@pytest.mark.parametrize("make", [models.vgg_composite_nested, lambda: models.small_cnn(final="activation_softmax")])
+def test_the_model_is_left_as_it_was(make, rng):
+    """The capture replaces call() and the final layer's activation for a pass: both are put back."""
+    model = make()
+    size = model.input_shape[1]
+    x = rng.uniform(0, 1, (2, size, size, 3)).astype("float32")
+    before = models.snapshot(model, x)
+    cw.compute_cam(model, x)
+    ex = cw.CAMExplorer(model, [(p * 255).astype(np.uint8) for p in x], preprocess="none")
+    ex.class_index = 1
+    ex.close()
+    models.assert_same(before, models.snapshot(model, x))
+
+
 def test_a_target_is_differentiated_by_the_backend(rng):
     """A regression output and target=Unit(1): the map is Grad-CAM of out[:, 1] (a hand split, the backend's
     own gradient)."""
