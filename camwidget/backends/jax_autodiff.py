@@ -72,6 +72,11 @@ def _caller(model: Any, trainable: list[Any], non_trainable: list[Any]) -> Calla
     return call
 
 
+def inject(out: Any, eps: Any) -> Any:
+    """A layer's output as the rest of the pass sees it: out + eps (eps = 0, differentiated)."""
+    return out + eps.astype(out.dtype)
+
+
 def gradient_pass(model_ref: Callable[[], Any], forward: Callable[..., Any],
                   eps_shapes: Callable[[int], list[tuple[int, ...]]]) -> Callable[..., Any]:  # fmt: skip
     """run(x, classes, others) -> (d sum(chosen) / d eps for each eps, aux), where

@@ -127,7 +127,7 @@ class PortableEngine(engine.CAMEngine):
                 seen[path].append(out)
                 if len(seen[path]) > 1 or not _is_tensor(out):
                     return None
-                return out + ops.cast(eps[paths.index(path)], out.dtype)
+                return self._autodiff.inject(out, eps[paths.index(path)])
 
             def on_input(path: str, args: tuple[Any, ...]) -> None:
                 if logit == ("input", path) and args:
