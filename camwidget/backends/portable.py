@@ -94,7 +94,7 @@ class PortableEngine(engine.CAMEngine):
         return np.concatenate(results)
 
     def perturbed_scores(self, *args: Any, **kwargs: Any) -> np.ndarray:
-        raise needs_tensorflow("The deletion and insertion metrics (camwidget.metrics, the explorer's Check map)", self.backend)
+        raise needs_tensorflow("Computing the deletion and insertion metrics (camwidget.metrics, the explorer's Check map)", self.backend)
 
     def guided_gradients(self, *args: Any, **kwargs: Any) -> np.ndarray:
         raise needs_tensorflow("Guided Grad-CAM (guided backpropagation's ReLU gradients)", self.backend)

@@ -10,6 +10,8 @@ does; a ``torch.compile``d forward pass is about 2x faster on a CPU).
 
 from __future__ import annotations
 
+import time
+
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,7 +19,12 @@ import keras
 import numpy as np
 import torch
 
+from ..errors import CAMError
+
 NAME = "torch"
+
+# How long a pass is tried again while a training loop in another thread keeps updating the weights in place.
+WAIT_FOR_WEIGHTS_S = 30.0
 
 
 def _numpy(value: Any) -> Any:
@@ -42,14 +49,29 @@ def gradient_pass(model_ref: Callable[[], Any], forward: Callable[..., Any],
     """run(x, classes, others) -> (d sum(chosen) / d eps for each eps (None where chosen does not depend on
     it), aux), where forward(call, eps, x, classes, others) -> (chosen (N,), aux) and eps start at zero."""
 
-    def run(x: np.ndarray, classes: np.ndarray, others: Sequence[np.ndarray]) -> tuple[list[Any], Any]:
+    def once(x: Any, classes: Any, others: list[Any]) -> tuple[list[Any], Any]:
         model = model_ref()
-        x, classes, others = _tensors(x, classes, others)
         eps = [torch.zeros(shape, device=x.device, requires_grad=True) for shape in eps_shapes(x.shape[0])]
         with torch.no_grad():  # until inject() turns autograd on, at the first chosen layer
             chosen, aux = forward(lambda inputs: model(inputs, training=False), eps, x, classes, others)
         grads = torch.autograd.grad(chosen.sum(), eps, allow_unused=True)
         return [None if g is None else _numpy(g) for g in grads], keras.tree.map_structure(_numpy, aux)
+
+    def run(x: np.ndarray, classes: np.ndarray, others: Sequence[np.ndarray]) -> tuple[list[Any], Any]:
+        tensors = _tensors(x, classes, others)
+        deadline = time.monotonic() + WAIT_FOR_WEIGHTS_S
+        while True:
+            try:
+                return once(*tensors)
+            except RuntimeError as exc:  # a training step in another thread updated a weight in place meanwhile:
+                if "modified by an inplace operation" not in str(exc):  # autograd refuses, nothing was made
+                    raise
+                if time.monotonic() > deadline:
+                    raise CAMError(
+                        f"the model's weights kept changing under every pass for {WAIT_FOR_WEIGHTS_S:.0f} s (a "
+                        "training loop in another thread?); explain the model when it stops"
+                    ) from exc
+                time.sleep(0.005)
 
     return run
 
