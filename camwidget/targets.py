@@ -2,7 +2,7 @@
 
 compute_cam(..., target=...) takes any callable of the output tensor (the output that `output=` selects:
 its logits under score="auto" when the model ends in a softmax or sigmoid, the output as it is under
-score="probability") that returns shape (N,), written with TensorFlow or keras.ops operations so that it can
+score="probability") that returns shape (N,), written with keras.ops (on TensorFlow, tf ops too) so that it can
 be differentiated. The map then says which places raised y. Ready-made targets:
 
     ClassScore(c)          y = out[:, c]                                   (the default, a class)
@@ -99,7 +99,7 @@ def target_scores(target: Any, out: Any) -> Any:
     except Exception as exc:  # noqa: BLE001 - the user's function: say what went wrong in it
         raise CAMError(
             f"target {target!r} failed on the output {tuple(out.shape)}: {type(exc).__name__}: {exc}. A target "
-            "takes the output tensor and uses keras.ops (or the backend's own) operations on it"
+            f"takes the output tensor and uses keras.ops (or {keras.backend.backend()}'s own) operations on it"
         ) from exc
     chosen = ops.convert_to_tensor(chosen)
     if len(chosen.shape) != 1:
