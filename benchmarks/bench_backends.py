@@ -90,6 +90,9 @@ def main() -> None:
     print(f"VGG16 (random weights), block5_conv3, batch {args.batch}, 224x224, median of {args.rounds} rounds")
     for backend in args.backends.split(","):
         env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        jax_dir = HERE.parent / "tests" / ".jax"  # where tests/install_peers.sh puts JAX
+        if backend == "jax" and jax_dir.is_dir():
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(jax_dir), os.environ.get("PYTHONPATH")]))
         command = [sys.executable, __file__, "--child", backend, "--rounds", str(args.rounds), "--batch", str(args.batch)]
         done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=HERE)
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]

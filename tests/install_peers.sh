@@ -4,6 +4,11 @@
 # PyTorch for the torch-backend run, its CPU build: PyPI's Linux wheel brings 3 GB of CUDA libraries. Tried in
 # order: a local CPU wheel (this project's CI machines keep one), PyTorch's CPU index, PyPI.
 #
+# JAX for the JAX-backend run, in a folder of its own (tests/.jax, put on PYTHONPATH by that run only):
+# TensorFlow imports jax whenever it can (tensorflow/lite/python/util.py), and a kernel that imported it would
+# no longer show what a Binder kernel costs. Its dependencies (numpy, scipy, ml_dtypes, opt_einsum) come with
+# TensorFlow.
+#
 # The peer tools the tests and benchmarks compare against:
 # xplique 2.0.2 and Quantus 0.6.0 pin an older TensorFlow and the full (GUI) opencv, so they go in without their
 # own dependencies, and what they import is installed here (tested on TensorFlow 2.21: their Deletion,
@@ -13,5 +18,8 @@ python -c "import torch" 2>/dev/null \
     || pip install -q "torch==2.13.0+cpu" 2>/dev/null \
     || pip install -q --retries 1 --timeout 30 torch --index-url https://download.pytorch.org/whl/cpu 2>/dev/null \
     || pip install -q torch
+JAX_DIR="$(dirname "$0")/.jax"
+python -c "import sys; sys.path.insert(0, '$JAX_DIR'); import jax" 2>/dev/null \
+    || pip install -q --no-deps --upgrade --target "$JAX_DIR" "jax>=0.4.30" "jaxlib>=0.4.30"
 pip install -q --no-deps "xplique==2.0.2" "quantus==0.6.0"
 pip install -q pandas cachetools einops scikit-learn "tensorflow-probability==0.25.0"

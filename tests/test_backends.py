@@ -25,6 +25,7 @@ from reference import gradient
 
 BACKEND = keras.backend.backend()
 TESTS = Path(__file__).parent
+JAX_DIR = TESTS / ".jax"  # where tests/install_peers.sh puts JAX
 
 
 def test_the_explorer_equals_compute_cam_on_the_nested_composite(composite_b, rng):
@@ -144,6 +145,9 @@ SUITE = ["test_backends.py", "test_exact.py", "test_methods.py", "test_explain.p
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_the_suite_passes_on(backend):
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if backend == "jax":  # JAX lives in its own folder: TensorFlow would import it in every other process
+        assert (JAX_DIR / "jax").is_dir(), f"JAX is not in {JAX_DIR}: run sh tests/install_peers.sh"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(JAX_DIR), os.environ.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not tensorflow_only", *SUITE]
     done = subprocess.run(command, cwd=TESTS, env=env, capture_output=True, text=True, timeout=1200)
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
