@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -352,6 +353,9 @@ def capturing(
                 patch(layer, "call", reporting_call)
             for path, layer in (activations or {}).items():
 
+                # wraps: the stand-in has the activation's own name, so that a get_config() made meanwhile in
+                # another thread (clone_model, save) still says "softmax"
+                @functools.wraps(layer.activation)
                 def reporting_activation(z: Any, _original=layer.activation, _path=path) -> Any:
                     if on_activation is not None and mine():
                         on_activation(_path, z)

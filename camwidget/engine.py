@@ -290,7 +290,7 @@ class CAMEngine:
         return np.concatenate(results)
 
     def perturbed_scores(
-        self, images: tf.Tensor, baselines: tf.Tensor, ranks: tf.Tensor, rows: np.ndarray, counts: np.ndarray,
+        self, images: np.ndarray, baselines: np.ndarray, ranks: np.ndarray, rows: np.ndarray, counts: np.ndarray,
         classes: np.ndarray, output: int, insert: bool, batch: int = 32,
     ) -> np.ndarray:  # fmt: skip
         """Class probabilities of perturbed copies: copy k is image rows[k] with its counts[k] pixels of lowest

@@ -41,7 +41,6 @@ from typing import Any
 import cv2
 import keras
 import numpy as np
-import tensorflow as tf
 
 from . import progress
 from .engine import CAMEngine, class_vector, engine_for, num_classes
@@ -195,7 +194,7 @@ def _curve(kind: str, model: keras.Model, images: Any, maps: Any, class_index: A
     rows = np.repeat(np.arange(n, dtype=np.int32), steps + 1)  # every (image, step) pair, batched across images
     with progress.bar(n * (steps + 1), f"{kind} curves"):
         scores = setup.engine.perturbed_scores(
-            tf.constant(setup.images), tf.constant(base), tf.constant(setup.ranks), rows, np.tile(counts, n),
+            setup.images, base, setup.ranks, rows, np.tile(counts, n),
             setup.classes[rows], setup.output, insert=kind == "insertion", batch=_CURVE_BATCH,
         ).reshape(n, steps + 1)  # fmt: skip
     return Curve(kind, counts / pixels, scores)

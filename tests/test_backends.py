@@ -105,9 +105,26 @@ def test_what_needs_tensorflow_says_so_naming_the_backend(small, rng):
         return
     with pytest.raises(ValueError, match=f"Guided Grad-CAM .* needs the TensorFlow backend, and Keras runs on '{BACKEND}'"):
         cw.compute_cam(small, x, method="guided-gradcam")
-    cam = cw.compute_cam(small, x)
-    with pytest.raises(ValueError, match=f"metrics .* needs the TensorFlow backend, and Keras runs on '{BACKEND}'"):
-        cw.metrics.deletion(small, x, cam)
+
+
+def test_deletion_and_insertion_follow_their_definition(small, rng):
+    """Against a loop written here: P pixels, floor(k P / steps) most relevant replaced at step k, scored by the
+    model's own softmax."""
+    x = rng.uniform(0, 1, (2, 32, 32, 3)).astype("float32")
+    maps = rng.random((2, 8, 8)).astype("float32")
+    up = np.stack([cw.metrics._resize(m, 32, 32) for m in maps])
+    base = x.mean(axis=(1, 2), keepdims=True) * np.ones_like(x)
+    for kind in ("deletion", "insertion"):
+        curve = getattr(cw.metrics, kind)(small, x, maps, steps=4, baseline="mean", class_index=1)
+        for i in range(2):
+            order = np.argsort(-up[i].ravel(), kind="stable")
+            for k in range(5):
+                n = int(np.floor(k * 32 * 32 / 4))
+                start, fill = (x[i], base[i]) if kind == "deletion" else (base[i], x[i])
+                copy = start.reshape(-1, 3).copy()
+                copy[order[:n]] = fill.reshape(-1, 3)[order[:n]]
+                want = ops.convert_to_numpy(ops.stop_gradient(small(copy.reshape(1, 32, 32, 3))))[0, 1]
+                assert abs(curve.scores[i, k] - want) < 1e-5
 
 
 def test_keras_backend_set_after_keras_was_imported_names_both(small, rng, monkeypatch):
@@ -154,3 +171,26 @@ def test_the_suite_passes_on(backend):
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
     passed = int(re.search(r"(\d+) passed", summary).group(1))
     assert passed >= 75 and "skipped" not in summary, summary
+
+
+def test_the_explorer_checks_its_map_with_a_randomised_copy(small, rng):
+    ex = cw.CAMExplorer(small, rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    check = ex.check(randomize=True)
+    for curve in (check.deletion, check.insertion, check.random_deletion, check.random_insertion):
+        assert np.isfinite(curve.scores).all() and 0 <= curve.area <= 1
+    assert check.randomization is not None
+    assert "✖" not in ex.status_text, ex.status_text
+    ex.close()
+
+
+def test_a_copy_made_during_a_capture_keeps_the_softmax(small):
+    """The capture's stand-in for the last layer's activation has its name: a clone_model or save made in another
+    thread meanwhile (the explorer's warm-up runs in one) still reads "softmax"."""
+    from camwidget import adapter
+
+    dense = small.get_layer("dense")
+    with adapter.capturing({}, lambda path, out: None, activations={"dense": dense}, on_activation=lambda p, z: None):
+        assert dense.activation is not keras.activations.softmax
+        assert dense.get_config()["activation"] == "softmax"
+        assert keras.models.clone_model(small).get_layer("dense").activation is keras.activations.softmax
+    assert dense.activation is keras.activations.softmax

@@ -93,8 +93,48 @@ class PortableEngine(engine.CAMEngine):
             results.append(np.asarray(fn(padded, _rows(feed, engine._SCORE_BATCH, image)))[: len(chunk)])
         return np.concatenate(results)
 
-    def perturbed_scores(self, *args: Any, **kwargs: Any) -> np.ndarray:
-        raise needs_tensorflow("Computing the deletion and insertion metrics (camwidget.metrics, the explorer's Check map)", self.backend)
+    def perturbed_scores(
+        self, images: Any, baselines: Any, ranks: Any, rows: np.ndarray, counts: np.ndarray, classes: np.ndarray,
+        output: int, insert: bool, batch: int = 32,
+    ) -> np.ndarray:  # fmt: skip
+        """:meth:`camwidget.engine.CAMEngine.perturbed_scores` in keras.ops: the copies are made inside the
+        compiled (JAX) or no-grad (torch) pass, `batch` per call, the last padded."""
+        images, baselines, ranks = (np.asarray(a) for a in (images, baselines, ranks))
+        shape = tuple(images.shape[1:])
+        key = ("perturbed", output, shape, batch, bool(insert))
+        layout = self.layout(shape)
+
+        def build() -> Any:
+            activation = layout.output_activations[output]
+
+            def forward(call: Callable[[Any], Any], images: Any, rest: list[Any]) -> Any:
+                baselines, ranks, rows, counts, classes = rest
+                chosen = ops.take(ranks, rows, axis=0) < counts[:, None, None]  # (B, H, W): the pixels moved
+                keep = chosen if insert else ops.logical_not(chosen)
+                image, baseline = ops.take(images, rows, axis=0), ops.take(baselines, rows, axis=0)
+                x = baseline + ops.cast(keep, "float32")[..., None] * (image - baseline)
+                y = keras.tree.flatten(call(x))[output]
+                _, probs, _, _ = class_scores(y, y, activation, "probability", ops.full((batch,), -1), len(shape))
+                probs = probs if activation else ops.softmax(probs, axis=-1)
+                return ops.take_along_axis(probs, ops.cast(classes, "int32")[:, None], axis=1)[:, 0]
+
+            return self._autodiff.forward_pass(self._model, forward)
+
+        fn = self._compiled(key, build)
+        scores = np.empty(len(rows), np.float32)
+        for start in range(0, len(rows), batch):
+            engine.progress.step(start, len(rows), "perturbed copies")
+            chunk = slice(start, start + batch)
+            n = len(rows[chunk])
+
+            def padded(values: np.ndarray) -> np.ndarray:
+                out = np.zeros(batch, np.int32)
+                out[:n] = values[chunk]
+                return out
+
+            result = fn(images, [baselines, ranks, padded(rows), padded(counts), padded(classes)])
+            scores[start : start + n] = np.asarray(result)[:n]
+        return scores
 
     def guided_gradients(self, *args: Any, **kwargs: Any) -> np.ndarray:
         raise needs_tensorflow("Guided Grad-CAM (guided backpropagation's ReLU gradients)", self.backend)
