@@ -435,6 +435,14 @@ def _computes_features(layer: keras.layers.Layer) -> bool:
     )
 
 
+def refused(exc: Exception, input_shape: Sequence[int]) -> CAMError:
+    """The error for a dry run the model itself refused: the shape tried and the first line of why."""
+    return CAMError(
+        f"the model could not be run on images of shape (N, {', '.join(map(str, input_shape))}): "
+        f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    )
+
+
 def describe_model(model: keras.Model, input_shape: tuple[int, ...], feed: Feed | None = None) -> ModelLayout:
     """Trace the model once on a symbolic (None, *input_shape) input (and the feed's other inputs) and describe
     its layers."""
@@ -469,10 +477,7 @@ def describe_model(model: keras.Model, input_shape: tuple[int, ...], feed: Feed 
     except CAMError:
         raise
     except Exception as exc:  # the model itself refused this input
-        raise CAMError(
-            f"the model could not be run on images of shape (N, {', '.join(map(str, input_shape))}): "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        ) from exc
+        raise refused(exc, input_shape) from exc
 
     first_seen = {p: i for i, p in reversed(list(enumerate(order)))}
     infos = {}

@@ -292,10 +292,7 @@ def describe_model(
     except CAMError:
         raise
     except Exception as exc:  # the model itself refused this input
-        raise CAMError(
-            f"the model could not be run on images of shape (N, {', '.join(map(str, input_shape))}): "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        ) from exc
+        raise adapter.refused(exc, input_shape) from exc
     outputs = keras.tree.flatten(raw)
     producer = {id(out): path for path, seen in calls.items() for _, result in seen for out in keras.tree.flatten(result)}
 
