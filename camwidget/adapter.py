@@ -435,6 +435,42 @@ def _computes_features(layer: keras.layers.Layer) -> bool:
     )
 
 
+def readable_layers(model: keras.Model) -> dict[str, keras.layers.Layer]:
+    """Every layer whose output can be read, by path: nested models are walked into, not read themselves; a
+    layer inside TimeDistributed sees N*T frames as its batch, so its outputs are not the images' own."""
+    walked = list(walk_layers(model))
+    wrapped = {p + "/" for p, l in walked if isinstance(l, keras.layers.TimeDistributed)}
+    return {p: l for p, l in walked if not isinstance(l, keras.Model) and not any(p.startswith(w) for w in wrapped)}
+
+
+def layer_infos(
+    layers: dict[str, keras.layers.Layer], outputs: dict[str, list[Any]], order: list[str],
+    input_shape: Sequence[int], is_tensor: Callable[[Any], bool], reaches: Callable[[str, Any], bool],
+    is_end: Callable[[Any], bool],
+) -> dict[str, LayerInfo]:  # fmt: skip
+    """LayerInfo of every layer a dry run saw, in forward order, from the outputs each reported (in call order)
+    and the order of the calls; `reaches` and `is_end` say, for a layer's one output, whether the model's
+    outputs depend on it and whether it is an output (or the logits under one)."""
+    first_seen = {p: i for i, p in reversed(list(enumerate(order)))}
+    infos = {}
+    for path in sorted((p for p in layers if outputs[p]), key=first_seen.__getitem__):
+        outs = outputs[path]
+        single = outs[0] if is_tensor(outs[0]) else None
+        shape = tuple(None if d is None else int(d) for d in single.shape[1:]) if single is not None else None
+        infos[path] = LayerInfo(
+            path=path,
+            layer=layers[path],
+            shape=shape,
+            calls=len(outs),
+            order=first_seen[path],
+            reaches_output=single is not None and reaches(path, single),
+            computes_features=_computes_features(layers[path]),
+            geometry=geometry_of(shape, tuple(input_shape)),
+            is_output=single is not None and is_end(single),
+        )
+    return infos
+
+
 def refused(exc: Exception, input_shape: Sequence[int]) -> CAMError:
     """The error for a dry run the model itself refused: the shape tried and the first line of why."""
     return CAMError(
@@ -446,12 +482,7 @@ def refused(exc: Exception, input_shape: Sequence[int]) -> CAMError:
 def describe_model(model: keras.Model, input_shape: tuple[int, ...], feed: Feed | None = None) -> ModelLayout:
     """Trace the model once on a symbolic (None, *input_shape) input (and the feed's other inputs) and describe
     its layers."""
-    walked = list(walk_layers(model))
-    # A layer inside TimeDistributed sees N*T frames as its batch: its outputs are not the images' own.
-    wrapped = {p + "/" for p, l in walked if isinstance(l, keras.layers.TimeDistributed)}
-    layers = {
-        p: l for p, l in walked if not isinstance(l, keras.Model) and not any(p.startswith(w) for w in wrapped)
-    }
+    layers = readable_layers(model)
     records: dict[str, list[Any]] = {p: [] for p in layers}
     order: list[str] = []
     result: dict[str, Any] = {}
@@ -479,23 +510,10 @@ def describe_model(model: keras.Model, input_shape: tuple[int, ...], feed: Feed 
     except Exception as exc:  # the model itself refused this input
         raise refused(exc, input_shape) from exc
 
-    first_seen = {p: i for i, p in reversed(list(enumerate(order)))}
-    infos = {}
-    for path in sorted((p for p in layers if records[p]), key=first_seen.__getitem__):
-        outs = records[path]
-        single = outs[0] if len(outs) >= 1 and isinstance(outs[0], tf.Tensor) else None
-        shape = tuple(single.shape[1:]) if single is not None else None
-        infos[path] = LayerInfo(
-            path=path,
-            layer=layers[path],
-            shape=shape,
-            calls=len(outs),
-            order=first_seen[path],
-            reaches_output=single is not None and single.name in result["needed"],
-            computes_features=_computes_features(layers[path]),
-            geometry=geometry_of(shape, tuple(input_shape)),
-            is_output=single is not None and single.name in result["ends"],
-        )
+    infos = layer_infos(
+        layers, records, order, input_shape, lambda t: isinstance(t, tf.Tensor),
+        reaches=lambda path, t: t.name in result["needed"], is_end=lambda t: t.name in result["ends"],
+    )  # fmt: skip
     outputs = result["outputs"]
     return ModelLayout(
         input_shape=tuple(input_shape),

@@ -13,7 +13,6 @@ that layer's ``activation`` for the pass (the model is unchanged after).
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -257,11 +256,7 @@ def describe_model(
     """Run the model once on one zero input (and the feed's other inputs) and describe its layers: what
     :func:`camwidget.adapter.describe_model` learns from a traced graph, learned from the tensors each layer
     takes and returns."""
-    walked = list(internals.walk_layers(model))
-    wrapped = {p + "/" for p, l in walked if isinstance(l, keras.layers.TimeDistributed)}
-    layers = {
-        p: l for p, l in walked if not isinstance(l, keras.Model) and not any(p.startswith(w) for w in wrapped)
-    }
+    layers = adapter.readable_layers(model)
     calls: dict[str, list[tuple[tuple[Any, ...], Any]]] = {p: [] for p in layers}
     order: list[str] = []
     pending: dict[str, tuple[Any, ...]] = {}
@@ -303,23 +298,10 @@ def describe_model(
     ends = {id(y) for y in outputs} | {id(t) for t in (_logit_tensor(s, calls) for s in logits) if t is not None}
     needed = _reaching(outputs, made, calls, inputs)
 
-    first_seen = {p: i for i, p in reversed(list(enumerate(order)))}
-    infos = {}
-    for path in sorted((p for p in layers if calls[p]), key=first_seen.__getitem__):
-        outs = [result for _, result in calls[path]]
-        single = outs[0] if _is_tensor(outs[0]) else None
-        shape = tuple(int(d) for d in single.shape[1:]) if single is not None else None
-        infos[path] = LayerInfo(
-            path=path,
-            layer=layers[path],
-            shape=shape,
-            calls=len(outs),
-            order=first_seen[path],
-            reaches_output=single is not None and (needed is None or path in needed),
-            computes_features=adapter._computes_features(layers[path]),
-            geometry=adapter.geometry_of(shape, tuple(input_shape)),
-            is_output=single is not None and id(single) in ends,
-        )
+    infos = adapter.layer_infos(
+        layers, {p: [result for _, result in seen] for p, seen in calls.items()}, order, input_shape, _is_tensor,
+        reaches=lambda path, t: needed is None or path in needed, is_end=lambda t: id(t) in ends,
+    )  # fmt: skip
     return ModelLayout(
         input_shape=tuple(input_shape),
         layers=infos,
