@@ -22,7 +22,7 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from .backends.tensorflow_lazy import tf
 
 from . import internals
 from .errors import CAMError, LayerError, closest, quoted
@@ -295,7 +295,7 @@ def model_input_shape(model: keras.Model, feed: Feed | None = None) -> tuple[int
         inputs = None
     if inputs:
         if len(inputs) > 1:
-            names = [t.name for t in tf.nest.flatten(model.input)]
+            names = [t.name for t in keras.tree.flatten(model.input)]
             raise CAMError(
                 f"the model has {len(inputs)} inputs ({quoted(names)}); pass input= the one the images go to (a "
                 "name or an index) and other_inputs= the values of the others"
@@ -380,7 +380,7 @@ _active = threading.local()  # the capture this thread is running, if any
 
 def call_model(model: keras.Model, x: tf.Tensor, feed: Feed | None = None, others: Sequence[tf.Tensor] = ()) -> list[tf.Tensor]:
     """The model's outputs as a flat list, in inference mode; with a feed, `x` goes to its input among `others`."""
-    return tf.nest.flatten(model(x if feed is None else feed.pack(x, others), training=False))
+    return keras.tree.flatten(model(x if feed is None else feed.pack(x, others), training=False))
 
 
 def output_names(model: keras.Model, raw_output: Any, count: int) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from .backends.tensorflow_lazy import tf
 
 from .errors import CAMError, ImageError, quoted
 
@@ -24,7 +24,7 @@ from .errors import CAMError, ImageError, quoted
 class Feed:
     """Where the images go among a model's inputs, and the other inputs' values."""
 
-    index: int  # the images' input, in the order of tf.nest.flatten(model.input)
+    index: int  # the images' input, in the order of keras.tree.flatten(model.input)
     names: tuple[str, ...]  # every input's name, in that order
     shapes: tuple[tuple[int | None, ...], ...]  # every input's shape without the batch axis
     others: tuple[np.ndarray, ...]  # the other inputs in order (the images' left out), each (1 or N, *shape)
@@ -64,7 +64,7 @@ class Feed:
         """The model's input structure with the images at their place and the others around them."""
         flat = list(others)
         flat.insert(self.index, x)
-        return tf.nest.pack_sequence_as(self.structure, flat)
+        return keras.tree.pack_sequence_as(self.structure, flat)
 
 
 def model_input_names(model: keras.Model) -> list[tuple[str, tuple[int | None, ...], str]] | None:
@@ -73,7 +73,7 @@ def model_input_names(model: keras.Model) -> list[tuple[str, tuple[int | None, .
         structure = model.input
     except (AttributeError, ValueError):
         return None
-    flat = tf.nest.flatten(structure)
+    flat = keras.tree.flatten(structure)
     return [(t.name, tuple(t.shape[1:]), str(t.dtype)) for t in flat]
 
 
@@ -165,4 +165,15 @@ def _checked(value: Any, name: str, shape: tuple[int | None, ...], dtype: str) -
         )
     if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
         raise ImageError(f"other input {name!r} contains NaN or infinite values")
-    return np.ascontiguousarray(array.astype(tf.as_dtype(dtype).as_numpy_dtype))
+    return np.ascontiguousarray(array.astype(_numpy_dtype(dtype)))
+
+
+def _numpy_dtype(dtype: str) -> np.dtype:
+    """NumPy's dtype for a Keras dtype name ("float32", "int64", "bfloat16")."""
+    name = keras.backend.standardize_dtype(dtype)
+    try:
+        return np.dtype(name)
+    except TypeError:
+        import ml_dtypes  # Keras's own dependency: bfloat16 and the float8 kinds
+
+        return np.dtype(getattr(ml_dtypes, name))

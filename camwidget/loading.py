@@ -25,7 +25,7 @@ from collections.abc import Callable
 import h5py
 import keras
 import numpy as np
-import tensorflow as tf
+from .backends.tensorflow_lazy import tf
 
 _ALIGNMENT = 64  # bytes: TensorFlow's CPU kernels (Eigen, oneDNN) require it of a borrowed buffer
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from .backends.tensorflow_lazy import tf
 
 from . import internals
 

@@ -3,6 +3,8 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(__file__))
+if os.environ.get("CAMWIDGET_TESTS_WITHOUT_TENSORFLOW"):  # the JAX and torch runs: as where it is not installed
+    sys.modules["tensorflow"] = None  # type: ignore[assignment]  # `import tensorflow` now raises ImportError
 
 import functools  # noqa: E402
 import socket  # noqa: E402
