@@ -15,7 +15,7 @@ from .explain import Options, Explainer
 from .feed import Feed, make_feed
 from . import preprocess as preprocessing
 from .errors import CAMError, ImageError
-from .images import load_pictures, model_batch
+from .images import device_batch, load_pictures, model_batch
 
 
 def spatial_layers(model: keras.Model, sample: Any = None) -> list[str]:
@@ -72,7 +72,9 @@ def compute_cam(
     layer (N, k + h*w, C), (N, h, w) on its patch grid, found from the token count and the image's shape
     (the fewest leading tokens k that leave a grid of the image's aspect), or given as grid=(h, w).
 
-    images: (N, H, W, C) or one (H, W, C), in the model's input space unless `preprocess` is given; or
+    images: (N, H, W, C) or one (H, W, C), in the model's input space unless `preprocess` is given (NumPy,
+    or the backend's tensor: a jax.Array or torch tensor on the GPU stays there, and with a gradient method
+    only the maps come back to the host); or
     picture files (paths, file bytes, PIL images, or a list of them), which are read as the explorer reads
     them, resized to the model's input size and preprocessed by `preprocess` (a function of RGB 0-255), or
     by the detected keras.applications family when `preprocess` is None.
@@ -102,7 +104,9 @@ def compute_cam(
         batch = _pictures_batch(model, images, preprocess, feed)
         preprocess = None
     else:
-        batch = model_batch(images, rank=input_rank(model, feed))
+        rank = input_rank(model, feed)
+        on_device = device_batch(images, rank) if preprocess is None else None
+        batch = model_batch(images, rank=rank) if on_device is None else on_device
     if preprocess is not None:
         if not callable(preprocess):
             raise TypeError(f"preprocess must be a function of the images, not {type(preprocess).__name__}")

@@ -8,6 +8,7 @@ are tensors, so a new class never retraces.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
+from .backends.tensorflow_lazy import tf
 
 from . import adapter, backends, internals, progress, targets
 from .adapter import LayerInfo, ModelLayout
@@ -32,10 +33,12 @@ _SCORE_BATCH = 8  # masked inputs per forward pass: fixed, so the last, padded b
 # same from 8 to 32 (VGG16: 3.9-4.0 s for 64 inputs)
 
 
+@functools.cache
 def _register_guided_gradients() -> None:
     """Guided backpropagation's ReLU gradient: pass a gradient only where it and the ReLU's output are
     positive. Registered under new names and used through gradient_override_map on a traced copy of the
-    forward pass, so the model and TensorFlow's own Relu gradient are untouched."""
+    forward pass, so the model and TensorFlow's own Relu gradient are untouched. Registered on first use,
+    so that importing camwidget does not import TensorFlow."""
 
     def guided(op: tf.Operation, grad: tf.Tensor, upper: float | None) -> tf.Tensor:
         y = op.outputs[0]
@@ -47,9 +50,6 @@ def _register_guided_gradients() -> None:
             tf.RegisterGradient(name)(lambda op, grad, upper=upper: guided(op, grad, upper))
         except KeyError:  # already registered (module reloaded)
             pass
-
-
-_register_guided_gradients()
 
 
 @dataclass
@@ -84,6 +84,15 @@ class Capture:
         return sum(a.nbytes for a in self.activations.values()) + sum(g.nbytes for g in self.gradients.values())
 
 
+@dataclass
+class MapsCapture:
+    """What a pass that computes the maps itself yields (see :meth:`CAMEngine.capture_maps`)."""
+
+    maps: np.ndarray  # (N, h, w) raw maps: the method's per-channel terms summed over k
+    probabilities: np.ndarray  # (N, C) the model's own output
+    class_index: np.ndarray  # (N,) the class each image was explained for
+
+
 # Compiled passes kept per model: each holds a traced graph of the whole model (about 15 MB for MobileNetV2),
 # so they are bounded; the least recently used is dropped and traced again if needed.
 MAX_COMPILED = 16
@@ -110,6 +119,9 @@ class CAMEngine:
         self._structure_seen = 0
         self._lock = threading.RLock()
         self.trace_count = 0
+        # Whether every pass reads one snapshot of the weights that nothing can change while it runs (JAX's
+        # immutable arrays): then a pass never mixes old and new weights, and need not be checked after.
+        self.snapshot_passes = False
 
     @property
     def model(self) -> keras.Model:
@@ -254,6 +266,17 @@ class CAMEngine:
             dict(zip(paths, (t.numpy() for t in a))), dict(zip(paths, (t.numpy() for t in g))),
             s.numpy(), p.numpy(), c.numpy(),
         )  # fmt: skip
+
+    def capture_maps(
+        self, x: np.ndarray, info: LayerInfo, classes: np.ndarray, output: int, score: str,
+        formula: Callable[[Any, Any, Any], Any], target: Any = None, feed: Feed | None = None,
+    ) -> MapsCapture:  # fmt: skip
+        """The raw maps sum_k T_k of a gradient method given by its formula T(A, G, xp) (see
+        :mod:`camwidget.methods`), for one layer. Here the capture and then the formula in NumPy (float64);
+        the JAX and torch engines run the formula inside their pass, so that only the maps leave the GPU."""
+        c = self.capture(x, [info], classes, output, score, target, feed).at(info.path)
+        terms = formula(c.activations.astype(np.float64), c.gradients.astype(np.float64), np)
+        return MapsCapture(terms.sum(axis=-1).astype(np.float32), c.probabilities, c.class_index)
 
     def recapture(
         self, activations: np.ndarray, info: LayerInfo, classes: np.ndarray, output: int, score: str,
@@ -469,6 +492,7 @@ class CAMEngine:
 
     def _build_guided(self, output: int, score: str, input_shape: tuple[int, ...], feed: Feed | None = None) -> Any:
         model_ref = self._model
+        _register_guided_gradients()
 
         def guided(x: tf.Tensor, classes: tf.Tensor, *others: tf.Tensor) -> tf.Tensor:
             graph = tf.compat.v1.get_default_graph()

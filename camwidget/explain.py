@@ -134,13 +134,26 @@ class Explainer:
 
     def capture(self, batch: np.ndarray, infos: Sequence[LayerInfo], classes: np.ndarray, output: int) -> Capture:
         capture = self.engine.capture(batch, infos, classes, output, self.options.score, self.target, self.feed)
-        if self.target is not None and not np.all(np.isfinite(capture.scores)):
-            bad = [int(i) for i in np.flatnonzero(~np.isfinite(capture.scores[:, 0]))]
+        self._check_target_scores(capture.scores)
+        return capture
+
+    def _check_target_scores(self, scores: np.ndarray) -> None:
+        """A target's values (N, 1) must be finite."""
+        if self.target is not None and not np.all(np.isfinite(scores)):
+            bad = [int(i) for i in np.flatnonzero(~np.isfinite(scores[:, 0]))]
             raise CAMError(
-                f"target {self.target!r} returned {capture.scores[bad[0], 0]} for image {bad[0]}"
+                f"target {self.target!r} returned {scores[bad[0], 0]} for image {bad[0]}"
                 f"{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}; it must give a finite score per image"
             )
-        return capture
+
+    def fused(self, info: LayerInfo) -> bool:
+        """Whether the maps can be made inside the pass (see :meth:`CAMEngine.capture_maps`): a gradient
+        method given by its formula, summed over channels (not eigen-smoothed), on an image layer."""
+        geometry = info.geometry
+        return (
+            self.cam_method.formula is not None and not self.options.eigen_smooth
+            and geometry is not None and geometry.kind == "image"
+        )  # fmt: skip
 
     def maps_from(
         self, capture: LayerCapture, batch: np.ndarray, info: LayerInfo, layout: ModelLayout, output: int,
@@ -174,7 +187,7 @@ class Explainer:
         for _ in range(_CONSISTENCY_TRIES):
             before = self.sync()
             maps = self._explain_once(batch, class_index, layer)
-            if self.engine.sync() == before:
+            if self.engine.snapshot_passes or self.engine.sync() == before:
                 return maps
         return maps  # the model kept changing (trained meanwhile): the last map, from one whole pass
 
@@ -192,7 +205,7 @@ class Explainer:
         for _ in range(_CONSISTENCY_TRIES):
             before = self.sync()
             maps = self._explain_once(batch, class_index, None, found)
-            if self.engine.sync() == before:
+            if self.engine.snapshot_passes or self.engine.sync() == before:
                 break
         return maps, found["probabilities"], found["classes"]
 
@@ -208,7 +221,19 @@ class Explainer:
             output = self.engine.output_index(layout, self.output_spec, classes=False)
             classes = np.zeros(len(batch), np.int32)
 
+        fused = self.fused(info)
+        if not isinstance(batch, np.ndarray) and (not fused or self.options.aug_smooth):
+            batch = keras.ops.convert_to_numpy(batch)  # a batch on the GPU stays there only for a fused pass
+
         def raw_maps(x: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            if fused:
+                got = self.engine.capture_maps(
+                    x, info, classes, output, self.options.score, self.cam_method.formula, self.target, self.feed
+                )  # fmt: skip
+                self._check_target_scores(got.probabilities)
+                if found is not None:
+                    found.update(probabilities=got.probabilities, classes=got.class_index)
+                return got.maps, got.class_index
             capture = self.capture(x, [info], classes, output).at(info.path)
             if found is not None:
                 found.update(probabilities=capture.probabilities, classes=capture.class_index)

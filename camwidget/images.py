@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any, Union
 
 import cv2
+import keras
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import backends
 from .errors import ImageError
 
 ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image, bytes]
@@ -354,12 +356,35 @@ def resize_to(image: np.ndarray, height: int | None, width: int | None) -> np.nd
 _ITEM_AXES = {2: "(length, channels)", 3: "(height, width, channels)", 4: "(depth, height, width, channels)"}
 
 
+def device_batch(images: Any, rank: int = 3) -> Any | None:
+    """A batch that is already a JAX or torch tensor, checked and kept where it is (on the GPU), as float32;
+    None for anything else (NumPy, TensorFlow: see :func:`model_batch`). compute_cam hands it to a pass that
+    makes the maps on the device, so that the images never cross to the host and back."""
+    if not _is_backend_tensor(images):
+        return None
+    if len(images.shape) == rank:
+        images = images[None]
+    dtype = keras.backend.standardize_dtype(images.dtype)
+    fits = len(images.shape) == rank + 1 and images.shape[0] > 0 and dtype.startswith(("float", "bfloat", "int", "uint"))
+    if not fits or (dtype.startswith(("float", "bfloat")) and not backends.autodiff(keras.backend.backend()).all_finite(images)):
+        return model_batch(keras.ops.convert_to_numpy(images), rank=rank)  # says what is wrong, as for NumPy
+    return images if dtype == "float32" else keras.ops.cast(images, "float32")
+
+
+def _is_backend_tensor(value: Any) -> bool:
+    """A tensor of Keras's JAX or torch backend (which keras.ops converts to NumPy, wherever it lives)."""
+    root = type(value).__module__.split(".")[0]
+    return root in ("jax", "jaxlib", "torch") and keras.ops.is_tensor(value)
+
+
 def model_batch(images: Any, name: str = "images", single_allowed: bool = True, rank: int = 3) -> np.ndarray:
     """Inputs already in the model's input space -> a float32 batch, checked for rank and finiteness.
     `rank` is one item's rank: 3 for images (H, W, C), 2 for signals (L, C), 4 for volumes or clips
     (D, H, W, C). One item becomes a batch of one where `single_allowed`."""
     item = _ITEM_AXES.get(rank, f"({rank} axes)")
-    if hasattr(images, "numpy") and not isinstance(images, np.ndarray):
+    if _is_backend_tensor(images):  # a jax.Array or torch tensor, on any device
+        images = keras.ops.convert_to_numpy(images)
+    elif hasattr(images, "numpy") and not isinstance(images, np.ndarray):
         images = images.numpy()
     if isinstance(images, (list, tuple)):
         try:

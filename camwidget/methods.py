@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -35,6 +36,9 @@ class MethodInputs:
     feed: Feed | None = None  # a model's other inputs, where it has several
 
 
+Formula = Callable[[Any, Any, Any], Any]  # (A, G, xp) -> per-channel terms T, xp: numpy or keras.ops
+
+
 @dataclass(frozen=True)
 class CAMMethod:
     name: str  # what compute_cam(method=...) takes
@@ -42,6 +46,8 @@ class CAMMethod:
     compute: Callable[[MethodInputs], np.ndarray]
     per_channel: bool  # compute returns terms (N, h, w, K); else a map (N, h, w)
     input_resolution: bool = False  # the map is at the model input's resolution, not the layer's
+    formula: Formula | None = None  # the gradient methods: T from (A, G) alone, in numpy or keras.ops, so that
+    # the backend can compute the maps inside its own pass and hand back only them (compute_cam on a GPU)
 
 
 METHODS: dict[str, CAMMethod] = {}
@@ -51,6 +57,21 @@ def register(name: str, label: str, per_channel: bool = True, input_resolution: 
     def add(fn: Callable[[MethodInputs], np.ndarray]) -> Callable[[MethodInputs], np.ndarray]:
         METHODS[name] = CAMMethod(name, label, fn, per_channel, input_resolution)
         return fn
+
+    return add
+
+
+def register_formula(name: str, label: str):
+    """A gradient method given by its formula T(A, G, xp); on the host it runs in NumPy, in float64."""
+
+    def add(formula: Formula) -> Formula:
+        def compute(inputs: MethodInputs) -> np.ndarray:
+            c = inputs.capture
+            return formula(c.activations.astype(np.float64), c.gradients.astype(np.float64), np).astype(np.float32)
+
+        compute.__doc__ = formula.__doc__
+        METHODS[name] = CAMMethod(name, label, compute, per_channel=True, formula=formula)
+        return formula
 
     return add
 
@@ -69,56 +90,50 @@ def get_method(name: str) -> CAMMethod:
     return method
 
 
-def _spatial_mean(x: np.ndarray) -> np.ndarray:
-    return x.mean(axis=(1, 2), keepdims=True, dtype=np.float64).astype(np.float32)
+# The gradient methods: A (N, h, w, K) activations, G = dy_c/dA, xp numpy or keras.ops (the same calls in both).
 
 
-@register("gradcam", "Grad-CAM")
-def gradcam(inputs: MethodInputs) -> np.ndarray:
+@register_formula("gradcam", "Grad-CAM")
+def gradcam(a: Any, g: Any, xp: Any) -> Any:
     """Grad-CAM (Selvaraju et al. 2017): w_k = mean_ij G_k,ij;  T_k = w_k A_k.
 
     Weights are pooled over each image's own positions (the keras.io example also pools over the batch).
     """
-    c = inputs.capture
-    return _spatial_mean(c.gradients) * c.activations
+    return xp.mean(g, axis=(1, 2), keepdims=True) * a
 
 
-@register("gradcam++", "Grad-CAM++")
-def gradcam_plus_plus(inputs: MethodInputs) -> np.ndarray:
+@register_formula("gradcam++", "Grad-CAM++")
+def gradcam_plus_plus(a: Any, g: Any, xp: Any) -> Any:
     """Grad-CAM++ (Chattopadhay et al. 2018), with the paper's exponential closed form:
 
     alpha_k,ij = G^2 / (2 G^2 + sum_ab A_k,ab G^3);  w_k = sum_ij alpha_k,ij ReLU(G_k,ij);  T_k = w_k A_k.
     As in the paper and pytorch-grad-cam; tf-keras-vis also divides alpha by its spatial sum.
     """
-    a, g = inputs.capture.activations.astype(np.float64), inputs.capture.gradients.astype(np.float64)
-    g2, g3 = g**2, g**3
-    denominator = 2 * g2 + a.sum(axis=(1, 2), keepdims=True) * g3
-    alpha = np.where(g != 0, g2 / np.where(denominator != 0, denominator, _EPS), 0.0)
-    weights = (alpha * np.maximum(g, 0)).sum(axis=(1, 2), keepdims=True)
-    return (weights * a).astype(np.float32)
+    g2, g3 = g * g, g * g * g
+    denominator = 2 * g2 + xp.sum(a, axis=(1, 2), keepdims=True) * g3
+    alpha = xp.where(g != 0, g2 / xp.where(denominator != 0, denominator, _EPS), 0.0)
+    weights = xp.sum(alpha * xp.maximum(g, 0), axis=(1, 2), keepdims=True)
+    return weights * a
 
 
-@register("hirescam", "HiResCAM")
-def hirescam(inputs: MethodInputs) -> np.ndarray:
+@register_formula("hirescam", "HiResCAM")
+def hirescam(a: Any, g: Any, xp: Any) -> Any:
     """HiResCAM (Draelos & Carin 2020): T_k = G_k * A_k element-wise, no pooling of the gradients,
     so the map shows exactly which positions raised the score."""
-    c = inputs.capture
-    return c.gradients * c.activations
+    return g * a
 
 
-@register("xgradcam", "XGrad-CAM")
-def xgradcam(inputs: MethodInputs) -> np.ndarray:
+@register_formula("xgradcam", "XGrad-CAM")
+def xgradcam(a: Any, g: Any, xp: Any) -> Any:
     """XGrad-CAM (Fu et al. 2020): w_k = sum_ij (A_k,ij / sum_ab A_k,ab) G_k,ij;  T_k = w_k A_k."""
-    a, g = inputs.capture.activations.astype(np.float64), inputs.capture.gradients.astype(np.float64)
-    weights = (g * a).sum(axis=(1, 2), keepdims=True) / (a.sum(axis=(1, 2), keepdims=True) + _EPS)
-    return (weights * a).astype(np.float32)
+    weights = xp.sum(g * a, axis=(1, 2), keepdims=True) / (xp.sum(a, axis=(1, 2), keepdims=True) + _EPS)
+    return weights * a
 
 
-@register("layercam", "Layer-CAM")
-def layercam(inputs: MethodInputs) -> np.ndarray:
+@register_formula("layercam", "Layer-CAM")
+def layercam(a: Any, g: Any, xp: Any) -> Any:
     """Layer-CAM (Jiang et al. 2021): T_k = ReLU(G_k) * A_k element-wise; works at shallow layers too."""
-    c = inputs.capture
-    return np.maximum(c.gradients, 0) * c.activations
+    return xp.maximum(g, 0) * a
 
 
 @register("scorecam", "Score-CAM")
@@ -187,7 +202,7 @@ def guided_gradcam(inputs: MethodInputs) -> np.ndarray:
     where both its input and the incoming gradient are positive; it is computed on a traced copy of the
     forward pass, the model untouched. The paper shows the 3-channel product; here the channels are
     combined by their L2 norm, to give one map."""
-    grad_cam = normalize_maps(gradcam(inputs).sum(axis=-1))
+    grad_cam = normalize_maps(METHODS["gradcam"].compute(inputs).sum(axis=-1))
     H, W = inputs.images.shape[1:3]
     guided = inputs.engine.guided_gradients(
         inputs.images, inputs.capture.class_index, inputs.output, inputs.score, inputs.feed

@@ -3,7 +3,8 @@
 The backend is chosen once, when Keras is imported, so the JAX and torch runs are fresh processes
 (`test_the_suite_passes_on`, at the end): each runs this file, test_exact.py (every kind of model against a
 hand split differentiated by that backend's own autodiff), test_methods.py and test_explain.py (the model as
-it is now, threads) with KERAS_BACKEND set. The main run checks the same files on TensorFlow.
+it is now, threads) with KERAS_BACKEND set, and with TensorFlow made impossible to import, as where only
+camwidget[jax] or camwidget[torch] is installed. The main run checks the same files on TensorFlow.
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ SUITE = ["test_backends.py", "test_exact.py", "test_methods.py", "test_explain.p
 @pytest.mark.tensorflow_only  # starts the other backends' processes from the TensorFlow run
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_the_suite_passes_on(backend):
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "KERAS_BACKEND": backend, "CAMWIDGET_TESTS_WITHOUT_TENSORFLOW": "1"}
     if backend == "jax":  # JAX lives in its own folder: TensorFlow would import it in every other process
         assert (JAX_DIR / "jax").is_dir(), f"JAX is not in {JAX_DIR}: run sh tests/install_peers.sh"
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(JAX_DIR), os.environ.get("PYTHONPATH")]))
@@ -194,3 +195,63 @@ def test_a_copy_made_during_a_capture_keeps_the_softmax(small):
         assert dense.get_config()["activation"] == "softmax"
         assert keras.models.clone_model(small).get_layer("dense").activation is keras.activations.softmax
     assert dense.activation is keras.activations.softmax
+
+
+GRADIENT_METHODS = ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam")
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_a_method_computed_inside_the_pass_equals_its_formula_on_the_host(small, rng, normalize):
+    """compute_cam runs a gradient method's formula inside the backend's pass (keras.ops, float32, on the GPU
+    where there is one); the explorer's path runs it on the captured A and G in NumPy (float64)."""
+    from camwidget.explain import Explainer, Options
+
+    x = rng.uniform(0, 1, (3, 32, 32, 3)).astype("float32")
+    for method in GRADIENT_METHODS:
+        inside = cw.compute_cam(small, x, layer="conv_b", method=method, class_index=[0, 1, 2], normalize=normalize)
+        host = Explainer(small, layer="conv_b", options=Options(method=method, normalize=normalize))
+        host.fused = lambda info: False
+        want = host.explain(x, [0, 1, 2])
+        assert np.abs(want).max() > 0, method
+        np.testing.assert_allclose(inside, want, rtol=1e-4, atol=1e-5 * np.abs(want).max(), err_msg=method)
+
+
+def test_a_batch_that_is_a_backend_tensor_stays_one_and_gives_the_same_maps(small, rng, monkeypatch):
+    """A jax.Array or torch tensor (on the GPU, say) goes into the pass as it is, so only the maps come back to
+    the host; a TensorFlow tensor is read as NumPy, as before. Either gives the maps of the NumPy batch."""
+    from camwidget.engine import engine_for
+
+    x = rng.uniform(0, 1, (3, 32, 32, 3)).astype("float32")
+    engine = engine_for(small)
+    seen, original = [], engine.capture_maps
+    monkeypatch.setattr(engine, "capture_maps", lambda x, *a, **k: seen.append(type(x)) or original(x, *a, **k))
+    tensor = ops.convert_to_tensor(x)
+    np.testing.assert_allclose(cw.compute_cam(small, tensor, layer="conv_b"), cw.compute_cam(small, x, layer="conv_b"), atol=1e-6)
+    kept = np.ndarray if BACKEND == "tensorflow" else type(tensor)
+    assert seen[0] is kept and seen[1] is np.ndarray, seen  # handed to the pass as it was given
+    for method in ("eigencam", "scorecam"):  # no formula: the batch is read into NumPy first
+        np.testing.assert_allclose(cw.compute_cam(small, tensor, method=method), cw.compute_cam(small, x, method=method), atol=1e-5)
+    np.testing.assert_allclose(cw.compute_cam(small, ops.convert_to_tensor(x[0]), layer="conv_b")[0],
+                               cw.compute_cam(small, x[:1], layer="conv_b")[0], atol=1e-6)  # one image  # fmt: skip
+    bad = x.copy()
+    bad[1, 3, 4, 0] = np.nan
+    with pytest.raises(ValueError, match=r"images contain 1 NaN or infinite value"):
+        cw.compute_cam(small, ops.convert_to_tensor(bad))
+    with pytest.raises(ValueError, match=r"images has shape \(1, 3, 32, 32, 3\); expected \(N, height, width, channels\)"):
+        cw.compute_cam(small, ops.convert_to_tensor(x[None]))
+
+
+def test_tensorflow_is_imported_only_where_it_runs(small, rng):
+    """camwidget reads TensorFlow through a stand-in that imports it on first use: on JAX and torch it never is
+    (the JAX and torch runs of this file make it impossible to import), on TensorFlow it is the module."""
+    from camwidget.backends.tensorflow_lazy import tf
+
+    cw.compute_cam(small, rng.uniform(0, 1, (1, 32, 32, 3)).astype("float32"))
+    ex = cw.CAMExplorer(small, rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    ex.close()
+    if BACKEND == "tensorflow":
+        import tensorflow
+
+        assert tf.constant is tensorflow.constant
+    else:
+        assert sys.modules.get("tensorflow") is None, "TensorFlow was imported on " + BACKEND

@@ -8,6 +8,7 @@ it is traced again only for a new input shape. The layers' ``call`` is replaced 
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -78,9 +79,11 @@ def inject(out: Any, eps: Any) -> Any:
 
 
 def gradient_pass(model_ref: Callable[[], Any], forward: Callable[..., Any],
-                  eps_shapes: Callable[[int], list[tuple[int, ...]]]) -> Callable[..., Any]:  # fmt: skip
+                  eps_shapes: Callable[[int], list[tuple[int, ...]]],
+                  reduce: Callable[[list[Any], Any], Any] | None = None) -> Callable[..., Any]:  # fmt: skip
     """run(x, classes, others) -> (d sum(chosen) / d eps for each eps, aux), where
-    forward(call, eps, x, classes, others) -> (chosen (N,), aux) and eps start at zero."""
+    forward(call, eps, x, classes, others) -> (chosen (N,), aux) and eps start at zero. With `reduce`, run
+    returns reduce(grads, aux) instead, compiled into the same pass, so only its result leaves the device."""
 
     def objective(eps: list[Any], trainable: list[Any], non_trainable: list[Any], x: Any, classes: Any,
                   others: list[Any]) -> tuple[Any, Any]:  # fmt: skip
@@ -90,11 +93,13 @@ def gradient_pass(model_ref: Callable[[], Any], forward: Callable[..., Any],
     @jax.jit
     def compiled(trainable: list[Any], non_trainable: list[Any], x: Any, classes: Any, others: list[Any]) -> Any:
         eps = [jnp.zeros(shape, jnp.float32) for shape in eps_shapes(x.shape[0])]
-        return jax.grad(objective, has_aux=True)(eps, trainable, non_trainable, x, classes, others)
+        grads, aux = jax.grad(objective, has_aux=True)(eps, trainable, non_trainable, x, classes, others)
+        return (grads, aux) if reduce is None else reduce(grads, aux)
 
-    def run(x: np.ndarray, classes: np.ndarray, others: Sequence[np.ndarray]) -> tuple[list[np.ndarray], Any]:
-        grads, aux = _retried(lambda: compiled(*_values(model_ref()), x, classes, list(others)))
-        return [np.asarray(g) for g in grads], jax.tree.map(np.asarray, aux)
+    def run(x: Any, classes: np.ndarray, others: Sequence[np.ndarray]) -> Any:
+        """`x`: NumPy, or a jax.Array already on the device (compute_cam of a batch on the GPU)."""
+        result = _retried(lambda: compiled(*_values(model_ref()), x, classes, list(others)))
+        return jax.tree.map(np.asarray, result)
 
     return run
 
@@ -112,6 +117,16 @@ def forward_pass(model_ref: Callable[[], Any], forward: Callable[..., Any]) -> C
     return run
 
 
+@jax.jit
+def _all_finite(x: Any) -> Any:
+    return jnp.all(jnp.isfinite(x))
+
+
+def all_finite(x: Any) -> bool:
+    """Whether every value of the array `x` (on its device) is finite: one compiled reduction, one wait."""
+    return bool(_all_finite(x))
+
+
 def dry_call(model: Any, attempt: Callable[[Callable[[Any], Any]], Any]) -> Any:
     """attempt(call), where call(inputs) runs the model eagerly with its weights as they are now (see
     current_values); attempted again, from the start, where a fit in another thread took them meanwhile."""
@@ -119,7 +134,12 @@ def dry_call(model: Any, attempt: Callable[[Callable[[Any], Any]], Any]) -> Any:
 
 
 def fingerprint(variables: Sequence[Any], samples: int) -> Callable[[], np.ndarray]:
-    """() -> (2,) a weighted and a plain sum over `samples` evenly spread values of each variable."""
+    """() -> (2,) a weighted and a plain sum over `samples` evenly spread values of each variable.
+
+    JAX arrays are immutable: a variable changes only by being given another array. So while every variable
+    holds the very arrays it held last time (weak references: the old weights are not kept alive), the last
+    sums are returned with no work on the device; only then are they computed again (predict and evaluate
+    hand back new arrays of the same values, which the sums see as no change)."""
     picks = [np.linspace(0, int(np.prod(v.shape)) - 1, min(samples, int(np.prod(v.shape)))).astype(np.int32)
              for v in variables]  # fmt: skip
 
@@ -131,4 +151,15 @@ def fingerprint(variables: Sequence[Any], samples: int) -> Callable[[], np.ndarr
         weights = jnp.sin(jnp.arange(1, flat.shape[0] + 1, dtype=jnp.float32) * 0.7071)
         return jnp.stack([jnp.sum(flat * weights), jnp.sum(flat)])
 
-    return lambda: np.asarray(_retried(lambda: compiled(current_values(variables))), np.float64)
+    held: list[Any] = []
+    last: list[np.ndarray] = []
+
+    def once() -> np.ndarray:
+        values = current_values(variables)
+        if last and len(held) == len(values) and all(ref() is value for ref, value in zip(held, values)):
+            return last[0]
+        sums = np.asarray(compiled(values), np.float64)
+        held[:], last[:] = [weakref.ref(value) for value in values], [sums]
+        return sums
+
+    return lambda: _retried(once)

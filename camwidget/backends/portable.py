@@ -37,6 +37,7 @@ class PortableEngine(engine.CAMEngine):
         super().__init__(model)
         self.backend = backend
         self._autodiff = autodiff(backend)
+        self.snapshot_passes = backend == "jax"  # its passes take the weights' current arrays as arguments
 
     def _describe(self, model: keras.Model, shape: tuple[int, ...], feed: Feed | None) -> ModelLayout:
         return describe_model(model, shape, feed, self._autodiff.dry_call)
@@ -52,7 +53,7 @@ class PortableEngine(engine.CAMEngine):
         layout = self.layout(x.shape[1:], feed)
         fn = self._compiled(key, lambda: self._build_capture(infos, layout, output, score, target, feed))
         grads, (activations, scores, probs, chosen_classes) = fn(
-            np.asarray(x, np.float32), np.asarray(classes, np.int32), _rows(feed, len(x))
+            _input(x), np.asarray(classes, np.int32), _rows(feed, len(x))
         )
         paths = [i.path for i in infos]
         for path, g in zip(paths, grads):
@@ -62,6 +63,27 @@ class PortableEngine(engine.CAMEngine):
             dict(zip(paths, activations)), dict(zip(paths, (np.asarray(g, np.float32) for g in grads))),
             np.asarray(scores), np.asarray(probs), np.asarray(chosen_classes),
         )  # fmt: skip
+
+    def capture_maps(
+        self, x: Any, info: LayerInfo, classes: np.ndarray, output: int, score: str, formula: Any,
+        target: Any = None, feed: Feed | None = None,
+    ) -> engine.MapsCapture:  # fmt: skip
+        """:meth:`camwidget.engine.CAMEngine.capture_maps` inside the backend's pass: the method's formula
+        runs in keras.ops on the device, and only the (N, h, w) maps and the (N, C) probabilities leave it.
+        `x` may be a batch already on the device (a jax.Array or torch tensor), which then stays there."""
+        key = ("maps", info.path, output, score, tuple(x.shape[1:]), target, engine._signature(feed), formula)
+        layout = self.layout(tuple(x.shape[1:]), feed)
+
+        def reduce(grads: list[Any], aux: Any) -> tuple[Any, Any, Any]:
+            (activations, *_), _, probs, chosen_classes = aux
+            return ops.sum(formula(activations, grads[0], ops), axis=-1), probs, chosen_classes
+
+        fn = self._compiled(key, lambda: self._build_capture([info], layout, output, score, target, feed, reduce))
+        result = fn(_input(x), np.asarray(classes, np.int32), _rows(feed, len(x)))
+        if len(result) == 2:  # torch hands back the capture where the output does not depend on the layer
+            raise CAMError(f"output {output} does not depend on layer {info.path!r}; choose another layer")
+        maps, probs, chosen_classes = result
+        return engine.MapsCapture(np.asarray(maps, np.float32), np.asarray(probs), np.asarray(chosen_classes))
 
     def recapture(self, *args: Any, **kwargs: Any) -> None:
         return None  # no tail pass here: a class switch runs the whole model again
@@ -142,7 +164,7 @@ class PortableEngine(engine.CAMEngine):
 
     def _build_capture(
         self, infos: Sequence[LayerInfo], layout: ModelLayout, output: int, score: str, target: Any,
-        feed: Feed | None,
+        feed: Feed | None, reduce: Callable[[list[Any], Any], Any] | None = None,
     ) -> Any:  # fmt: skip
         self.trace_count += 1
         paths = [info.path for info in infos]
@@ -194,7 +216,12 @@ class PortableEngine(engine.CAMEngine):
                 classes = ops.zeros_like(classes)
             return chosen, ([ops.cast(seen[p][0], "float32") for p in paths], scores, probs, classes)
 
-        return self._autodiff.gradient_pass(self._model, forward, lambda n: [(n, *s) for s in shapes])
+        return self._autodiff.gradient_pass(self._model, forward, lambda n: [(n, *s) for s in shapes], reduce)
+
+
+def _input(x: Any) -> Any:
+    """The images as the pass takes them: NumPy float32, or the backend's own tensor as it is (on its device)."""
+    return np.asarray(x, np.float32) if isinstance(x, np.ndarray) or not _is_tensor(x) else x
 
 
 def _is_tensor(value: Any) -> bool:

@@ -31,7 +31,8 @@ def _numpy(value: Any) -> Any:
     return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
 
 
-def _tensors(x: np.ndarray, classes: np.ndarray | None, others: Sequence[np.ndarray]) -> tuple[Any, Any, list[Any]]:
+def _tensors(x: Any, classes: np.ndarray | None, others: Sequence[np.ndarray]) -> tuple[Any, Any, list[Any]]:
+    """On Keras's device; `x` may already be a tensor there (compute_cam of a batch on the GPU)."""
     convert = keras.ops.convert_to_tensor
     return convert(x), None if classes is None else convert(classes), [convert(o) for o in others]
 
@@ -45,19 +46,24 @@ def inject(out: Any, eps: Any) -> Any:
 
 
 def gradient_pass(model_ref: Callable[[], Any], forward: Callable[..., Any],
-                  eps_shapes: Callable[[int], list[tuple[int, ...]]]) -> Callable[..., Any]:  # fmt: skip
+                  eps_shapes: Callable[[int], list[tuple[int, ...]]],
+                  reduce: Callable[[list[Any], Any], Any] | None = None) -> Callable[..., Any]:  # fmt: skip
     """run(x, classes, others) -> (d sum(chosen) / d eps for each eps (None where chosen does not depend on
-    it), aux), where forward(call, eps, x, classes, others) -> (chosen (N,), aux) and eps start at zero."""
+    it), aux), where forward(call, eps, x, classes, others) -> (chosen (N,), aux) and eps start at zero.
+    With `reduce`, run returns reduce(grads, aux) instead, computed where the pass ran (the GPU), as NumPy."""
 
     def once(x: Any, classes: Any, others: list[Any]) -> tuple[list[Any], Any]:
         model = model_ref()
         eps = [torch.zeros(shape, device=x.device, requires_grad=True) for shape in eps_shapes(x.shape[0])]
         with torch.no_grad():  # until inject() turns autograd on, at the first chosen layer
             chosen, aux = forward(lambda inputs: model(inputs, training=False), eps, x, classes, others)
-        grads = torch.autograd.grad(chosen.sum(), eps, allow_unused=True)
+        grads = list(torch.autograd.grad(chosen.sum(), eps, allow_unused=True))
+        if reduce is not None and all(g is not None for g in grads):
+            with torch.no_grad():
+                return keras.tree.map_structure(_numpy, reduce(grads, aux))
         return [None if g is None else _numpy(g) for g in grads], keras.tree.map_structure(_numpy, aux)
 
-    def run(x: np.ndarray, classes: np.ndarray, others: Sequence[np.ndarray]) -> tuple[list[Any], Any]:
+    def run(x: Any, classes: np.ndarray, others: Sequence[np.ndarray]) -> Any:
         tensors = _tensors(x, classes, others)
         deadline = time.monotonic() + WAIT_FOR_WEIGHTS_S
         while True:
@@ -74,6 +80,11 @@ def gradient_pass(model_ref: Callable[[], Any], forward: Callable[..., Any],
                 time.sleep(0.005)
 
     return run
+
+
+def all_finite(x: Any) -> bool:
+    """Whether every value of the tensor `x` (on its device) is finite."""
+    return bool(torch.isfinite(x).all())
 
 
 def forward_pass(model_ref: Callable[[], Any], forward: Callable[..., Any]) -> Callable[..., Any]:
