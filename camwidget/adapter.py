@@ -170,6 +170,9 @@ class ModelLayout:
     # ("input", path) the input of a final Softmax / Activation layer, ("activation", path) what goes into the
     # final layer's own activation, None where the output has no final softmax or sigmoid.
     output_logits: list[tuple[str, str] | None] = field(default_factory=list)
+    # The layers each output is computed from, where the dry run could follow it back (JAX, torch; None where
+    # it could not): a gradient there is zero, not missing, so "does not depend" must be known beforehand.
+    output_sources: list[set[str] | None] = field(default_factory=list)
 
     def spatial_paths(self) -> list[str]:
         """Layers that can be explained: an output that reads as a map (see :data:`MAP_KINDS`) of more than

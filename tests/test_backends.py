@@ -255,3 +255,17 @@ def test_tensorflow_is_imported_only_where_it_runs(small, rng):
         assert tf.constant is tensorflow.constant
     else:
         assert sys.modules.get("tensorflow") is None, "TensorFlow was imported on " + BACKEND
+
+
+def test_an_output_that_does_not_depend_on_the_layer_is_refused_not_shown_empty(rng):
+    """Two branches, each with its own output: TensorFlow's tape has no gradient there, JAX's gradient is zero
+    (an empty map), torch's is missing; each backend says the same."""
+    inputs = keras.Input((16, 16, 3))
+    branches = [layers.Conv2D(4, 3, activation="relu", name=name)(inputs) for name in ("branch_a", "branch_b")]
+    heads = [layers.Dense(2, name=f"out_{i}")(layers.GlobalAveragePooling2D()(b)) for i, b in enumerate(branches)]
+    model = keras.Model(inputs, heads)
+    x = rng.uniform(0, 1, (2, 16, 16, 3)).astype("float32")
+    assert np.abs(cw.compute_cam(model, x, layer="branch_a", output="out_0", normalize=False)).max() > 0
+    for method in ("gradcam", "eigencam"):
+        with pytest.raises(ValueError, match=r"output 1 does not depend on layer 'branch_a'; choose another layer"):
+            cw.compute_cam(model, x, layer="branch_a", output="out_1", method=method)

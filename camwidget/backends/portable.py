@@ -51,6 +51,7 @@ class PortableEngine(engine.CAMEngine):
         infos = sorted(infos, key=lambda i: i.order)
         key = ("capture", tuple(i.path for i in infos), output, score, x.shape[1:], target, engine._signature(feed))
         layout = self.layout(x.shape[1:], feed)
+        _check_output_depends_on(layout, output, infos)
         fn = self._compiled(key, lambda: self._build_capture(infos, layout, output, score, target, feed))
         grads, (activations, scores, probs, chosen_classes) = fn(
             _input(x), np.asarray(classes, np.int32), _rows(feed, len(x))
@@ -73,6 +74,7 @@ class PortableEngine(engine.CAMEngine):
         `x` may be a batch already on the device (a jax.Array or torch tensor), which then stays there."""
         key = ("maps", info.path, output, score, tuple(x.shape[1:]), target, engine._signature(feed), formula)
         layout = self.layout(tuple(x.shape[1:]), feed)
+        _check_output_depends_on(layout, output, [info])
 
         def reduce(grads: list[Any], aux: Any) -> tuple[Any, Any, Any]:
             (activations, *_), _, probs, chosen_classes = aux
@@ -80,7 +82,7 @@ class PortableEngine(engine.CAMEngine):
 
         fn = self._compiled(key, lambda: self._build_capture([info], layout, output, score, target, feed, reduce))
         result = fn(_input(x), np.asarray(classes, np.int32), _rows(feed, len(x)))
-        if len(result) == 2:  # torch hands back the capture where the output does not depend on the layer
+        if result is None:  # torch: the output does not depend on the layer
             raise CAMError(f"output {output} does not depend on layer {info.path!r}; choose another layer")
         maps, probs, chosen_classes = result
         return engine.MapsCapture(np.asarray(maps, np.float32), np.asarray(probs), np.asarray(chosen_classes))
@@ -219,6 +221,15 @@ class PortableEngine(engine.CAMEngine):
         return self._autodiff.gradient_pass(self._model, forward, lambda n: [(n, *s) for s in shapes], reduce)
 
 
+def _check_output_depends_on(layout: ModelLayout, output: int, infos: Sequence[LayerInfo]) -> None:
+    """The error TensorFlow's tape gives (a missing gradient), told from the dry run: JAX's gradient of an
+    output that does not depend on a layer is zero, which would show as an empty map."""
+    sources = layout.output_sources[output] if layout.output_sources else None
+    for info in infos:
+        if sources is not None and info.path not in sources:
+            raise CAMError(f"output {output} does not depend on layer {info.path!r}; choose another layer")
+
+
 def _input(x: Any) -> Any:
     """The images as the pass takes them: NumPy float32, or the backend's own tensor as it is (on its device)."""
     return np.asarray(x, np.float32) if isinstance(x, np.ndarray) or not _is_tensor(x) else x
@@ -337,6 +348,7 @@ def describe_model(
         output_activations=[None if s is None else s[0] for s in logits],
         nested_models=[p for p, l in internals.walk_layers(model) if isinstance(l, keras.Model)],
         output_logits=[None if s is None else s[1] for s in logits],
+        output_sources=[_reaching([y], made, calls, inputs) for y in outputs],
     )
 
 

@@ -50,7 +50,8 @@ def gradient_pass(model_ref: Callable[[], Any], forward: Callable[..., Any],
                   reduce: Callable[[list[Any], Any], Any] | None = None) -> Callable[..., Any]:  # fmt: skip
     """run(x, classes, others) -> (d sum(chosen) / d eps for each eps (None where chosen does not depend on
     it), aux), where forward(call, eps, x, classes, others) -> (chosen (N,), aux) and eps start at zero.
-    With `reduce`, run returns reduce(grads, aux) instead, computed where the pass ran (the GPU), as NumPy."""
+    With `reduce`, run returns reduce(grads, aux) instead, computed where the pass ran (the GPU), as NumPy
+    (None where chosen does not depend on an eps)."""
 
     def once(x: Any, classes: Any, others: list[Any]) -> tuple[list[Any], Any]:
         model = model_ref()
@@ -58,7 +59,9 @@ def gradient_pass(model_ref: Callable[[], Any], forward: Callable[..., Any],
         with torch.no_grad():  # until inject() turns autograd on, at the first chosen layer
             chosen, aux = forward(lambda inputs: model(inputs, training=False), eps, x, classes, others)
         grads = list(torch.autograd.grad(chosen.sum(), eps, allow_unused=True))
-        if reduce is not None and all(g is not None for g in grads):
+        if reduce is not None:
+            if any(g is None for g in grads):
+                return None
             with torch.no_grad():
                 return keras.tree.map_structure(_numpy, reduce(grads, aux))
         return [None if g is None else _numpy(g) for g in grads], keras.tree.map_structure(_numpy, aux)
