@@ -41,18 +41,26 @@ def child_layers(layer: Any) -> list[keras.layers.Layer]:
 
 def walk_layers(model: keras.layers.Layer) -> Iterator[tuple[str, keras.layers.Layer]]:
     """(path, layer) for every layer under `model`, depth first; containers are walked into."""
+    for path, layer, _ in walk_layers_with_children(model):
+        yield path, layer
+
+
+def walk_layers_with_children(model: keras.layers.Layer) -> Iterator[tuple[str, keras.layers.Layer, list[Any]]]:
+    """(path, layer, its child_layers) for every layer under `model`, as :func:`walk_layers` visits them; each
+    layer's children are read once."""
     seen: set[int] = set()
 
-    def visit(parent: keras.layers.Layer, prefix: str) -> Iterator[tuple[str, keras.layers.Layer]]:
-        for child in child_layers(parent):
+    def visit(children: list[Any], prefix: str) -> Iterator[tuple[str, keras.layers.Layer, list[Any]]]:
+        for child in children:
             if id(child) in seen or isinstance(child, keras.layers.InputLayer):
                 continue
             seen.add(id(child))
             path = f"{prefix}{child.name}"
-            yield path, child
-            yield from visit(child, path + "/")
+            grandchildren = child_layers(child)
+            yield path, child, grandchildren
+            yield from visit(grandchildren, path + "/")
 
-    yield from visit(model, "")
+    yield from visit(child_layers(model), "")
 
 
 def built_input_shape(model: keras.Model) -> tuple[Any, ...] | None:

@@ -46,28 +46,31 @@ def _attribute_token(value: Any) -> Any:
     """What an attribute's value contributes to the signature: primitives by value, tuples of them by value,
     anything else (functions, layers, variables, policies) by identity; a capture's stand-in by what it stands
     for."""
-    value = getattr(value, "camwidget_original", value)
     if isinstance(value, _PRIMITIVE):
         return value
+    value = getattr(value, "camwidget_original", value)
     if isinstance(value, tuple) and all(isinstance(v, _PRIMITIVE) for v in value):
         return value
     return ("id", id(value))
 
 
+_NOT_READ = _VOLATILE | {"call"}  # call: read on its own, a capture's stand-in excepted
+
+
 def structure_signature(model: keras.Model) -> tuple[Any, ...]:
-    """A value that changes when anything a traced forward pass depends on changes, other than weights."""
+    """A value that changes when anything a traced forward pass depends on changes, other than weights.
+    Attributes are read in the order the layer holds them: an attribute deleted and set again reads as a
+    change (a pass traced again), never the other way round. It runs before every view: kept lean."""
     parts: list[Any] = []
-    for path, layer in [("", model), *internals.walk_layers(model)]:
+    for path, layer, children in [("", model, internals.child_layers(model)), *internals.walk_layers_with_children(model)]:
         attributes = vars(layer)
-        token = [path, type(layer), id(layer), attributes.get("_trainable"), id(attributes.get("_dtype_policy"))]
         call = attributes.get("call")
-        if call is not None and not getattr(call, "camwidget_capture", False):  # a capture of ours is no change
-            token.append(("call", id(call)))
-        token.extend(tuple(id(child) for child in internals.child_layers(layer)))
-        for key in sorted(attributes):
-            if key.startswith("_") or key in _VOLATILE or key == "call":
-                continue
-            token.append((key, _attribute_token(attributes[key])))
+        token = [
+            path, type(layer), id(layer), attributes.get("_trainable"), id(attributes.get("_dtype_policy")),
+            None if call is None or getattr(call, "camwidget_capture", False) else id(call),  # ours is no change
+            *(id(child) for child in children),
+            *((key, _attribute_token(value)) for key, value in attributes.items() if key[0] != "_" and key not in _NOT_READ),
+        ]  # fmt: skip
         parts.append(tuple(token))
     return tuple(parts)
 
