@@ -86,7 +86,7 @@ class Capture:
 
 @dataclass
 class MapsCapture:
-    """What a pass that computes the maps itself yields (see :meth:`CAMEngine.capture_maps`)."""
+    """What a pass that computes the maps itself yields (see ``PortableEngine.capture_maps``)."""
 
     maps: np.ndarray  # (N, h, w) raw maps: the method's per-channel terms summed over k
     probabilities: np.ndarray  # (N, C) the model's own output
@@ -122,6 +122,9 @@ class CAMEngine:
         # Whether every pass reads one snapshot of the weights that nothing can change while it runs (JAX's
         # immutable arrays): then a pass never mixes old and new weights, and need not be checked after.
         self.snapshot_passes = False
+        # Whether the engine can run a gradient method's formula inside its pass (capture_maps: JAX, torch),
+        # so that only the maps leave the device. TensorFlow's engine hands back A and G, as the explorer needs.
+        self.maps_in_pass = False
 
     @property
     def model(self) -> keras.Model:
@@ -266,17 +269,6 @@ class CAMEngine:
             dict(zip(paths, (t.numpy() for t in a))), dict(zip(paths, (t.numpy() for t in g))),
             s.numpy(), p.numpy(), c.numpy(),
         )  # fmt: skip
-
-    def capture_maps(
-        self, x: np.ndarray, info: LayerInfo, classes: np.ndarray, output: int, score: str,
-        formula: Callable[[Any, Any, Any], Any], target: Any = None, feed: Feed | None = None,
-    ) -> MapsCapture:  # fmt: skip
-        """The raw maps sum_k T_k of a gradient method given by its formula T(A, G, xp) (see
-        :mod:`camwidget.methods`), for one layer. Here the capture and then the formula in NumPy (float64);
-        the JAX and torch engines run the formula inside their pass, so that only the maps leave the GPU."""
-        c = self.capture(x, [info], classes, output, score, target, feed).at(info.path)
-        terms = formula(c.activations.astype(np.float64), c.gradients.astype(np.float64), np)
-        return MapsCapture(terms.sum(axis=-1).astype(np.float32), c.probabilities, c.class_index)
 
     def recapture(
         self, activations: np.ndarray, info: LayerInfo, classes: np.ndarray, output: int, score: str,

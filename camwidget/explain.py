@@ -147,11 +147,11 @@ class Explainer:
             )
 
     def fused(self, info: LayerInfo) -> bool:
-        """Whether the maps can be made inside the pass (see :meth:`CAMEngine.capture_maps`): a gradient
+        """Whether the maps are made inside the pass (JAX, torch: ``PortableEngine.capture_maps``): a gradient
         method given by its formula, summed over channels (not eigen-smoothed), on an image layer."""
         geometry = info.geometry
         return (
-            self.cam_method.formula is not None and not self.options.eigen_smooth
+            self.engine.maps_in_pass and self.cam_method.formula is not None and not self.options.eigen_smooth
             and geometry is not None and geometry.kind == "image"
         )  # fmt: skip
 
@@ -182,8 +182,10 @@ class Explainer:
         """normalize=True: ReLU and each map over its max (all-zero stays zero); else the raw maps, finite."""
         return normalize_maps(raw) if self.options.normalize else finite(raw)
 
-    def explain(self, batch: np.ndarray, class_index: Any = None, layer: str | None = None) -> np.ndarray:
-        """float32 (N, h, w) maps of a batch already in the model's input space (see compute_cam)."""
+    def explain(self, batch: Any, class_index: Any = None, layer: str | None = None) -> np.ndarray:
+        """float32 (N, h, w) maps of a batch already in the model's input space (see compute_cam): NumPy, or
+        a JAX / torch tensor from :func:`camwidget.images.device_batch`, which stays on its device for a
+        pass that makes the maps itself and is read into NumPy otherwise."""
         for _ in range(_CONSISTENCY_TRIES):
             before = self.sync()
             maps = self._explain_once(batch, class_index, layer)
@@ -210,7 +212,7 @@ class Explainer:
         return maps, found["probabilities"], found["classes"]
 
     def _explain_once(
-        self, batch: np.ndarray, class_index: Any, layer: str | None, found: dict[str, np.ndarray] | None = None
+        self, batch: Any, class_index: Any, layer: str | None, found: dict[str, np.ndarray] | None = None
     ) -> np.ndarray:
         layout = self.layout(batch.shape[1:])
         if self.target is None:

@@ -202,11 +202,15 @@ GRADIENT_METHODS = ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam")
 
 @pytest.mark.parametrize("normalize", [True, False])
 def test_a_method_computed_inside_the_pass_equals_its_formula_on_the_host(small, rng, normalize):
-    """compute_cam runs a gradient method's formula inside the backend's pass (keras.ops, float32, on the GPU
-    where there is one); the explorer's path runs it on the captured A and G in NumPy (float64)."""
+    """On JAX and torch compute_cam runs a gradient method's formula inside the backend's pass (keras.ops,
+    float32, on the GPU where there is one); the explorer's path, and TensorFlow's always, runs it on the
+    captured A and G in NumPy."""
     from camwidget.explain import Explainer, Options
 
     x = rng.uniform(0, 1, (3, 32, 32, 3)).astype("float32")
+    probe = Explainer(small, layer="conv_b")
+    info = probe.resolve(probe.layout(x.shape[1:]))[0]
+    assert probe.fused(info) == (BACKEND != "tensorflow")
     for method in GRADIENT_METHODS:
         inside = cw.compute_cam(small, x, layer="conv_b", method=method, class_index=[0, 1, 2], normalize=normalize)
         host = Explainer(small, layer="conv_b", options=Options(method=method, normalize=normalize))
@@ -223,8 +227,9 @@ def test_a_batch_that_is_a_backend_tensor_stays_one_and_gives_the_same_maps(smal
 
     x = rng.uniform(0, 1, (3, 32, 32, 3)).astype("float32")
     engine = engine_for(small)
-    seen, original = [], engine.capture_maps
-    monkeypatch.setattr(engine, "capture_maps", lambda x, *a, **k: seen.append(type(x)) or original(x, *a, **k))
+    entry = "capture_maps" if engine.maps_in_pass else "capture"  # TensorFlow: the capture of A and G
+    seen, original = [], getattr(engine, entry)
+    monkeypatch.setattr(engine, entry, lambda x, *a, **k: seen.append(type(x)) or original(x, *a, **k))
     tensor = ops.convert_to_tensor(x)
     np.testing.assert_allclose(cw.compute_cam(small, tensor, layer="conv_b"), cw.compute_cam(small, x, layer="conv_b"), atol=1e-6)
     kept = np.ndarray if BACKEND == "tensorflow" else type(tensor)

@@ -38,6 +38,7 @@ class PortableEngine(engine.CAMEngine):
         self.backend = backend
         self._autodiff = autodiff(backend)
         self.snapshot_passes = backend == "jax"  # its passes take the weights' current arrays as arguments
+        self.maps_in_pass = True
 
     def _describe(self, model: keras.Model, shape: tuple[int, ...], feed: Feed | None) -> ModelLayout:
         return describe_model(model, shape, feed, self._autodiff.dry_call)
@@ -69,9 +70,10 @@ class PortableEngine(engine.CAMEngine):
         self, x: Any, info: LayerInfo, classes: np.ndarray, output: int, score: str, formula: Any,
         target: Any = None, feed: Feed | None = None,
     ) -> engine.MapsCapture:  # fmt: skip
-        """:meth:`camwidget.engine.CAMEngine.capture_maps` inside the backend's pass: the method's formula
-        runs in keras.ops on the device, and only the (N, h, w) maps and the (N, C) probabilities leave it.
-        `x` may be a batch already on the device (a jax.Array or torch tensor), which then stays there."""
+        """The raw maps sum_k T_k of a gradient method given by its formula T(A, G, xp) (see
+        :mod:`camwidget.methods`) at one layer, made inside the backend's pass: the formula runs in keras.ops on
+        the device, and only the (N, h, w) maps and the (N, C) probabilities leave it. `x` may be a batch
+        already on the device (a jax.Array or torch tensor), which then stays there."""
         key = ("maps", info.path, output, score, tuple(x.shape[1:]), target, engine._signature(feed), formula)
         layout = self.layout(tuple(x.shape[1:]), feed)
         _check_output_depends_on(layout, output, [info])
