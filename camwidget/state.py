@@ -19,6 +19,7 @@ misses all the sampled positions is the one change this cannot see; ``refresh()`
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ from .backends.tensorflow_lazy import tf
 from . import internals
 
 _SAMPLES = 1024
+_WAIT_FOR_DONATED_S = 30.0  # how long a read waits for an array that Keras's JAX trainer donated and replaces
 
 # Attributes that Keras sets on a model while compiling, fitting, predicting or evaluating: they say nothing
 # about what the forward pass computes.
@@ -128,10 +130,16 @@ def _optimizer_step(model: keras.Model) -> float:
     iterations = getattr(optimizer, "iterations", None)
     if iterations is None:
         return 0.0
-    try:
-        return float(np.asarray(iterations))
-    except (TypeError, ValueError):
-        return 0.0
+    deadline = time.monotonic() + _WAIT_FOR_DONATED_S
+    while True:
+        try:
+            return float(np.asarray(iterations))
+        except (TypeError, ValueError):
+            return 0.0
+        except RuntimeError as exc:  # JAX: a fit in another thread donated the step's array; it puts a new one back
+            if "deleted" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 class ModelWatch:

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 import models
 from camwidget.state import ModelWatch, WeightsFingerprint, structure_signature
@@ -59,3 +60,30 @@ def test_a_capture_in_progress_is_not_a_change():
     before = structure_signature(model)
     with adapter.capturing({"conv_a": model.get_layer("conv_a")}, lambda path, out: None):
         assert structure_signature(model) == before  # another thread's capture must not drop every trace
+
+
+def test_the_optimizer_step_is_read_again_while_a_jax_fit_has_donated_it():
+    """Keras's JAX trainer donates the step counter's array to each training step and puts a new one back; a
+    read in between raises "deleted" (seen in test_explain's thread test), and is tried again, not failed."""
+    from types import SimpleNamespace
+
+    from camwidget.state import _optimizer_step
+
+    class Donated:
+        reads = 0
+
+        def __array__(self, dtype=None, copy=None):
+            Donated.reads += 1
+            if Donated.reads < 3:
+                raise RuntimeError("INVALID_ARGUMENT: Array has been deleted with shape=int64[].")
+            return np.asarray(7)
+
+    assert _optimizer_step(SimpleNamespace(optimizer=SimpleNamespace(iterations=Donated()))) == 7.0
+    assert Donated.reads == 3
+
+    class Broken:
+        def __array__(self, dtype=None, copy=None):
+            raise RuntimeError("something else")
+
+    with pytest.raises(RuntimeError, match="something else"):  # any other error is not swallowed
+        _optimizer_step(SimpleNamespace(optimizer=SimpleNamespace(iterations=Broken())))
