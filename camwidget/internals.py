@@ -97,6 +97,22 @@ def is_detached(variable: Any) -> bool:
     return held_value(variable) is None
 
 
+_LAYER = keras.layers.Layer
+
+
+def trainable_split(model: keras.Model) -> tuple[list[Any], list[Any]]:
+    """(model.trainable_variables, model.non_trainable_variables), the lists stateless_call pairs its arguments
+    with. Where the model keeps Keras's own definitions of both, they come from one walk of its layers
+    (model.variables) split by Keras's rule, not two: this runs before every JAX pass."""
+    kind = type(model)
+    if kind.trainable_variables is not _LAYER.trainable_variables or kind.non_trainable_variables is not _LAYER.non_trainable_variables:
+        return list(model.trainable_variables), list(model.non_trainable_variables)
+    variables = list(model.variables)
+    if not model.trainable:
+        return [], variables
+    return [v for v in variables if v.trainable], [v for v in variables if not v.trainable]
+
+
 def inference_kwargs(layer: keras.layers.Layer) -> dict[str, Any]:
     """{"training": False} where the layer's call takes it (what Layer.__call__ would pass), else {}."""
     return {"training": False} if _takes_training(layer) else {}

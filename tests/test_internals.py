@@ -37,3 +37,40 @@ def test_built_input_shape_and_training_argument():
     dropout = keras.layers.Dropout(0.5)
     out = internals.run_layer(dropout, np.ones((1, 100), np.float32))  # training=False: nothing dropped
     np.testing.assert_array_equal(out, np.ones((1, 100), np.float32))
+
+
+def test_trainable_split_is_keras_own_lists_from_one_walk(monkeypatch):
+    """The lists a JAX pass hands to stateless_call, in Keras's order, through every kind of trainable change;
+    a model that defines its own lists is read through them."""
+    from keras import layers
+
+    inner = models.small_cnn(name="split_inner")
+    outer = keras.Sequential([keras.Input((32, 32, 3)), inner, layers.BatchNormalization(), layers.Dense(2)])
+
+    def same(model):
+        trainable, non_trainable = internals.trainable_split(model)
+        assert [id(v) for v in trainable] == [id(v) for v in model.trainable_variables]
+        assert [id(v) for v in non_trainable] == [id(v) for v in model.non_trainable_variables]
+        return len(trainable), len(non_trainable)
+
+    counts = [same(outer)]
+    inner.get_layer("conv_a").trainable = False
+    counts.append(same(outer))
+    outer.layers[-1].kernel.trainable = False  # one variable's own flag
+    counts.append(same(outer))
+    inner.trainable = False
+    counts.append(same(outer))
+    outer.trainable = False
+    counts.append(same(outer))
+    assert len(set(counts)) == 5 and counts[-1][0] == 0, counts  # each change moved variables between the lists
+
+    class OwnLists(keras.Model):
+        @property
+        def trainable_variables(self):
+            return list(reversed(super().trainable_variables))
+
+    own = OwnLists(outer.inputs, outer.outputs)
+    own.trainable = True
+    for layer in own.layers:
+        layer.trainable = True
+    assert [id(v) for v in internals.trainable_split(own)[0]] == [id(v) for v in own.trainable_variables]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 from typing import Any
 
 from .. import internals
@@ -29,14 +30,29 @@ def active() -> str:
     return keras.backend.backend()
 
 
+# A model's variables are made once, under one backend: what of_model found is kept (reading model.variables
+# walks every layer, and runs before every compute_cam).
+_made_under: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
 def of_model(model: Any) -> str | None:
     """The backend a model's variables were made under, told by the type of the values they hold (None for a
     model without variables, or with none holding a value now)."""
+    try:
+        known = _made_under.get(model)
+    except TypeError:  # not weakly referable: not a Keras model
+        known = None
+    if known is not None:
+        return known
     roots = {"tensorflow": "tensorflow", "jax": "jax", "jaxlib": "jax", "torch": "torch"}
     for variable in getattr(model, "variables", None) or []:
         value = internals.held_value(variable)
         name = roots.get(type(value).__module__.split(".")[0]) if value is not None else None
         if name is not None:
+            try:
+                _made_under[model] = name
+            except TypeError:
+                pass
             return name
     return None
 
