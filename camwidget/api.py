@@ -100,13 +100,18 @@ def compute_cam(
         raise CAMError("give class_index or target, not both (a class as a target: targets.ClassScore(c))")
     options = Options(method, score, eigen_smooth, aug_smooth, max_channels, normalize).checked()
     feed = make_feed(model, input, other_inputs)
+    values_checked = True
     if _are_pictures(images):
         batch = _pictures_batch(model, images, preprocess, feed)
         preprocess = None
     else:
         rank = input_rank(model, feed)
-        on_device = device_batch(images, rank) if preprocess is None else None
-        batch = model_batch(images, rank=rank) if on_device is None else on_device
+        if preprocess is None:  # its values are checked once, where they are read: in the pass, or on the host
+            batch = device_batch(images, rank)
+            batch = model_batch(images, rank=rank, check_values=False) if batch is None else batch
+            values_checked = False
+        else:
+            batch = model_batch(images, rank=rank)
     if preprocess is not None:
         if not callable(preprocess):
             raise TypeError(f"preprocess must be a function of the images, not {type(preprocess).__name__}")
@@ -115,7 +120,7 @@ def compute_cam(
         )
     explainer = Explainer(model, layer=layer, output=output, options=options, target=target, grid=grid,
                           feed=feed)  # fmt: skip
-    return explainer.explain(batch, class_index)
+    return explainer.explain(batch, class_index, values_checked=values_checked)
 
 
 MAX_SIDE = 1024  # pictures for a model that takes any size: at most this long on their longer side

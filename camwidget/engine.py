@@ -84,6 +84,10 @@ class Capture:
         return sum(a.nbytes for a in self.activations.values()) + sum(g.nbytes for g in self.gradients.values())
 
 
+class ModelChanged(Exception):
+    """The model's structure changed while a pass set up for its old structure ran: look again and rerun."""
+
+
 @dataclass
 class MapsCapture:
     """What a pass that computes the maps itself yields (see ``PortableEngine.capture_maps``)."""
@@ -91,6 +95,7 @@ class MapsCapture:
     maps: np.ndarray  # (N, h, w) raw maps: the method's per-channel terms summed over k
     probabilities: np.ndarray  # (N, C) the model's own output
     class_index: np.ndarray  # (N,) the class each image was explained for
+    input_finite: bool = True  # whether every value of the batch was finite (checked inside the pass)
 
 
 # Compiled passes kept per model: each holds a traced graph of the whole model (about 15 MB for MobileNetV2),
@@ -149,6 +154,14 @@ class CAMEngine:
                 self._layouts.clear()
                 self._functions.clear()
             return structure, values
+
+    def structure_seen(self) -> int | None:
+        """The structure version the last :meth:`sync` saw; None before the first one, for a model not built,
+        and after :meth:`forget` (each of which the next sync must see first)."""
+        with self._lock:
+            if self._watch is None or self._watch.invalidated:
+                return None
+            return self._structure_seen
 
     def forget(self) -> None:
         """Drop every traced pass and dry run, and treat the model as changed (refresh, close)."""

@@ -13,7 +13,7 @@ stale traced passes or cached values. The capture -> method -> normalise sequenc
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -21,9 +21,10 @@ import numpy as np
 
 from . import progress
 from .adapter import LayerInfo, MapGeometry, ModelLayout
-from .engine import SCORES, Capture, CAMEngine, LayerCapture, class_vector, engine_for, num_classes
+from .engine import SCORES, Capture, CAMEngine, LayerCapture, ModelChanged, class_vector, engine_for, num_classes
 from .errors import CAMError
 from .feed import Feed
+from .images import model_batch
 from .targets import check_target
 from .methods import CAMMethod, MethodInputs, finite, get_method, method_maps, normalize_maps
 
@@ -182,16 +183,17 @@ class Explainer:
         """normalize=True: ReLU and each map over its max (all-zero stays zero); else the raw maps, finite."""
         return normalize_maps(raw) if self.options.normalize else finite(raw)
 
-    def explain(self, batch: Any, class_index: Any = None, layer: str | None = None) -> np.ndarray:
+    def explain(
+        self, batch: Any, class_index: Any = None, layer: str | None = None, *, values_checked: bool = True
+    ) -> np.ndarray:  # fmt: skip
         """float32 (N, h, w) maps of a batch already in the model's input space (see compute_cam): NumPy, or
         a JAX / torch tensor from :func:`camwidget.images.device_batch`, which stays on its device for a
-        pass that makes the maps itself and is read into NumPy otherwise."""
-        for _ in range(_CONSISTENCY_TRIES):
-            before = self.sync()
-            maps = self._explain_once(batch, class_index, layer)
-            if self.engine.snapshot_passes or self.engine.sync() == before:
-                return maps
-        return maps  # the model kept changing (trained meanwhile): the last map, from one whole pass
+        pass that makes the maps itself and is read into NumPy otherwise. A batch whose values were not
+        checked yet (values_checked=False; a tensor never was) is checked once, where it is read: inside a
+        pass that makes the maps, or on the host; a NaN gets :func:`camwidget.images.model_batch`'s error."""
+        return self._consistently(
+            lambda check: self._explain_once(batch, class_index, layer, check=check, values_checked=values_checked)
+        )
 
     def explain_with_scores(self, batch: np.ndarray, class_index: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(maps, the model's probabilities (N, C) (a target's values (N, 1)), the class each map explains), from
@@ -204,16 +206,48 @@ class Explainer:
             classes = class_vector(class_index, len(batch), probabilities.shape[1])
             return maps, probabilities, np.where(classes < 0, probabilities.argmax(axis=1), classes)
         found: dict[str, np.ndarray] = {}
-        for _ in range(_CONSISTENCY_TRIES):
-            before = self.sync()
-            maps = self._explain_once(batch, class_index, None, found)
-            if self.engine.snapshot_passes or self.engine.sync() == before:
-                break
+        maps = self._consistently(lambda check: self._explain_once(batch, class_index, None, found, check))
         return maps, found["probabilities"], found["classes"]
 
+    def _consistently(self, compute: Callable[[Callable[[], None] | None], np.ndarray]) -> np.ndarray:
+        """compute(check) on the model as it is now, never on one that changed under it.
+
+        Engines whose passes read one snapshot of the weights (JAX) look at the model *while* the pass runs on
+        the device, where the look costs no time: compute(check) runs with what the last look found, and
+        `check()` (called as each pass runs, or after) raises ModelChanged if the structure is no longer the
+        one those passes were traced for; the result is then dropped and computed again after a fresh look.
+        Other engines look before, and after, where a pass could have read weights that changed meanwhile."""
+        self.model  # noqa: B018  (raises if closed)
+        seen = self.engine.structure_seen() if self.engine.snapshot_passes else None
+        if seen is not None:
+            looked: list[bool] = []
+
+            def check() -> None:
+                looked.append(True)
+                if self.sync()[0] != seen:
+                    raise ModelChanged
+
+            try:
+                result = compute(check)
+                if not looked:
+                    check()
+                return result
+            except ModelChanged:
+                pass
+            except Exception:
+                if looked or self.sync()[0] == seen:
+                    raise  # an error of the model as it is now (or of the input): no look would change it
+        for _ in range(_CONSISTENCY_TRIES):
+            before = self.sync()
+            result = compute(None)
+            if self.engine.snapshot_passes or self.engine.sync() == before:
+                return result
+        return result  # the model kept changing (trained meanwhile): the last map, from one whole pass
+
     def _explain_once(
-        self, batch: Any, class_index: Any, layer: str | None, found: dict[str, np.ndarray] | None = None
-    ) -> np.ndarray:
+        self, batch: Any, class_index: Any, layer: str | None, found: dict[str, np.ndarray] | None = None,
+        check: Callable[[], None] | None = None, values_checked: bool = True,
+    ) -> np.ndarray:  # fmt: skip
         layout = self.layout(batch.shape[1:])
         if self.target is None:
             info, output, n_classes = self.resolve(layout, layer)
@@ -224,14 +258,18 @@ class Explainer:
             classes = np.zeros(len(batch), np.int32)
 
         fused = self.fused(info)
-        if not isinstance(batch, np.ndarray) and (not fused or self.options.aug_smooth):
-            batch = keras.ops.convert_to_numpy(batch)  # a batch on the GPU stays there only for a fused pass
+        if (not fused or self.options.aug_smooth) and (not values_checked or not isinstance(batch, np.ndarray)):
+            batch = model_batch(batch, rank=len(batch.shape) - 1)  # read into NumPy, checked; else in the pass
 
         def raw_maps(x: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             if fused:
                 got = self.engine.capture_maps(
-                    x, info, classes, output, self.options.score, self.cam_method.formula, self.target, self.feed
+                    x, info, classes, output, self.options.score, self.cam_method.formula, self.target, self.feed,
+                    while_running=check,
                 )  # fmt: skip
+                if not got.input_finite:
+                    model_batch(batch, rank=len(batch.shape) - 1)  # the images as given: says what is wrong
+                    raise CAMError("the pass read a value that is not finite from images that are; please report it")
                 self._check_target_scores(got.probabilities)
                 if found is not None:
                     found.update(probabilities=got.probabilities, classes=got.class_index)
@@ -244,6 +282,12 @@ class Explainer:
         if not self.options.aug_smooth:
             maps, _ = raw_maps(batch, classes)
             return self.finish(maps)
+        largest = max(factor for _, factor in AUGMENTATIONS)
+        if np.abs(batch).max() > np.finfo(np.float32).max / largest:
+            raise CAMError(
+                f"aug_smooth multiplies the images by {largest}, and their largest value ({np.abs(batch).max():.3g}) "
+                "would overflow float32; scale the images down or leave aug_smooth off"
+            )
         if (classes < 0).any():
             _, classes = raw_maps(batch, classes)  # fix each image's class before augmenting
         total = 0.0

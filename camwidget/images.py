@@ -22,7 +22,6 @@ import keras
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from . import backends
 from .errors import ImageError
 
 ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image, bytes]
@@ -357,16 +356,18 @@ _ITEM_AXES = {2: "(length, channels)", 3: "(height, width, channels)", 4: "(dept
 
 
 def device_batch(images: Any, rank: int = 3) -> Any | None:
-    """A batch that is already a JAX or torch tensor, checked and kept where it is (on the GPU), as float32;
-    None for anything else (NumPy, TensorFlow: see :func:`model_batch`). compute_cam hands it to a pass that
-    makes the maps on the device, so that the images never cross to the host and back."""
+    """A batch that is already a JAX or torch tensor, kept where it is (on the GPU), as float32, its shape and
+    dtype checked; None for anything else (NumPy, TensorFlow: see :func:`model_batch`). compute_cam hands it to
+    a pass that makes the maps on the device, so that the images never cross to the host and back. Its values
+    are checked where they are read: inside that pass (``MapsCapture.input_finite``), or by model_batch when
+    another method reads the batch into NumPy; either way a NaN gets model_batch's error."""
     if not _is_backend_tensor(images):
         return None
     if len(images.shape) == rank:
         images = images[None]
     dtype = keras.backend.standardize_dtype(images.dtype)
     fits = len(images.shape) == rank + 1 and images.shape[0] > 0 and dtype.startswith(("float", "bfloat", "int", "uint"))
-    if not fits or (dtype.startswith(("float", "bfloat")) and not backends.autodiff(keras.backend.backend()).all_finite(images)):
+    if not fits:
         return model_batch(keras.ops.convert_to_numpy(images), rank=rank)  # says what is wrong, as for NumPy
     return images if dtype == "float32" else keras.ops.cast(images, "float32")
 
@@ -377,8 +378,11 @@ def _is_backend_tensor(value: Any) -> bool:
     return root in ("jax", "jaxlib", "torch") and keras.ops.is_tensor(value)
 
 
-def model_batch(images: Any, name: str = "images", single_allowed: bool = True, rank: int = 3) -> np.ndarray:
-    """Inputs already in the model's input space -> a float32 batch, checked for rank and finiteness.
+def model_batch(
+    images: Any, name: str = "images", single_allowed: bool = True, rank: int = 3, check_values: bool = True
+) -> np.ndarray:  # fmt: skip
+    """Inputs already in the model's input space -> a float32 batch, checked for rank and finiteness (not the
+    latter with check_values=False: for compute_cam, whose Explainer checks them where they are read).
     `rank` is one item's rank: 3 for images (H, W, C), 2 for signals (L, C), 4 for volumes or clips
     (D, H, W, C). One item becomes a batch of one where `single_allowed`."""
     item = _ITEM_AXES.get(rank, f"({rank} axes)")
@@ -408,7 +412,7 @@ def model_batch(images: Any, name: str = "images", single_allowed: bool = True, 
     if images.shape[0] == 0:
         raise ImageError(f"{name} is an empty batch")
     batch = images.astype(np.float32, copy=False)
-    if not np.isfinite(batch).all():
+    if check_values and not np.isfinite(batch).all():
         bad = int((~np.isfinite(batch)).sum())
         raise ImageError(f"{name} contain {bad} NaN or infinite value(s); every pixel must be a finite number")
     return batch

@@ -173,6 +173,11 @@ class ModelWatch:
                 self.values_version += 1
             return self.structure_version, self.values_version
 
+    @property
+    def invalidated(self) -> bool:
+        """Whether :meth:`invalidate` was called since the last check."""
+        return self._signature is None
+
     def invalidate(self) -> None:
         """Treat the model as changed in every way (what ``refresh()`` does)."""
         with self._lock:

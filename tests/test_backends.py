@@ -240,8 +240,13 @@ def test_a_batch_that_is_a_backend_tensor_stays_one_and_gives_the_same_maps(smal
                                cw.compute_cam(small, x[:1], layer="conv_b")[0], atol=1e-6)  # one image  # fmt: skip
     bad = x.copy()
     bad[1, 3, 4, 0] = np.nan
-    with pytest.raises(ValueError, match=r"images contain 1 NaN or infinite value"):
-        cw.compute_cam(small, ops.convert_to_tensor(bad))
+    bad[2, 0, 0, 1] = -np.inf
+    for method in ("gradcam", "eigencam"):  # JAX, torch: checked inside the pass; else read into NumPy, checked
+        for given in (bad, ops.convert_to_tensor(bad)):
+            with pytest.raises(ValueError, match=r"images contain 2 NaN or infinite value"):
+                cw.compute_cam(small, given, method=method)
+    with pytest.raises(ValueError, match=r"aug_smooth multiplies the images by 1.1, and their largest value \(3.2e\+38\)"):
+        cw.compute_cam(small, np.full((1, 32, 32, 3), 3.2e38, np.float32), aug_smooth=True)
     with pytest.raises(ValueError, match=r"images has shape \(1, 3, 32, 32, 3\); expected \(N, height, width, channels\)"):
         cw.compute_cam(small, ops.convert_to_tensor(x[None]))
 

@@ -154,6 +154,38 @@ def test_layers_added_to_a_sequential_are_seen(rng):
     np.testing.assert_allclose(got, fresh_cam(model, x, layer="s_conv_b", class_index=3), atol=1e-5)
 
 
+@pytest.mark.parametrize("method", ["gradcam", "eigencam"])
+def test_an_edit_made_while_the_pass_runs_is_never_shown(method, trainable_cnn, batch, monkeypatch):
+    """The model is edited after the pass was set up and before its maps are returned: at the look that JAX
+    makes while its pass runs on the device, at the look after the pass elsewhere. The maps of the model as it
+    was are dropped, and those returned are the edited model's."""
+    from camwidget.engine import engine_for
+
+    model = trainable_cnn
+    before = cw.compute_cam(model, batch, layer="conv_b", class_index=1, method=method)  # traced and looked at
+    engine = engine_for(model)
+    state = {"pass started": False, "edited": False}
+    for entry in ("capture", "capture_maps"):
+        if hasattr(engine, entry):
+            original = getattr(engine, entry)
+            monkeypatch.setattr(engine, entry, lambda *a, _original=original, **k: state.update({"pass started": True}) or _original(*a, **k))
+    real_sync = engine.sync
+
+    def sync():
+        if state["pass started"] and not state["edited"]:
+            state["edited"] = True
+            _activation_replaced(model, batch)
+        return real_sync()
+
+    monkeypatch.setattr(engine, "sync", sync)
+    got = cw.compute_cam(model, batch, layer="conv_b", class_index=1, method=method)
+    assert state["edited"]
+    monkeypatch.undo()
+    want = fresh_cam(model, batch, layer="conv_b", class_index=1, method=method)
+    assert not np.allclose(want, before, atol=1e-3)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
 def test_the_change_check_is_not_fooled_by_calls_predict_or_evaluate(trainable_cnn, batch):
     model = trainable_cnn
     explainer = Explainer(model)

@@ -31,10 +31,9 @@ def current_values(variables: Sequence[Any]) -> list[Any]:
     the model's variables hold no values; wait until it puts them back, or say so."""
     deadline = time.monotonic() + WAIT_FOR_WEIGHTS_S
     while True:
-        if not any(internals.is_detached(v) for v in variables):
-            values = [v.value for v in variables]
-            if not any(internals.is_detached(v) for v in variables):
-                return values
+        values = [internals.held_value(v) for v in variables]  # each read once: the array, or None if taken
+        if all(value is not None for value in values):
+            return values
         if time.monotonic() > deadline:
             raise CAMError(
                 f"the model's weights have been held by a fit / predict / evaluate in another thread for "
@@ -58,9 +57,24 @@ def _retried(compute: Callable[[], Any]) -> Any:
 
 
 def _values(model: Any) -> tuple[list[Any], list[Any]]:
-    trainable, non_trainable = list(model.trainable_variables), list(model.non_trainable_variables)
+    trainable, non_trainable = internals.trainable_split(model)
     values = current_values(trainable + non_trainable)
     return values[: len(trainable)], values[len(trainable) :]
+
+
+# The class vectors of recent passes, kept on the device: a NumPy argument would be copied to it on every call.
+_CLASSES_ON_DEVICE: dict[bytes, Any] = {}
+
+
+def _on_device(classes: np.ndarray) -> Any:
+    """`classes` (N,) int32 as a jax.Array, the same one for the same values (most calls: every image's top)."""
+    key = classes.tobytes()
+    found = _CLASSES_ON_DEVICE.get(key)
+    if found is None:
+        if len(_CLASSES_ON_DEVICE) >= 16:
+            _CLASSES_ON_DEVICE.pop(next(iter(_CLASSES_ON_DEVICE), b""), None)
+        found = _CLASSES_ON_DEVICE[key] = jax.device_put(classes)
+    return found
 
 
 def _caller(model: Any, trainable: list[Any], non_trainable: list[Any]) -> Callable[[Any], Any]:
@@ -96,10 +110,14 @@ def gradient_pass(model_ref: Callable[[], Any], forward: Callable[..., Any],
         grads, aux = jax.grad(objective, has_aux=True)(eps, trainable, non_trainable, x, classes, others)
         return (grads, aux) if reduce is None else reduce(grads, aux)
 
-    def run(x: Any, classes: np.ndarray, others: Sequence[np.ndarray]) -> Any:
-        """`x`: NumPy, or a jax.Array already on the device (compute_cam of a batch on the GPU)."""
+    def run(x: Any, classes: np.ndarray, others: Sequence[np.ndarray], while_running: Callable[[], None] | None = None) -> Any:
+        """`x`: NumPy, or a jax.Array already on the device (compute_cam of a batch on the GPU). The pass is
+        dispatched, `while_running()` runs on the host meanwhile, then the results come back in one transfer."""
+        classes = _on_device(np.asarray(classes, np.int32))
         result = _retried(lambda: compiled(*_values(model_ref()), x, classes, list(others)))
-        return jax.tree.map(np.asarray, result)
+        if while_running is not None:
+            while_running()
+        return jax.device_get(result)
 
     return run
 
@@ -115,16 +133,6 @@ def forward_pass(model_ref: Callable[[], Any], forward: Callable[..., Any]) -> C
         return jax.tree.map(np.asarray, _retried(lambda: compiled(*_values(model_ref()), x, list(others))))
 
     return run
-
-
-@jax.jit
-def _all_finite(x: Any) -> Any:
-    return jnp.all(jnp.isfinite(x))
-
-
-def all_finite(x: Any) -> bool:
-    """Whether every value of the array `x` (on its device) is finite: one compiled reduction, one wait."""
-    return bool(_all_finite(x))
 
 
 def dry_call(model: Any, attempt: Callable[[Callable[[Any], Any]], Any]) -> Any:

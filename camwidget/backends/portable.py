@@ -54,7 +54,7 @@ class PortableEngine(engine.CAMEngine):
         layout = self.layout(x.shape[1:], feed)
         _check_output_depends_on(layout, output, infos)
         fn = self._compiled(key, lambda: self._build_capture(infos, layout, output, score, target, feed))
-        grads, (activations, scores, probs, chosen_classes) = fn(
+        grads, (activations, scores, probs, chosen_classes, _) = fn(
             _input(x), np.asarray(classes, np.int32), _rows(feed, len(x))
         )
         paths = [i.path for i in infos]
@@ -68,26 +68,30 @@ class PortableEngine(engine.CAMEngine):
 
     def capture_maps(
         self, x: Any, info: LayerInfo, classes: np.ndarray, output: int, score: str, formula: Any,
-        target: Any = None, feed: Feed | None = None,
+        target: Any = None, feed: Feed | None = None, while_running: Callable[[], None] | None = None,
     ) -> engine.MapsCapture:  # fmt: skip
         """The raw maps sum_k T_k of a gradient method given by its formula T(A, G, xp) (see
         :mod:`camwidget.methods`) at one layer, made inside the backend's pass: the formula runs in keras.ops on
-        the device, and only the (N, h, w) maps and the (N, C) probabilities leave it. `x` may be a batch
-        already on the device (a jax.Array or torch tensor), which then stays there."""
+        the device, and only the (N, h, w) maps, the (N, C) probabilities and whether every input value was
+        finite leave it. `x` may be a batch already on the device (a jax.Array or torch tensor), which then
+        stays there, unread by the host. `while_running()` is called while the pass runs on the device
+        (JAX dispatches it and returns at once), before its results are waited for."""
         key = ("maps", info.path, output, score, tuple(x.shape[1:]), target, engine._signature(feed), formula)
         layout = self.layout(tuple(x.shape[1:]), feed)
         _check_output_depends_on(layout, output, [info])
 
-        def reduce(grads: list[Any], aux: Any) -> tuple[Any, Any, Any]:
-            (activations, *_), _, probs, chosen_classes = aux
-            return ops.sum(formula(activations, grads[0], ops), axis=-1), probs, chosen_classes
+        def reduce(grads: list[Any], aux: Any) -> tuple[Any, Any, Any, Any]:
+            (activations, *_), _, probs, chosen_classes, finite = aux
+            return ops.sum(formula(activations, grads[0], ops), axis=-1), probs, chosen_classes, finite
 
         fn = self._compiled(key, lambda: self._build_capture([info], layout, output, score, target, feed, reduce))
-        result = fn(_input(x), np.asarray(classes, np.int32), _rows(feed, len(x)))
+        result = fn(_input(x), np.asarray(classes, np.int32), _rows(feed, len(x)), while_running=while_running)
         if result is None:  # torch: the output does not depend on the layer
             raise CAMError(f"output {output} does not depend on layer {info.path!r}; choose another layer")
-        maps, probs, chosen_classes = result
-        return engine.MapsCapture(np.asarray(maps, np.float32), np.asarray(probs), np.asarray(chosen_classes))
+        maps, probs, chosen_classes, finite = result
+        return engine.MapsCapture(
+            np.asarray(maps, np.float32), np.asarray(probs), np.asarray(chosen_classes), bool(finite)
+        )  # fmt: skip
 
     def recapture(self, *args: Any, **kwargs: Any) -> None:
         return None  # no tail pass here: a class switch runs the whole model again
@@ -218,7 +222,8 @@ class PortableEngine(engine.CAMEngine):
                 chosen = targets.target_scores(target, ops.cast(before if score == "auto" else y, "float32"))
                 scores = probs = chosen[:, None]
                 classes = ops.zeros_like(classes)
-            return chosen, ([ops.cast(seen[p][0], "float32") for p in paths], scores, probs, classes)
+            finite = ops.all(ops.isfinite(x))  # a batch on the device is checked here, not read by the host
+            return chosen, ([ops.cast(seen[p][0], "float32") for p in paths], scores, probs, classes, finite)
 
         return self._autodiff.gradient_pass(self._model, forward, lambda n: [(n, *s) for s in shapes], reduce)
 

@@ -66,12 +66,15 @@ def gradient_pass(model_ref: Callable[[], Any], forward: Callable[..., Any],
                 return keras.tree.map_structure(_numpy, reduce(grads, aux))
         return [None if g is None else _numpy(g) for g in grads], keras.tree.map_structure(_numpy, aux)
 
-    def run(x: Any, classes: np.ndarray, others: Sequence[np.ndarray]) -> Any:
+    def run(x: Any, classes: np.ndarray, others: Sequence[np.ndarray], while_running: Callable[[], None] | None = None) -> Any:
         tensors = _tensors(x, classes, others)
         deadline = time.monotonic() + WAIT_FOR_WEIGHTS_S
         while True:
             try:
-                return once(*tensors)
+                result = once(*tensors)
+                if while_running is not None:
+                    while_running()
+                return result
             except RuntimeError as exc:  # a training step in another thread updated a weight in place meanwhile:
                 if "modified by an inplace operation" not in str(exc):  # autograd refuses, nothing was made
                     raise
@@ -83,11 +86,6 @@ def gradient_pass(model_ref: Callable[[], Any], forward: Callable[..., Any],
                 time.sleep(0.005)
 
     return run
-
-
-def all_finite(x: Any) -> bool:
-    """Whether every value of the tensor `x` (on its device) is finite."""
-    return bool(torch.isfinite(x).all())
 
 
 def forward_pass(model_ref: Callable[[], Any], forward: Callable[..., Any]) -> Callable[..., Any]:
