@@ -23,9 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]  # _timing, and camwidget from this checkout where it is not installed
@@ -50,6 +54,7 @@ def camwidget_on_jax(batch: int, rounds: int, breakdown: bool = False) -> dict[s
     tv = [v.value for v in model.trainable_variables]
     ntv = [v.value for v in model.non_trainable_variables]
     x_device = jax.device_put(x)
+    passes = _spy_on_jit(lambda: cw.compute_cam(model, x, layer="block5_conv3"))  # traces the pass
     maps = cw.compute_cam(model, x, layer="block5_conv3")
     assert maps.shape == (batch, 14, 14) and np.isfinite(maps).all(), maps.shape
     same = np.abs(cw.compute_cam(model, x_device, layer="block5_conv3") - maps).max()
@@ -65,14 +70,18 @@ def camwidget_on_jax(batch: int, rounds: int, breakdown: bool = False) -> dict[s
         explainer.engine.capture_maps(x_device, info, every_top, output, "auto", METHODS["gradcam"].formula)
 
     print(f"camwidget on {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}, keras {keras.__version__}", file=sys.stderr)
-    if breakdown:  # where compute_cam's time goes besides its pass, each step timed alone
-        from camwidget.images import device_batch
-
-        return medians(
+    if breakdown:  # where compute_cam's time goes besides the device's work
+        top = jax.device_put(every_top)
+        device_time = {
+            "(device) forward, back to back": _back_to_back(lambda: forward(tv, ntv, x_device)),
+            "(device) camwidget's pass, back to back": _back_to_back(lambda: passes[0](tv, ntv, x_device, top, [])),
+        }
+        for step, seconds in _timeline(lambda: cw.compute_cam(model, x_device, layer="block5_conv3"), rounds).items():
+            print(f"  one compute_cam, {step:52s} {seconds * 1e3:7.3f} ms", file=sys.stderr)
+        return device_time | medians(
             {
-                "(step) the pass": pass_alone,
-                "(step) check the batch on the device": lambda: device_batch(x_device),
-                "(step) look at the model (sync)": explainer.engine.sync,
+                "(host) look at the model (sync)": explainer.engine.sync,
+                "(step) the pass, synchronous": pass_alone,
                 "(step) Explainer.explain": lambda: explainer.explain(x_device),
                 "(step) compute_cam": lambda: cw.compute_cam(model, x_device, layer="block5_conv3"),
             },
@@ -88,6 +97,82 @@ def camwidget_on_jax(batch: int, rounds: int, breakdown: bool = False) -> dict[s
         },
         rounds,
     )
+
+
+def _spy_on_jit(run: Callable[[], object]) -> list[Any]:
+    """The jitted gradient passes that run() compiles (camwidget's own, to time them on the device alone)."""
+    import jax
+
+    found, real = [], jax.jit
+
+    def spy(fun: Any, *args: Any, **kwargs: Any) -> Any:
+        jitted = real(fun, *args, **kwargs)
+        if "gradient_pass" in getattr(fun, "__qualname__", ""):
+            found.append(jitted)
+        return jitted
+
+    jax.jit = spy
+    try:
+        run()
+    finally:
+        jax.jit = real
+    return found
+
+
+def _back_to_back(call: Callable[[], Any], calls: int = 10, rounds: int = 5) -> float:
+    """Seconds per call with `calls` dispatched before waiting: the device's time, the host's hidden."""
+    import jax
+
+    jax.block_until_ready(call())
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        jax.block_until_ready([call() for _ in range(calls)])
+        times.append((time.perf_counter() - start) / calls)
+    return statistics.median(times)
+
+
+def _timeline(call: Callable[[], object], rounds: int) -> dict[str, float]:
+    """Median time between the steps of one compute_cam: entering the pass, dispatching it, the look at the
+    model made while it runs, its results back, the return."""
+    from camwidget.backends import jax_autodiff, portable
+
+    marks: dict[str, float] = {}
+    capture_maps, values = portable.PortableEngine.capture_maps, jax_autodiff._values
+
+    def timed_capture_maps(self: Any, *args: Any, **kwargs: Any) -> Any:
+        marks["capture_maps called"] = time.perf_counter()
+        check = kwargs.get("while_running")
+        if check is not None:
+            def while_running() -> None:
+                marks["pass dispatched, look at the model"] = time.perf_counter()
+                check()
+                marks["look done, wait for the results"] = time.perf_counter()
+
+            kwargs["while_running"] = while_running
+        result = capture_maps(self, *args, **kwargs)
+        marks["results back, normalise"] = time.perf_counter()
+        return result
+
+    def timed_values(model: Any) -> Any:
+        marks["read the weights, dispatch"] = time.perf_counter()
+        return values(model)
+
+    portable.PortableEngine.capture_maps, jax_autodiff._values = timed_capture_maps, timed_values
+    steps: dict[str, list[float]] = {}
+    try:
+        for i in range(rounds + 2):
+            marks.clear()
+            start = time.perf_counter()
+            call()
+            order = [("compute_cam called", start), *sorted(marks.items(), key=lambda kv: kv[1]), ("returned", time.perf_counter())]
+            if i < 2:  # warm-up
+                continue
+            for (name, at), (_, then) in zip(order, order[1:]):
+                steps.setdefault(name, []).append(then - at)
+    finally:
+        portable.PortableEngine.capture_maps, jax_autodiff._values = capture_maps, values
+    return {name: statistics.median(times) for name, times in steps.items()}
 
 
 def pytorch_grad_cam(batch: int, rounds: int) -> dict[str, float]:
@@ -138,7 +223,8 @@ def main() -> None:
         command = [sys.executable, __file__, "--child", side, "--batch", str(args.batch), "--rounds", str(args.rounds)]
         command += ["--breakdown"] if args.breakdown else []
         done = subprocess.run(command, env=env, capture_output=True, text=True)
-        print("\n".join(line for line in done.stderr.splitlines() if " on " in line and "," in line))
+        print("\n".join(line for line in done.stderr.splitlines()
+                        if " on " in line and "," in line or line.startswith("  one compute_cam")))
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         if not lines:
             print(f"{side}: failed\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}")
