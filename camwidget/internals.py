@@ -92,11 +92,6 @@ def held_value(variable: Any) -> Any:
         return getattr(variable, "value", None)
 
 
-def is_detached(variable: Any) -> bool:
-    """Whether a variable holds no value now (see :func:`held_value`)."""
-    return held_value(variable) is None
-
-
 _LAYER = keras.layers.Layer
 
 
