@@ -1,11 +1,12 @@
 """compute_cam on each Keras backend against one compiled forward pass of the same model on that backend.
 
-    python benchmarks/bench_backends.py [--rounds 9] [--batch 8] [--backends tensorflow,jax,torch]
+    python benchmarks/bench_backends.py [--rounds 9] [--batch 8] [--backends tensorflow,jax,torch] [--explorer]
 
 VGG16 (random weights), layer block5_conv3, 224x224. Each backend runs in its own process (Keras picks its
 backend at import). The forward floor is the backend's fastest plain inference: tf.function (TensorFlow),
 jax.jit of stateless_call (JAX), the eager model under torch.no_grad and torch.compile where it works (torch;
-the faster of the two). Prints medians and same-run ratios.
+the faster of the two). Prints medians and same-run ratios. --explorer (with --batch 1) also times a class
+switch in CAMExplorer at block5_conv3: the layers after it from its cached activations, and the whole model.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 
 
-def measure(backend: str, rounds: int, batch: int) -> dict[str, float]:
+def measure(backend: str, rounds: int, batch: int, explorer: bool = False) -> dict[str, float]:
     import _timing  # noqa: F401
     import keras
     import numpy as np
@@ -67,6 +68,27 @@ def measure(backend: str, rounds: int, batch: int) -> dict[str, float]:
         except Exception as exc:  # noqa: BLE001 - reported, the eager floor stays
             print(f"torch.compile did not run this model: {type(exc).__name__}: {str(exc)[:200]}", file=sys.stderr)
     candidates["compute_cam"] = lambda: cw.compute_cam(model, x, layer="block5_conv3")
+    if explorer:  # a class switch: the layers after block5_conv3 from its cached activations, or a whole pass
+        from camwidget.engine import engine_for
+
+        picture = np.random.default_rng(1).integers(0, 256, (224, 224, 3), dtype=np.uint8)
+        ex = cw.CAMExplorer(model, picture, layer="block5_conv3", warm_up=False)
+        unseen = iter(range(1, 1000))  # a class not viewed yet each time: nothing cached
+        engine = engine_for(model)
+
+        def switch() -> None:
+            ex.class_index = next(unseen)
+            assert "after-layer pass" in ex.status_text, ex.status_text
+
+        def switch_with_whole_pass() -> None:
+            engine.recapture = lambda *args, **kwargs: None  # what JAX and torch did before their tail pass
+            try:
+                ex.class_index = next(unseen)
+            finally:
+                del engine.recapture
+
+        candidates["explorer class switch (layers after)"] = switch
+        candidates["explorer class switch (whole model)"] = switch_with_whole_pass
     features = keras.Model(model.input, model.get_layer("block5_pool").output)  # for reference, not the floor
     if backend == "jax":
         import jax
@@ -82,10 +104,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--backends", default="tensorflow,jax,torch")
+    parser.add_argument("--explorer", action="store_true", help="also time an explorer class switch (use --batch 1)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print("RESULT " + json.dumps(measure(args.child, args.rounds, args.batch)))
+        print("RESULT " + json.dumps(measure(args.child, args.rounds, args.batch, args.explorer)))
         return
     print(f"VGG16 (random weights), block5_conv3, batch {args.batch}, 224x224, median of {args.rounds} rounds")
     for backend in args.backends.split(","):
@@ -94,6 +117,7 @@ def main() -> None:
         if backend == "jax" and jax_dir.is_dir():
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(jax_dir), os.environ.get("PYTHONPATH")]))
         command = [sys.executable, __file__, "--child", backend, "--rounds", str(args.rounds), "--batch", str(args.batch)]
+        command += ["--explorer"] if args.explorer else []
         done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=HERE)
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         if not lines:

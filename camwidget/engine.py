@@ -285,11 +285,12 @@ class CAMEngine:
 
     def recapture(
         self, activations: np.ndarray, info: LayerInfo, classes: np.ndarray, output: int, score: str,
-        feed: Feed | None = None,
+        feed: Feed | None = None, image_shape: tuple[int, ...] | None = None,
     ) -> LayerCapture | None:  # fmt: skip
         """The same as :meth:`capture` at one layer from its cached activations, running only the layers after
         it; None where the model's structure does not allow that (then use :meth:`capture`), and for a model
-        with several inputs (another input may join after the layer)."""
+        with several inputs (another input may join after the layer). `image_shape`: one input's shape, for
+        the engines that read the logits' place from the dry run's layout."""
         if feed is not None:
             return None
         key = ("tail", info.path, output, score, activations.shape[1:])

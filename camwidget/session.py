@@ -420,8 +420,9 @@ class ExplorerSession:
         if activations is not None and passes is None:
             self.model_calls += 1
             capture = None if self.explainer.target is not None else self.engine.recapture(
-                activations, info, np.array([class_index], np.int32), self.output, score, self.explainer.feed
-            )
+                activations, info, np.array([class_index], np.int32), self.output, score, self.explainer.feed,
+                self.model_input(index).shape[1:],
+            )  # fmt: skip
             if capture is not None:
                 self._keep(index, class_index, score, {info.path: capture}, capture, 0.0)
                 return capture, "after-layer pass", 0.0

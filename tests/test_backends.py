@@ -279,3 +279,49 @@ def test_an_output_that_does_not_depend_on_the_layer_is_refused_not_shown_empty(
     for method in ("gradcam", "eigencam"):
         with pytest.raises(ValueError, match=r"output 1 does not depend on layer 'branch_a'; choose another layer"):
             cw.compute_cam(model, x, layer="branch_a", output="out_1", method=method)
+
+
+TAILED_MODELS = {
+    "dense softmax": (lambda: models.small_cnn(name="tail_a"), "conv_b"),
+    "activation softmax": (lambda: models.small_cnn(final="activation_softmax", name="tail_b"), "conv_b"),
+    "softmax layer": (lambda: models.small_cnn(final="softmax_layer", name="tail_c"), "conv_b"),
+    "sigmoid": (lambda: models.small_cnn(final="sigmoid", name="tail_d"), "conv_b"),
+    "below a pooling layer": (lambda: models.small_cnn(name="tail_e"), "conv_a"),
+    "three deep": (lambda: models.nested_three_deep(), "middle/inner/deep_conv"),
+}
+
+
+@pytest.mark.parametrize("kind", list(TAILED_MODELS))
+def test_a_class_switch_runs_only_the_layers_after_with_the_weights_as_they_are_now(kind, rng):
+    """The explorer's view of a class other than the top one reuses the layer's activations from the top
+    class's pass and runs only the layers after it (JAX: a compiled tail that takes the weights as arguments;
+    torch: eagerly; TensorFlow: its tail pass). Its map equals compute_cam's, also after the weights changed
+    under a tail already compiled (nothing traced again)."""
+    from camwidget.engine import engine_for
+
+    build, layer = TAILED_MODELS[kind]
+    model = build()
+    image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    traced, explorers = None, []
+    for changed in (False, True):
+        if changed:
+            model.set_weights([w * 1.3 + 0.01 for w in model.get_weights()])
+        ex = cw.CAMExplorer(model, image, layer=layer, warm_up=False)  # kept open: close() drops the passes
+        explorers.append(ex)
+        x = ex.session.model_input(0)
+        probabilities = ops.convert_to_numpy(model(x))[0]
+        if probabilities.shape == (1,):  # one sigmoid unit: classes 0 and 1
+            probabilities = np.array([1 - probabilities[0], probabilities[0]])
+        other = next(c for c in range(len(probabilities)) if c != int(np.argmax(probabilities)))
+        ex.class_index = other
+        assert "after-layer pass" in ex.status_text, ex.status_text
+        np.testing.assert_allclose(ex.cam, cw.compute_cam(model, x, layer=layer, class_index=other)[0], atol=1e-5)
+        raw = ex.session.view(0, layer, other, "gradcam").raw  # the map just drawn, before ReLU (cached)
+        want = cw.compute_cam(model, x, layer=layer, class_index=other, normalize=False)[0]
+        assert np.abs(want).max() > 0
+        np.testing.assert_allclose(raw, want, rtol=1e-4, atol=1e-5 * np.abs(want).max(), err_msg=f"changed: {changed}")
+        if changed:  # the tail compiled before the change served it
+            assert engine_for(model).trace_count == traced
+        traced = engine_for(model).trace_count
+    for ex in explorers:
+        ex.close()

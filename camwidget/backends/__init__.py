@@ -1,7 +1,8 @@
 """Which Keras backend runs the model, and the small part of camwidget that depends on it.
 
 TensorFlow (the default) runs through :mod:`camwidget.engine`: traced ``tf.function`` passes and a
-``GradientTape``, a tail pass for class switches and guided backpropagation. JAX and PyTorch run through
+``GradientTape``, a tail pass for class switches, and guided backpropagation (TensorFlow only). JAX and
+PyTorch run through
 :mod:`camwidget.backends.portable`, written in ``keras.ops``; all it needs from the backend is how to compile a
 pass and differentiate it, one small module each (:mod:`.jax_autodiff`, :mod:`.torch_autodiff`). The capture
 needs no tape: the chosen layer returns ``output + eps`` and the score is differentiated with respect to

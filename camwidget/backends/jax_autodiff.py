@@ -14,6 +14,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import keras
 import numpy as np
 
 from .. import internals
@@ -118,6 +119,30 @@ def gradient_pass(model_ref: Callable[[], Any], forward: Callable[..., Any],
         if while_running is not None:
             while_running()
         return jax.device_get(result)
+
+    return run
+
+
+def tail_pass(model_ref: Callable[[], Any], forward: Callable[..., Any]) -> Callable[..., Any]:
+    """run(a, classes) -> (d sum(chosen) / d a, aux) as NumPy, compiled, where forward(a, classes) ->
+    (chosen (N,), aux) runs the layers after one layer (:func:`camwidget.internals.tail_function`). They run
+    in a StatelessScope that maps each variable to its current value, passed as an argument: a compiled tail
+    never bakes in weights, as the full pass's stateless_call does not."""
+
+    @jax.jit
+    def compiled(trainable: list[Any], non_trainable: list[Any], a: Any, classes: Any) -> Any:
+        variables = internals.trainable_split(model_ref())
+        mapping = list(zip(variables[0] + variables[1], trainable + non_trainable))
+
+        def objective(a: Any) -> tuple[Any, Any]:
+            with keras.StatelessScope(state_mapping=mapping):
+                chosen, aux = forward(a, classes)
+            return jnp.sum(chosen), aux
+
+        return jax.grad(objective, has_aux=True)(a)
+
+    def run(a: np.ndarray, classes: np.ndarray) -> Any:
+        return jax.device_get(_retried(lambda: compiled(*_values(model_ref()), a, _on_device(classes))))
 
     return run
 

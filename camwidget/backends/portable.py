@@ -9,6 +9,9 @@ The logits: with no graph to walk, the dry run follows the model's output back t
 (by identity of the tensors each layer returned) over Reshape / Flatten layers: a Softmax or Activation
 layer's input, or what goes into a final layer's own softmax or sigmoid, read during the pass by replacing
 that layer's ``activation`` for the pass (the model is unchanged after).
+
+A class switch in the explorer runs only the layers after the chosen one from its cached A
+(:meth:`PortableEngine.recapture`, :func:`camwidget.internals.tail_function`), differentiated with respect to A.
 """
 
 from __future__ import annotations
@@ -93,8 +96,25 @@ class PortableEngine(engine.CAMEngine):
             np.asarray(maps, np.float32), np.asarray(probs), np.asarray(chosen_classes), bool(finite)
         )  # fmt: skip
 
-    def recapture(self, *args: Any, **kwargs: Any) -> None:
-        return None  # no tail pass here: a class switch runs the whole model again
+    def recapture(
+        self, activations: np.ndarray, info: LayerInfo, classes: np.ndarray, output: int, score: str,
+        feed: Feed | None = None, image_shape: tuple[int, ...] | None = None,
+    ) -> engine.LayerCapture | None:  # fmt: skip
+        """:meth:`camwidget.engine.CAMEngine.recapture`: dy/dA for other classes from the cached A, running only
+        the layers after the chosen one (:func:`camwidget.internals.tail_function`) with the weights as they are
+        now; None where the model's structure does not allow it, or its logits are not read after the layer."""
+        if feed is not None or image_shape is None:
+            return None
+        layout = self.layout(tuple(image_shape))
+        key = ("tail", info.path, output, score, tuple(activations.shape[1:]))
+        fn = self._compiled(key, lambda: self._build_tail(info, layout, output, score))
+        if fn is None:
+            return None
+        gradients, (scores, probs, chosen_classes) = fn(np.asarray(activations, np.float32), np.asarray(classes, np.int32))
+        return engine.LayerCapture(
+            activations, np.asarray(gradients, np.float32), np.asarray(scores), np.asarray(probs),
+            np.asarray(chosen_classes),
+        )  # fmt: skip
 
     def class_probabilities(
         self, x: np.ndarray, output: int, feed: Feed | None = None, image: int | None = None
@@ -226,6 +246,36 @@ class PortableEngine(engine.CAMEngine):
             return chosen, ([ops.cast(seen[p][0], "float32") for p in paths], scores, probs, classes, finite)
 
         return self._autodiff.gradient_pass(self._model, forward, lambda n: [(n, *s) for s in shapes], reduce)
+
+
+    def _build_tail(self, info: LayerInfo, layout: ModelLayout, output: int, score: str) -> Any:
+        tail = internals.tail_function(self.model, info.path, output)
+        logit = layout.output_logits[output] if layout.output_logits else None
+        if tail is None or logit is not None and layout.layers[logit[1]].order <= info.order:
+            return None  # the logits are read before the layer (or the layer is their own): not in the tail
+        self.trace_count += 1
+        activation = layout.output_activations[output]
+        rank = len(layout.input_shape)
+        watched = {logit[1]: layout.layers[logit[1]].layer} if logit and logit[0] == "input" else {}
+        before_activation = {logit[1]: layout.layers[logit[1]].layer} if logit and logit[0] == "activation" else {}
+
+        def forward(a: Any, classes: Any) -> tuple[Any, Any]:
+            logits: list[Any] = []
+
+            def on_input(path: str, args: tuple[Any, ...]) -> None:
+                if logit == ("input", path) and args:
+                    logits.append(args[0])
+
+            with adapter.capturing(
+                watched, lambda path, out: None, on_input=on_input, activations=before_activation,
+                on_activation=lambda path, z: logits.append(z),
+            ):  # fmt: skip
+                y = tail(ops.cast(a, info.layer.compute_dtype))
+            before = ops.reshape(ops.cast(logits[-1], y.dtype), ops.shape(y)) if logits else y
+            scores, probs, classes, chosen = class_scores(y, before, activation, score, classes, rank)
+            return chosen, (scores, probs, classes)
+
+        return self._autodiff.tail_pass(self._model, forward)
 
 
 def _check_output_depends_on(layout: ModelLayout, output: int, infos: Sequence[LayerInfo]) -> None:

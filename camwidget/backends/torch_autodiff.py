@@ -88,6 +88,22 @@ def gradient_pass(model_ref: Callable[[], Any], forward: Callable[..., Any],
     return run
 
 
+def tail_pass(model_ref: Callable[[], Any], forward: Callable[..., Any]) -> Callable[..., Any]:
+    """run(a, classes) -> (d sum(chosen) / d a, aux) as NumPy, where forward(a, classes) -> (chosen (N,), aux)
+    runs the layers after one layer (:func:`camwidget.internals.tail_function`) on the weights as they are."""
+
+    def run(a: np.ndarray, classes: np.ndarray) -> Any:
+        activations, classes, _ = _tensors(a, classes, [])
+        activations.requires_grad_(True)
+        with torch.enable_grad():
+            chosen, aux = forward(activations, classes)
+            (gradient,) = torch.autograd.grad(chosen.sum(), [activations], allow_unused=True)
+        gradient = torch.zeros_like(activations) if gradient is None else gradient
+        return _numpy(gradient), keras.tree.map_structure(_numpy, aux)
+
+    return run
+
+
 def forward_pass(model_ref: Callable[[], Any], forward: Callable[..., Any]) -> Callable[..., Any]:
     """run(x, others) -> forward(call, x, others) as NumPy, without autograd."""
 
