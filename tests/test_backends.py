@@ -325,3 +325,25 @@ def test_a_class_switch_runs_only_the_layers_after_with_the_weights_as_they_are_
         traced = engine_for(model).trace_count
     for ex in explorers:
         ex.close()
+
+
+def test_a_tail_that_cannot_run_gives_a_whole_pass_not_an_error(rng, monkeypatch):
+    """Where Keras's graph does not run as read, a class switch falls back to running the whole model, with
+    the same map and nothing wrong on the status line, on every backend."""
+    from camwidget import internals
+
+    def broken(model, path, output):
+        def tail(activations):
+            raise RuntimeError("the graph did not run as read")
+
+        return tail
+
+    monkeypatch.setattr(internals, "tail_function", broken)
+    model = models.small_cnn(name="tail_broken")
+    ex = cw.CAMExplorer(model, rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), layer="conv_b", warm_up=False)
+    x = ex.session.model_input(0)
+    for other in (0, 1, 2):
+        ex.class_index = other
+        assert "after-layer pass" not in ex.status_text and "✖" not in ex.status_text, ex.status_text
+        np.testing.assert_allclose(ex.cam, cw.compute_cam(model, x, layer="conv_b", class_index=other)[0], atol=1e-5)
+    ex.close()

@@ -110,7 +110,15 @@ class PortableEngine(engine.CAMEngine):
         fn = self._compiled(key, lambda: self._build_tail(info, layout, output, score))
         if fn is None:
             return None
-        gradients, (scores, probs, chosen_classes) = fn(np.asarray(activations, np.float32), np.asarray(classes, np.int32))
+        try:
+            gradients, (scores, probs, chosen_classes) = fn(
+                np.asarray(activations, np.float32), np.asarray(classes, np.int32)
+            )  # fmt: skip
+        except CAMError:
+            raise
+        except Exception:  # Keras's graph did not run as read (as TensorFlow's tail): whole passes from now on
+            self._functions.put(key, engine._NO_FUNCTION)
+            return None
         return engine.LayerCapture(
             activations, np.asarray(gradients, np.float32), np.asarray(scores), np.asarray(probs),
             np.asarray(chosen_classes),
