@@ -255,7 +255,6 @@ class PortableEngine(engine.CAMEngine):
 
         return self._autodiff.gradient_pass(self._model, forward, lambda n: [(n, *s) for s in shapes], reduce)
 
-
     def _build_tail(self, info: LayerInfo, layout: ModelLayout, output: int, score: str) -> Any:
         tail = internals.tail_function(self.model, info.path, output)
         logit = layout.output_logits[output] if layout.output_logits else None
