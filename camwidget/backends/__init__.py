@@ -3,10 +3,10 @@
 TensorFlow (the default) runs through :mod:`camwidget.engine`: traced ``tf.function`` passes and a
 ``GradientTape``, a tail pass for class switches, and guided backpropagation (TensorFlow only). JAX and
 PyTorch run through :mod:`camwidget.backends.portable`, written in ``keras.ops``, with their own tail pass;
-all it needs from the backend is how to compile a
-pass and differentiate it, one small module each (:mod:`.jax_autodiff`, :mod:`.torch_autodiff`). The capture
-needs no tape: the chosen layer returns ``output + eps`` and the score is differentiated with respect to
-``eps`` at zero, which is dy/dA. Methods, render, session and widget never know which backend runs.
+all it needs from the backend is how to compile a pass and differentiate it, one small module each
+(:mod:`.jax_autodiff`, :mod:`.torch_autodiff`). The capture needs no tape: the chosen layer returns
+``output + eps`` and the score is differentiated with respect to ``eps`` at zero, which is dy/dA. Methods,
+render, session and widget never know which backend runs.
 
 The backend is Keras's: chosen by ``KERAS_BACKEND`` before Keras is imported.
 """
