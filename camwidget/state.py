@@ -113,7 +113,10 @@ class WeightsFingerprint:
             weights = tf.sin(tf.range(1, tf.shape(values)[0] + 1, dtype=tf.float64) * 0.7071)
             return tf.stack([tf.reduce_sum(values * weights), tf.reduce_sum(values)])
 
-        compiled = tf.function(fingerprint, autograph=False)
+        # A concrete function, as the engine's passes: calling one never traces, so no "triggered tf.function
+        # retracing" warning, which TensorFlow gives for a function made anew per model (by its code, here the
+        # same for every model) when it is called through tf.function's dispatch.
+        compiled = tf.function(fingerprint, autograph=False).get_concrete_function()
         return lambda: compiled().numpy()
 
 

@@ -87,3 +87,37 @@ def test_the_optimizer_step_is_read_again_while_a_jax_fit_has_donated_it():
 
     with pytest.raises(RuntimeError, match="something else"):  # any other error is not swallowed
         _optimizer_step(SimpleNamespace(optimizer=SimpleNamespace(iterations=Broken())))
+
+
+def test_explaining_many_models_in_one_process_gives_no_retracing_warning():
+    """TensorFlow warns "triggered tf.function retracing" when functions made from the same code are traced
+    again and again through tf.function's dispatch: the weights fingerprint, made once per model, did that
+    from the fifth model on. Nothing of camwidget's may reach a user who explains model after model."""
+    import logging
+    import warnings
+
+    import camwidget as cw
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("a TensorFlow warning")
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    handler = Keep()
+    logger = logging.getLogger("tensorflow")
+    logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for i in range(8):
+                keras.utils.set_random_seed(i)
+                model = models.small_cnn(n_classes=2 + i % 3, size=16 + 4 * (i % 2), name=f"many_{i}")
+                x = np.random.default_rng(i).normal(size=(1, *model.input_shape[1:])).astype(np.float32)
+                assert cw.compute_cam(model, x).shape[0] == 1
+    finally:
+        logger.removeHandler(handler)
+    said = records + [str(w.message) for w in caught]
+    assert not [s for s in said if "retracing" in s], said
