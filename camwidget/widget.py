@@ -15,6 +15,7 @@ import html
 import io
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -534,8 +535,14 @@ class CAMExplorer(widgets.VBox):
         self._follow_model()
         self._redraw_now(_MAP)
 
+    # Read through the class at interpreter exit, when ipywidgets' __del__ calls close() after this module's
+    # globals, the builtins and sys.modules may already be gone (nothing can be imported then).
+    _finalizing = staticmethod(sys.is_finalizing)
+
     def close(self) -> None:
         """Free the widgets and the caches, and let the model go with everything traced for it."""
+        if self._finalizing():  # the process is ending and frees everything: do nothing, say nothing
+            return
         if "_status" not in vars(self):  # construction failed before the widgets existed
             session = vars(self).get("_session")
             if session is not None:

@@ -216,6 +216,50 @@ def test_close_frees_widgets_and_caches(small, picture):
     assert ex.session.cached_views == 0
 
 
+# A fresh process that keeps an explorer in a global and exits: ipywidgets' __del__ calls close() while Python
+# shuts down, when sys.modules (then the module's globals and the builtins) are gone. The wrapper reports what
+# close() did with names bound in advance, as nothing else can be looked up then.
+_EXIT_SCRIPT = """
+import os
+import numpy as np
+import keras
+from keras import layers
+import camwidget as cw
+from camwidget import widget
+
+inp = keras.Input((16, 16, 3))
+x = layers.Conv2D(4, 3, activation="relu", name="conv")(inp)
+model = keras.Model(inp, layers.Dense(2, activation="softmax")(layers.GlobalAveragePooling2D()(x)))
+EXPLORER = cw.CAMExplorer(model, np.zeros((16, 16, 3), np.uint8), background=False)
+assert EXPLORER.cam is not None
+close = widget.CAMExplorer.close
+
+def reporting_close(self, _close=close, _write=os.write, _error=BaseException, _repr=repr):
+    _write(2, b"close at exit\\n")
+    try:
+        _close(self)
+    except _error as exc:
+        _write(2, b"close raised " + _repr(exc).encode() + b"\\n")
+        raise
+    _write(2, b"close returned\\n")
+
+widget.CAMExplorer.close = reporting_close
+"""
+
+
+@pytest.mark.slow
+def test_an_explorer_left_in_a_global_says_nothing_at_interpreter_exit():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", _EXIT_SCRIPT], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = [line for line in done.stderr.splitlines() if "close" in line or "Error" in line or "meta_path" in line]
+    assert said == ["close at exit", "close returned"], done.stderr[-3000:]
+
+
 def test_never_touches_pyplot_or_backend(small, picture):
     import matplotlib.pyplot as plt
 
