@@ -13,6 +13,10 @@ be differentiated. The map then says which places raised y. Ready-made targets:
 Without a target, a segmentation output (N, H, W, C) is explained per class as Region(c, the pixels the
 model predicts as c) (see engine._region_scores). Region is pytorch-grad-cam's SemanticSegmentationTarget; Box assumes boxes (N, B, offset + C) whose last axis
 holds `offset` coordinates and then the class scores.
+
+Every index (class, unit, box, offset) is a whole number from 0: a negative one is refused with a CAMError, as
+compute_cam's class_index is, never counted from the end as Python would (Box(b, -1) would otherwise read a box
+coordinate). One past the output's size is refused when the target first meets the output.
 """
 
 from __future__ import annotations
@@ -27,28 +31,73 @@ from keras import ops
 from .errors import CAMError
 
 
+def _index(value: Any, what: str, target: str) -> int:
+    """One index of a target as given: a whole number from 0 (NumPy's too), else a CAMError naming it."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise CAMError(f"{target}: {what} must be a whole number from 0, not {value!r} ({type(value).__name__})")
+    if value < 0:
+        raise CAMError(
+            f"{target}: {what} {value} is negative; indices count from 0 (negative ones are refused, not counted "
+            "from the end)"
+        )
+    return int(value)
+
+
+def _within(value: int, size: Any, what: str, target: str, out: Any) -> None:
+    """`value` < `size` where the output's size is known (at trace time), else a CAMError naming both."""
+    if size is not None and value >= size:
+        raise CAMError(f"{target}: {what} {value} is out of range for the output {tuple(out.shape)}: 0..{size - 1}")
+
+
 @dataclass(frozen=True, eq=False)  # hashed by identity: each target object is traced once
 class ClassScore:
+    """y = out[:, c] (the output flattened per image). c from 0; a negative c is refused."""
+
     class_index: int
 
+    def __post_init__(self) -> None:
+        _index(self.class_index, "class_index", "ClassScore")
+
     def __call__(self, out: Any) -> Any:
-        flat = ops.reshape(out, (-1, int(np.prod(out.shape[1:]))))
+        size = int(np.prod(out.shape[1:]))
+        _within(self.class_index, size, "class_index", "ClassScore", out)
+        flat = ops.reshape(out, (-1, size))
         return flat[:, self.class_index]
 
 
 @dataclass(frozen=True, eq=False)
 class Unit:
+    """y = out[:, i] or out[:, i, j, ...] for a tuple: one unit of a regression output. Each index from 0; a
+    negative one is refused."""
+
     index: int | tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        for i in self.index if isinstance(self.index, tuple) else (self.index,):
+            _index(i, "index", "Unit")
 
     def __call__(self, out: Any) -> Any:
         index = self.index if isinstance(self.index, tuple) else (self.index,)
+        if len(index) > len(out.shape) - 1:
+            raise CAMError(
+                f"Unit{index}: {len(index)} indices for an output {tuple(out.shape)} of {len(out.shape) - 1} axes "
+                "per image"
+            )
+        for i, size in zip(index, out.shape[1:]):
+            _within(i, size, "index", "Unit", out)
         return out[(slice(None), *index)]
 
 
 @dataclass(frozen=True, eq=False)
 class Region:
+    """y = sum over the mask's pixels of out[:, i, j, c]: a segmentation class's region. c from 0; a negative c
+    is refused."""
+
     class_index: int
     mask: Any  # (H, W) bool or 0/1 at the output's own spatial size
+
+    def __post_init__(self) -> None:
+        _index(self.class_index, "class_index", "Region")
 
     def __repr__(self) -> str:
         mask = np.asarray(self.mask)
@@ -61,18 +110,29 @@ class Region:
                 f"Region needs a segmentation output (N, H, W, classes) and a mask of its (H, W); the output is "
                 f"{tuple(out.shape)} and the mask {mask.shape}"
             )
+        _within(self.class_index, out.shape[-1], "class_index", "Region", out)
         return ops.sum(out[..., self.class_index] * mask, axis=(1, 2))
 
 
 @dataclass(frozen=True, eq=False)
 class Box:
+    """y = out[:, b, offset + c]: detection box b's score for class c. b, c and offset from 0; a negative one is
+    refused (a negative c would otherwise read one of the box's coordinates)."""
+
     box: int
     class_index: int
     offset: int = 4  # coordinates before the class scores on the last axis
 
+    def __post_init__(self) -> None:
+        for what in ("box", "class_index", "offset"):
+            _index(getattr(self, what), what, "Box")
+
     def __call__(self, out: Any) -> Any:
         if len(out.shape) != 3:
             raise CAMError(f"Box needs a detection output (N, boxes, {self.offset} + classes), not {tuple(out.shape)}")
+        _within(self.box, out.shape[1], "box", "Box", out)
+        classes = None if out.shape[2] is None else out.shape[2] - self.offset
+        _within(self.class_index, classes, "class_index", "Box", out)
         return out[:, self.box, self.offset + self.class_index]
 
 

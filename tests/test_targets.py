@@ -133,3 +133,41 @@ def test_a_target_never_changes_the_model(regression, x):
     cw.compute_cam(regression, x, layer="conv", target=Unit(2), aug_smooth=True)
     for a, b in zip(before, regression.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_negative_indices_are_refused_by_every_target_never_read_as_another_unit():
+    """A negative class or box would be counted from the end by Python's indexing, and Box(b, -1) would read the
+    box's last coordinate: every target refuses one when it is made, naming the index and the rule."""
+    made = {
+        "ClassScore": lambda: ClassScore(-1),
+        "Unit": lambda: Unit(-1),
+        "Unit tuple": lambda: Unit((0, -2)),
+        "Region": lambda: Region(-1, np.ones((16, 16), bool)),
+        "Box box": lambda: Box(-1, 0),
+        "Box class": lambda: Box(0, -1),
+        "Box offset": lambda: Box(0, 0, offset=-4),
+    }
+    for name, make in made.items():
+        with pytest.raises(cw.CAMError, match=r"-\d is negative; indices count from 0 \(negative ones are refused"):
+            make()
+    with pytest.raises(cw.CAMError, match=r"Box: class_index must be a whole number from 0, not 1.5"):
+        Box(0, 1.5)
+    with pytest.raises(cw.CAMError, match=r"ClassScore: class_index must be a whole number from 0, not True"):
+        ClassScore(True)
+    assert Box(np.int64(2), np.int32(1)).class_index == 1  # NumPy's integers are whole numbers too
+
+
+def test_targets_out_of_range_name_the_output(regression, segmenter, detector, x):
+    x16 = x[:, :16, :16]
+    with pytest.raises(cw.CAMError, match=r"Box: class_index 2 is out of range for the output \(None, 5, 6\): 0\.\.1"):
+        cw.compute_cam(detector, x16, layer="conv", target=Box(0, 2))  # one past the last class
+    with pytest.raises(cw.CAMError, match=r"Box: box 5 is out of range for the output \(None, 5, 6\): 0\.\.4"):
+        cw.compute_cam(detector, x16, layer="conv", target=Box(5, 0))
+    with pytest.raises(cw.CAMError, match=r"Region: class_index 3 is out of range .*: 0\.\.2"):
+        cw.compute_cam(segmenter, x16, layer="conv", target=Region(3, np.ones((16, 16), bool)))
+    with pytest.raises(cw.CAMError, match=r"Unit: index 3 is out of range for the output \(None, 3\): 0\.\.2"):
+        cw.compute_cam(regression, x, layer="conv", target=Unit(3))
+    with pytest.raises(cw.CAMError, match=r"ClassScore: class_index 3 is out of range"):
+        cw.compute_cam(regression, x, layer="conv", target=ClassScore(3))
+    with pytest.raises(cw.CAMError, match=r"Unit\(0, 1\): 2 indices for an output \(None, 3\) of 1 axes"):
+        cw.compute_cam(regression, x, layer="conv", target=Unit((0, 1)))
