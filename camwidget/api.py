@@ -14,6 +14,7 @@ from .engine import engine_for
 from .explain import Options, Explainer
 from .feed import Feed, make_feed
 from . import preprocess as preprocessing
+from .limits import MAX_SIDE
 from .errors import CAMError, ImageError
 from .images import device_batch, load_pictures, model_batch
 
@@ -122,8 +123,6 @@ def compute_cam(
                           feed=feed)  # fmt: skip
     return explainer.explain(batch, class_index, values_checked=values_checked)
 
-
-MAX_SIDE = 1024  # pictures for a model that takes any size: at most this long on their longer side
 
 
 def _are_pictures(images: Any) -> bool:

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import itertools
 import os
+import signal
 import sys
 import time
-from typing import Any
+from typing import Any, NoReturn
+
+from . import __version__
+from .limits import MAX_SIDE
 
 DESCRIPTION = """\
 Explain many pictures with Grad-CAM (or another CAM method) and write, into --out:
@@ -29,130 +34,263 @@ examples:
   camwidget explain model.keras photos/ --out report/ --ray auto      (a running Ray cluster)"""
 
 
+EXIT_CODES = """\
+exit codes:
+  0    every picture explained
+  1    some pictures could not be read (listed on stderr, kept out of the results)
+  2    bad usage: an option, the model or the output folder (one line on stderr says which)
+  130  interrupted (Ctrl-C): what was finished is kept; run the same command again to resume"""
+
+
+class UsageError(Exception):
+    """Something typed on the command line that cannot work: one line on stderr, exit code 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (and exit code 2, argparse's convention)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, not {text!r}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="camwidget", description="Where is my Keras model looking?")
+    main = OneLineParser(prog="camwidget", description="Where is my Keras model looking?")
+    main.add_argument("--version", action="version", version=f"camwidget {__version__}")
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
     explain = commands.add_parser(
-        "explain", help="explain many pictures; write overlays, maps, a table and a gallery",
-        description=DESCRIPTION, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    explain.add_argument("model", metavar="MODEL",
-                         help="a .keras (or .h5) file, loaded in Keras's safe mode; or module:function returning a model")  # fmt: skip
+        "explain",
+        help="explain many pictures; write overlays, maps, a table and a gallery",
+        description=DESCRIPTION,
+        epilog=EXAMPLES + "\n\n" + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    explain.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a .keras (or .h5) file, loaded in Keras's safe mode; or module:function returning a model",
+    )
     explain.add_argument("images", metavar="IMAGES", nargs="+", help="picture files or folders (searched recursively)")
     explain.add_argument("--out", required=True, metavar="DIR", help="the output folder (made if missing)")
     explain.add_argument("--layer", help="the layer to explain (default: the last spatial feature layer)")
-    explain.add_argument("--method", default="gradcam", help="gradcam (default), gradcam++, hirescam, xgradcam, "
-                         "layercam, scorecam, eigencam, cam, guided-gradcam")  # fmt: skip
-    explain.add_argument("--class", dest="class_index", type=int, metavar="INDEX",
-                         help="explain this class in every picture (default: each picture's top class)")  # fmt: skip
-    explain.add_argument("--target", metavar="SPEC", help="instead of a class: unit:I (a regression unit) or "
-                         "module:function returning a target (see camwidget.targets)")  # fmt: skip
-    explain.add_argument("--batch-size", type=int, default=16, metavar="N", help="pictures per pass (default 16)")
-    explain.add_argument("--max-side", type=int, default=1024, metavar="PX",
-                         help="for a model that takes any size: at most this many pixels on the longer side")  # fmt: skip
+    explain.add_argument(
+        "--method",
+        default="gradcam",
+        help="gradcam (default), gradcam++, hirescam, xgradcam, layercam, scorecam, eigencam, cam, guided-gradcam",
+    )
+    explain.add_argument(
+        "--class",
+        dest="class_index",
+        type=int,
+        metavar="INDEX",
+        help="explain this class in every picture (default: each picture's top class)",
+    )
+    explain.add_argument(
+        "--target",
+        metavar="SPEC",
+        help="instead of a class: unit:I (a regression unit) or module:function returning a target "
+        "(see camwidget.targets)",
+    )
+    explain.add_argument(
+        "--batch-size", type=positive_int, default=16, metavar="N", help="pictures per pass (default 16)"
+    )
+    explain.add_argument(
+        "--max-side",
+        type=positive_int,
+        default=MAX_SIDE,
+        metavar="PX",
+        help=f"for a model that takes any size: at most this many pixels on the longer side (default {MAX_SIDE})",
+    )
     explain.add_argument("--class-names", metavar="FILE", help="a text file with one class name per line")
     explain.add_argument("--no-overlays", action="store_true", help="write maps and tables only (faster)")
-    explain.add_argument("--ray", metavar="ADDRESS",
-                         help="spread the batches over a Ray cluster: its address, or auto (pip install camwidget[ray])")  # fmt: skip
+    explain.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="spread the batches over a Ray cluster: its address, or auto (pip install camwidget[ray])",
+    )
     return main
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def load_model(spec: str) -> Any:
-    """A model from a .keras/.h5 file (safe mode: no arbitrary code) or from module:function."""
+    """A model from a .keras/.h5 file (Keras's safe mode: no arbitrary code, Lambda layers refused) or from
+    module:function. Raises UsageError with one line naming what went wrong."""
     import keras
 
     if os.path.exists(spec) or spec.endswith((".keras", ".h5")):
         if not os.path.exists(spec):
-            raise SystemExit(f"camwidget: model file {spec!r} does not exist")
+            raise UsageError(f"model file {spec!r} does not exist")
         try:
             return keras.models.load_model(spec, safe_mode=True, compile=False)
         except Exception as exc:  # noqa: BLE001 - one clear line, not a traceback
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SystemExit(f"camwidget: could not load the model file {spec!r}: {first}") from None
+            raise UsageError(f"could not load the model file {spec!r}: {_first_line(exc)}") from None
     if ":" not in spec:
-        raise SystemExit(f"camwidget: MODEL must be a .keras file or module:function, not {spec!r}")
+        raise UsageError(f"MODEL must be a .keras file or module:function, not {spec!r}")
+    return _call_spec("MODEL", spec)
+
+
+def _call_spec(option: str, spec: str) -> Any:
+    """module:function -> function(), with one line for each way it can fail."""
     module_name, function_name = spec.rsplit(":", 1)
+    if not module_name or not function_name:
+        raise UsageError(f"{option} {spec!r}: expected module:function")
     try:
-        function = getattr(importlib.import_module(module_name), function_name)
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001
+        raise UsageError(f"{option} {spec!r}: cannot import module {module_name!r} ({_first_line(exc)})") from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise UsageError(f"{option} {spec!r}: module {module_name!r} has no function {function_name!r}")
+    try:
         return function()
     except Exception as exc:  # noqa: BLE001
-        raise SystemExit(f"camwidget: could not make the model from {spec!r}: {type(exc).__name__}: {exc}") from None
+        raise UsageError(f"{option} {spec!r}: {function_name}() failed: {type(exc).__name__}: {_first_line(exc)}") from None
 
 
 def parse_target(spec: str | None) -> Any:
+    """--target as typed -> a target (unit:I, or module:function returning one); UsageError otherwise."""
     if spec is None:
         return None
     from . import targets
 
     if spec.startswith("unit:"):
-        return targets.Unit(int(spec[5:]))
+        try:
+            return targets.Unit(int(spec[5:]))
+        except ValueError:
+            raise UsageError(f"--target {spec!r}: the unit must be a whole number, as in unit:3") from None
     if ":" in spec:
-        module_name, name = spec.rsplit(":", 1)
-        return getattr(importlib.import_module(module_name), name)()  # a factory: module:function() is the target
-    raise SystemExit(f"camwidget: --target must be unit:I or module:function, not {spec!r}")
+        return _call_spec("--target", spec)  # a factory: module:function() is the target
+    raise UsageError(f"--target must be unit:I or module:function, not {spec!r}")
+
+
+def read_class_names(path: str | None) -> list[str] | None:
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [line.strip() for line in f if line.strip()]
+    except OSError as exc:
+        raise UsageError(f"--class-names {path!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--class-names {path!r}: not a UTF-8 text file (one class name per line)") from None
 
 
 def explain_command(args: argparse.Namespace) -> int:
+    """The explain command: settings checked before anything is written; each picture's files under --out
+    only (camwidget.outputs); Ctrl-C keeps what is done."""
+    from .quiet import quiet_tensorflow
+
+    quiet_tensorflow()  # before anything imports Keras: TensorFlow's start-up lines never reach the terminal
     from tqdm import tqdm
 
-    from .batch import explain_many, picture_sources
-    from .errors import CAMError
-    from .quiet import quiet_tensorflow
-    from .report import Report
+    from .batch import explain_many, find_pictures
+    from .outputs import OutputFolder
+    from .report import Report, check_output_folder
 
-    try:
-        report = Report(args.out)  # refused before any work when it cannot be written
-    except CAMError as exc:
-        print(f"camwidget: {exc}", file=sys.stderr)
-        return 2
-    quiet_tensorflow()
+    check_output_folder(args.out)  # refused before any work when it cannot be written
+    class_names = read_class_names(args.class_names)
+    target = parse_target(args.target)
     model = load_model(args.model)
-    class_names = None
-    if args.class_names:
-        with open(args.class_names, encoding="utf-8") as f:
-            class_names = [line.strip() for line in f if line.strip()]
-    images = args.images if len(args.images) > 1 else args.images[0]
-    try:
-        total = sum(1 for name, _ in picture_sources(images) if not report.done(name))
-    except (CAMError, FileNotFoundError) as exc:
-        print(f"camwidget: {exc}", file=sys.stderr)
-        return 2
+    given = args.images if len(args.images) > 1 else args.images[0]
+    pictures = find_pictures(given, exclude=OutputFolder.of(args.out).excluded_from_inputs)
+    report = Report(args.out, inputs=[*args.images, *(p.source for p in pictures if isinstance(p.source, str))])
+    report.assign(pictures)
+    todo = [p for p in pictures if not report.done(p)]
+    bound = ("layer", "method", "class_index", "target", "max_side", "class_names", "no_overlays")
+    report.claim(model, {k: v for k, v in vars(args).items() if k in bound})
     options = dict(
-        layer=args.layer, method=args.method, class_index=args.class_index, target=parse_target(args.target),
+        layer=args.layer, method=args.method, class_index=args.class_index, target=target,
         batch_size=args.batch_size, max_side=args.max_side, class_names=class_names,
-        overlays=not args.no_overlays, skip=report.done, progress_bar=False,
+        overlays=not args.no_overlays, progress_bar=False,
     )  # fmt: skip
+    details = _details(args, model)
     start = time.perf_counter()
+    bar = None
     try:
-        bound = ("layer", "method", "class_index", "target", "max_side", "class_names", "no_overlays")
-        settings = {k: v for k, v in vars(args).items() if k in bound}
-        report.claim(model, settings)
-        if args.ray:
+        if not todo:
+            results: Any = iter(())
+        elif args.ray:
             from .scale import explain_on_ray
 
-            results = explain_on_ray(model, images, address=args.ray, **options)  # the model travels as bytes
+            results = explain_on_ray(model, todo, address=args.ray, **options)  # the model travels as bytes
         else:
-            results = explain_many(model, images, **options)
-        with tqdm(total=total, unit="img", desc="explaining") as bar:
-            for item in results:
-                report.add(item)
-                bar.update(1)
-    except CAMError as exc:
-        print(f"camwidget: {exc}", file=sys.stderr)
-        return 2
-    records = report.finish()
+            results = explain_many(model, todo, **options)
+        first = next(results, None)  # the settings are checked on the first batch: an error shows alone
+        # a bar only on a terminal (disable=None), cleared at the end: the error or the summary is what stays
+        bar = tqdm(total=len(todo), unit="img", desc="explaining", leave=False, disable=None)
+        for item in itertools.chain([first] if first is not None else [], results):
+            report.add(item)
+            bar.update(1)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the tables of what is done are written whole
+        try:
+            report.finish(details)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        done = len(pictures) - len([p for p in pictures if not report.done(p)])
+        print(f"interrupted: {done} of {len(pictures)} done; run the same command again to resume", file=sys.stderr)
+        return 130
+    finally:
+        if bar is not None:
+            bar.close()
+    records = report.finish(details)
     seconds = time.perf_counter() - start
-    print(f"{total} pictures in {seconds:.1f} s ({total / seconds if seconds else 0:.1f} per second); "
+    print(f"{len(todo)} pictures in {seconds:.1f} s ({len(todo) / seconds if seconds else 0:.1f} per second); "
           f"{len(records) - len(report.errors)} in {args.out} (gallery.html, results.csv, maps.npz)")  # fmt: skip
     for record in report.errors:
-        print(f"skipped {record['file']}: {record['error']}", file=sys.stderr)
+        print(f"skipped {record['file']!r}: {record['error']}", file=sys.stderr)
     return 1 if report.errors else 0
 
 
+def _details(args: argparse.Namespace, model: Any) -> list[tuple[str, Any]]:
+    """What the gallery page says it shows."""
+    import datetime
+
+    shape = getattr(model, "input_shape", None)
+    return [
+        ("model", args.model),
+        ("input size", shape if shape is not None else "any"),
+        ("method", args.method),
+        ("layer", args.layer or "the last spatial feature layer"),
+        ("explained", f"class {args.class_index}" if args.class_index is not None else args.target or "each picture's top class"),
+        ("class names", args.class_names or "the model's (or numbers)"),
+        ("camwidget", __version__),
+        ("date", datetime.date.today().isoformat()),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command line's entry point: returns the exit code (see EXIT_CODES)."""
     args = parser().parse_args(argv)
-    if args.command == "explain":
-        return explain_command(args)
+    from .errors import CAMError
+
+    try:
+        if args.command == "explain":
+            return explain_command(args)
+    except UsageError as exc:
+        print(f"camwidget: {exc}", file=sys.stderr)
+        return 2
+    except (CAMError, FileNotFoundError, NotADirectoryError, TypeError) as exc:
+        print(f"camwidget: {_first_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
     return 2
 
 

@@ -10,9 +10,10 @@ import ipywidgets as widgets
 import numpy as np
 
 from . import render
-from .batch import Explained, explain_many, picture_sources
+from .batch import Explained, explain_many, find_pictures
 from .engine import engine_for
 from .errors import CAMError
+from .outputs import html_text
 
 SORTS = {
     "confidence, high first": lambda item: -item.top[0][2],
@@ -23,6 +24,9 @@ SORTS = {
     "order given": lambda item: item.index,
 }
 THUMBNAIL = 150
+# explain_many's options that the explorer takes too: a picture opened from the gallery is explained as its
+# thumbnail was (same layer, method, class, target, output, score, overlay look)
+_EXPLORER_OPTIONS = ("layer", "method", "class_index", "target", "output", "score", "max_side", "alpha", "colormap")
 
 
 class Gallery(widgets.VBox):
@@ -38,7 +42,8 @@ class Gallery(widgets.VBox):
             raise CAMError(f"sort must be one of {', '.join(map(repr, SORTS))}, not {sort!r}")
         self._model, self._class_names, self._preprocess, self._options = model, class_names, preprocess, options
         self._images = images
-        self._sources = dict(picture_sources(images))
+        self._pictures = find_pictures(images)  # found once: the thumbnails and the explorer read the same
+        self._sources = {p.key: p.source for p in self._pictures}
         self._explain()
         self.explorer = None
         self._sort = widgets.Dropdown(description="Sort", options=list(SORTS), value=sort, layout=widgets.Layout(width="320px"))
@@ -54,7 +59,7 @@ class Gallery(widgets.VBox):
         """Explain every picture, for the model as it is now."""
         engine = engine_for(self._model)
         self._state = engine.sync()
-        results = list(explain_many(self._model, self._images, overlays=True, class_names=self._class_names,
+        results = list(explain_many(self._model, self._pictures, overlays=True, class_names=self._class_names,
                                     preprocess=self._preprocess, **self._options))  # fmt: skip
         self.skipped = [item for item in results if item.error is not None]
         self.items: list[Explained] = [item for item in results if item.error is None]
@@ -76,7 +81,8 @@ class Gallery(widgets.VBox):
         note = f"{len(self.items)} pictures" + (f"; skipped {len(self.skipped)}: " + ", ".join(
             f"{i.name} ({i.error})" for i in self.skipped) if self.skipped else "")  # fmt: skip
         again = "The model changed since the thumbnails were made: they were made again. " if changed else ""
-        self._status.value = again + note + ". Click a picture to explore it."
+        self.status_text = again + note + ". Click a picture to explore it."
+        self._status.value = html_text(self.status_text)
 
     def _card(self, position: int, item: Explained) -> widgets.Widget:
         scale = THUMBNAIL / max(item.overlay.shape[:2])
@@ -97,9 +103,9 @@ class Gallery(widgets.VBox):
         item = self.items[position]
         if self.explorer is not None:
             self.explorer.close()
-        self.explorer = CAMExplorer(self._model, {item.name: self._sources[item.name]}, class_names=self._class_names,
-                                    preprocess=self._preprocess, layer=self._options.get("layer"),
-                                    method=self._options.get("method", "gradcam"))  # fmt: skip
+        explorer_options = {k: self._options[k] for k in _EXPLORER_OPTIONS if k in self._options}
+        self.explorer = CAMExplorer(self._model, {item.name: self._sources[item.key]}, class_names=self._class_names,
+                                    preprocess=self._preprocess, **explorer_options)  # fmt: skip
         self._below.children = [self.explorer]
         return self.explorer
 

@@ -23,12 +23,12 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
+from .limits import MAX_PIXELS
 
 ImageLike = Union[str, os.PathLike, np.ndarray, Image.Image, bytes]
 ValueRange = tuple[float, float]
 Images = Union[ImageLike, Sequence[ImageLike], Mapping[str, ImageLike]]  # one, a list, or {name: image}
 
-MAX_PIXELS = 50_000_000  # a picture larger than this is refused before it is decoded
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 _CHANNELS = (1, 3, 4)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .batch import Explained, picture_sources
+from .batch import Explained, Picture, find_pictures
 from .errors import CAMError
 
 
@@ -65,11 +65,13 @@ class _Explainer:
 
         sources = list(rows["source"])
         found = {item.index: item for item in explain_many(self.model, sources, **self.options)}
-        out: dict[str, list[Any]] = {k: [] for k in ("index", "name", "top", "class_index", "cam", "overlay", "stats", "error")}
-        for position, (index, name) in enumerate(zip(rows["index"], rows["name"])):
+        fields = ("index", "name", "key", "top", "class_index", "cam", "overlay", "stats", "error")
+        out: dict[str, list[Any]] = {k: [] for k in fields}
+        for position, (index, name, key) in enumerate(zip(rows["index"], rows["name"], rows["key"])):
             item = found.get(position)
             out["index"].append(int(index))
             out["name"].append(str(name))
+            out["key"].append(str(key))
             out["top"].append(None if item is None else item.top)
             out["class_index"].append(-1 if item is None else item.class_index)
             out["cam"].append(None if item is None else item.cam)
@@ -89,7 +91,8 @@ def explain_on_ray(
     if not ray.is_initialized():
         ray.init(address=None if address in (None, "local") else address, ignore_reinit_error=True,
                  log_to_driver=False, include_dashboard=False)  # fmt: skip
-    sources = [(i, n, s) for i, (n, s) in enumerate(picture_sources(images)) if not (skip and skip(n))]
+    given = images if isinstance(images, list) and images and isinstance(images[0], Picture) else find_pictures(images)
+    sources = [p for p in given if not (skip and skip(p.name))]
     if not sources:
         return
     model_ref = model if isinstance(model, str) else _model_bytes(model)
@@ -97,7 +100,10 @@ def explain_on_ray(
     count = actors or (gpus if gpus else max(2, len(ray.nodes())))
     options = {k: v for k, v in options.items() if k not in ("skip", "progress_bar")} | {"progress_bar": False}
     batch_size = int(options.get("batch_size", 16))
-    items = [{"index": i, "name": n, "source": s if isinstance(s, np.ndarray) else os.fspath(s)} for i, n, s in sources]
+    items = [
+        {"index": p.index, "name": p.name, "key": p.key, "source": p.source if isinstance(p.source, np.ndarray) else os.fspath(p.source)}
+        for p in sources
+    ]
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     dataset = ray.data.from_items(items, override_num_blocks=max(1, min(len(items) // batch_size, 4 * count)))
     explained = dataset.map_batches(
@@ -106,7 +112,9 @@ def explain_on_ray(
     )  # fmt: skip
     for row in explained.iter_rows():  # in input order (preserve_order, set above): streamed, not gathered
         if row["error"] is not None:
-            yield Explained(int(row["index"]), str(row["name"]), error=str(row["error"]))
+            yield Explained(int(row["index"]), str(row["name"]), error=str(row["error"]), key=str(row["key"]))
             continue
-        yield Explained(int(row["index"]), str(row["name"]), [tuple(t) for t in row["top"]], int(row["class_index"]),
-                        row["cam"], row["overlay"], stats=dict(row["stats"]))  # fmt: skip
+        yield Explained(
+            int(row["index"]), str(row["name"]), [tuple(t) for t in row["top"]], int(row["class_index"]),
+            row["cam"], row["overlay"], stats=dict(row["stats"]), key=str(row["key"]),
+        )  # fmt: skip
