@@ -81,6 +81,7 @@ class Explainer:
         self.grid = check_grid(grid)
         self.feed = feed
         self.target = check_target(target)
+        self._flipped_target: Any = None  # aug_smooth's flipped copies: the target flipped with them, made once
         self._model: keras.Model | None = model
         self.layer_name = layer
         self.output_spec = output
@@ -133,10 +134,23 @@ class Explainer:
 
     # -- the one capture -> method -> normalise path -------------------------------------------------------
 
-    def capture(self, batch: np.ndarray, infos: Sequence[LayerInfo], classes: np.ndarray, output: int) -> Capture:
-        capture = self.engine.capture(batch, infos, classes, output, self.options.score, self.target, self.feed)
+    def capture(
+        self, batch: np.ndarray, infos: Sequence[LayerInfo], classes: np.ndarray, output: int, target: Any = None
+    ) -> Capture:  # fmt: skip
+        """The pass's activations, gradients and scores; `target` (default this explainer's) for a flipped copy."""
+        target = self.target if target is None else target
+        capture = self.engine.capture(batch, infos, classes, output, self.options.score, target, self.feed)
         self._check_target_scores(capture.scores)
         return capture
+
+    def target_for(self, flipped: bool) -> Any:
+        """The target for a copy of the images flipped left-right (aug_smooth): a target that depends on where in
+        the output it reads (a Region's mask) flipped with them, by its own ``flipped()``; any other as it is."""
+        if not flipped or self.target is None or not callable(getattr(self.target, "flipped", None)):
+            return self.target
+        if self._flipped_target is None:  # one object, so its compiled passes are traced once
+            self._flipped_target = self.target.flipped()
+        return self._flipped_target
 
     def _check_target_scores(self, scores: np.ndarray) -> None:
         """A target's values (N, 1) must be finite."""
@@ -261,10 +275,11 @@ class Explainer:
         if (not fused or self.options.aug_smooth) and (not values_checked or not isinstance(batch, np.ndarray)):
             batch = model_batch(batch, rank=len(batch.shape) - 1)  # read into NumPy, checked; else in the pass
 
-        def raw_maps(x: np.ndarray, classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def raw_maps(x: np.ndarray, classes: np.ndarray, flipped: bool = False) -> tuple[np.ndarray, np.ndarray]:
+            target = self.target_for(flipped)
             if fused:
                 got = self.engine.capture_maps(
-                    x, info, classes, output, self.options.score, self.cam_method.formula, self.target, self.feed,
+                    x, info, classes, output, self.options.score, self.cam_method.formula, target, self.feed,
                     while_running=check,
                 )  # fmt: skip
                 if not got.input_finite:
@@ -274,7 +289,7 @@ class Explainer:
                 if found is not None:
                     found.update(probabilities=got.probabilities, classes=got.class_index)
                 return got.maps, got.class_index
-            capture = self.capture(x, [info], classes, output).at(info.path)
+            capture = self.capture(x, [info], classes, output, target).at(info.path)
             if found is not None:
                 found.update(probabilities=capture.probabilities, classes=capture.class_index)
             return self.maps_from(capture, x, info, layout, output), capture.class_index
@@ -293,9 +308,9 @@ class Explainer:
         total = 0.0
         for done, (flip, factor) in enumerate(AUGMENTATIONS):
             progress.step(done, len(AUGMENTATIONS), "augmented copies")
-            # flipped left-right: the input's last axis before channels, the map's last axis
+            # flipped left-right: the input's last axis before channels, the map's last axis (and a Region's mask)
             x = (np.flip(batch, axis=-2) if flip else batch) * np.float32(factor)
-            maps, _ = raw_maps(np.ascontiguousarray(x), classes)
+            maps, _ = raw_maps(np.ascontiguousarray(x), classes, flip)
             maps = normalize_maps(maps)
             total = total + (np.flip(maps, axis=-1) if flip else maps)
         maps = (total / len(AUGMENTATIONS)).astype(np.float32)

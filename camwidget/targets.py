@@ -113,6 +113,11 @@ class Region:
         _within(self.class_index, out.shape[-1], "class_index", "Region", out)
         return ops.sum(out[..., self.class_index] * mask, axis=(1, 2))
 
+    def flipped(self) -> Region:
+        """The same class over the mask flipped left-right: the region of a picture flipped left-right (what
+        aug_smooth's flipped copies are explained for)."""
+        return Region(self.class_index, np.ascontiguousarray(np.flip(np.asarray(self.mask), axis=-1)))
+
 
 @dataclass(frozen=True, eq=False)
 class Box:

@@ -86,6 +86,37 @@ def test_a_region_of_a_segmentation_output_on_its_logits(segmenter, rng):
         cw.compute_cam(segmenter, x, layer="conv", target=Region(2, np.ones((8, 8))))
 
 
+def test_aug_smooth_flips_a_regions_mask_with_the_picture(segmenter, rng):
+    """aug_smooth explains flipped copies of the picture: a Region's mask must be flipped with them, else the
+    flipped copies explain the mirror image of the region. Against the definition written out here: the mean of
+    the normalised maps of each copy (flipped or not, x0.9, x1, x1.1) for its own mask, flipped back. HiResCAM
+    (each position's gradient times activation), since Grad-CAM's averaged gradients barely see where a region is."""
+    x = rng.uniform(0, 1, (2, 16, 16, 3)).astype("float32")
+    mask = np.zeros((16, 16), bool)
+    mask[3:9, 1:6] = True  # on the left: its mirror image does not overlap it
+    maps = cw.compute_cam(segmenter, x, layer="conv", target=Region(2, mask), aug_smooth=True, method="hirescam")
+    probe = keras.Model(segmenter.inputs, [segmenter.get_layer("conv").output, segmenter.get_layer("logits").output])
+    total = 0
+    for flip in (False, True):
+        for factor in (0.9, 1.0, 1.1):
+            copy = (x[:, :, ::-1] if flip else x) * np.float32(factor)
+            region = (mask[:, ::-1] if flip else mask).astype("float32")
+            with tf.GradientTape() as tape:
+                acts, logits = probe(tf.constant(copy))
+                y = tf.reduce_sum(logits[..., 2] * region, axis=(1, 2))
+            raw = np.maximum((tape.gradient(y, acts).numpy() * acts.numpy()).sum(-1), 0)
+            peak = raw.max(axis=(1, 2), keepdims=True)
+            m = np.divide(raw, peak, out=np.zeros_like(raw), where=peak > 0)  # an all-zero map stays zero
+            total = total + (m[:, :, ::-1] if flip else m)
+    peak = total.max(axis=(1, 2), keepdims=True)
+    want = np.divide(total, peak, out=np.zeros_like(total), where=peak > 0)
+    assert (peak > 0).all()  # something to compare
+    np.testing.assert_allclose(maps, want, atol=1e-4)
+    assert (maps[:, mask] > 0).sum() > 20 and (maps[:, ~mask] == 0).all()  # nothing from the mirror image
+    flipped = Region(2, mask).flipped()
+    assert flipped.class_index == 2 and np.array_equal(flipped.mask, mask[:, ::-1])
+
+
 def test_a_segmentation_class_explains_the_pixels_predicted_as_that_class(segmenter, rng):
     """Without a target, class c of a per-pixel output is Region(c, the pixels the model predicts as c)
     (pytorch-grad-cam's segmentation recipe); the top "class" is the one covering most pixels."""
