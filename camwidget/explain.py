@@ -1,9 +1,12 @@
 """The one path from a model and images to maps: :class:`Explainer`.
 
-    explainer = Explainer(model, layer="block5_conv3", method="gradcam++")
-    maps = explainer.explain(images, class_index=281)      # what compute_cam returns
+    >>> explainer = Explainer(model, layer="block5_conv3", method="gradcam++")
+    >>> maps = explainer.explain(images, class_index=281)      # what compute_cam returns
+    >>> maps.dtype, maps.ndim, len(maps) == len(images)
+    (dtype('float32'), 3, True)
 
-An Explainer holds its model strongly (until :meth:`close`), resolves the layer, output and score once per
+(`model` a keras.applications.VGG16, or any model with a layer of that name; `images` a batch in its input
+space, as compute_cam takes them.) An Explainer holds its model strongly (until :meth:`close`), resolves the layer, output and score once per
 input shape, and before every computation looks at the model as it is now (:meth:`CAMEngine.sync`): a
 model changed by ``fit``, ``set_weights``, ``load_weights`` or an edit of a layer is never explained from
 stale traced passes or cached values. The capture -> method -> normalise sequence exists here only:
@@ -64,7 +67,18 @@ class Options:
 
 class Explainer:
     """Maps of one model at one layer and output, by one method: the core that compute_cam and the explorer
-    share. Holds the model strongly; :meth:`close` lets it go."""
+    share. Holds the model strongly; :meth:`close` lets it go.
+
+    How maps are made: ``options=Options(...)``, or compute_cam's keywords (method, score, eigen_smooth,
+    aug_smooth, max_channels, normalize), which take precedence over the same fields of ``options``:
+
+    >>> explainer = Explainer(model, method="hirescam", score="probability")
+    >>> explainer.options.method, explainer.options.score, explainer.options.normalize
+    ('hirescam', 'probability', True)
+    >>> same = cw.compute_cam(model, images, class_index=0, method="hirescam", score="probability")
+    >>> bool(np.allclose(explainer.explain(images, class_index=0), same, atol=1e-6))
+    True
+    """
 
     def __init__(
         self,
@@ -72,11 +86,22 @@ class Explainer:
         *,
         layer: str | None = None,
         output: str | int | None = None,
-        options: Options = Options(),
+        options: Options | None = None,
         target: Any = None,
         grid: tuple[int, int] | None = None,
         feed: Feed | None = None,
+        method: str | None = None,
+        score: str | None = None,
+        eigen_smooth: bool | None = None,
+        aug_smooth: bool | None = None,
+        max_channels: int | None = None,
+        normalize: bool | None = None,
     ) -> None:
+        if options is not None and not isinstance(options, Options):
+            raise TypeError(f"options must be camwidget.explain.Options(...), not {type(options).__name__}")
+        given = dict(method=method, score=score, eigen_smooth=eigen_smooth, aug_smooth=aug_smooth,
+                     max_channels=max_channels, normalize=normalize)  # fmt: skip
+        options = dataclasses.replace(options or Options(), **{k: v for k, v in given.items() if v is not None})
         self.engine: CAMEngine = engine_for(model)
         self.grid = check_grid(grid)
         self.feed = feed

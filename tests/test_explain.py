@@ -475,3 +475,26 @@ def test_without_warm_up_a_switch_computes_on_demand(small, rng):
     ex.layer = "conv_a"
     assert ex.session.model_calls == calls + 1 and ex.session.warm_up_passes == 0
     ex.close()
+
+
+def test_the_explainer_docstring_examples_run_as_written():
+    """The examples at the top of camwidget.explain and in Explainer's docstring, run by doctest on a small
+    random-weights model with VGG16's layer names and ImageNet's 1000 classes (class 281 is one of them)."""
+    import doctest
+
+    from camwidget import explain
+
+    keras.utils.set_random_seed(5)
+    base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    head = keras.layers.Dense(1000, activation="softmax")(keras.layers.GlobalAveragePooling2D()(base.output))
+    model = keras.Model(base.input, head)
+    images = np.random.default_rng(5).normal(size=(2, 32, 32, 3)).astype(np.float32)
+    globs = {"Explainer": Explainer, "model": model, "images": images, "cw": cw, "np": np}
+    finder = doctest.DocTestFinder()
+    tests = [t for t in finder.find(explain, globs=globs) if t.name in ("camwidget.explain", "camwidget.explain.Explainer")]
+    assert sorted(t.name for t in tests) == ["camwidget.explain", "camwidget.explain.Explainer"]
+    assert all(t.examples for t in tests)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for test in tests:
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
