@@ -87,6 +87,7 @@ def check_map(
     """The check of one map `cam` (h, w) of image `x` (1, H, W, C) for `class_index`."""
     if cam.ndim != 2 or x.ndim != 4:
         raise CAMError("the map check works on pictures (a 2-D map of an image model); this map is not one")
+    steps = metrics._check_steps(steps)  # before any work
     random = np.random.default_rng(0).random(cam.shape).astype(np.float32)
     curves = [
         kind(model, x, m[None], class_index=class_index, steps=steps, output=output)

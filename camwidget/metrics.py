@@ -130,17 +130,36 @@ def baseline_of(images: np.ndarray, baseline: str | float | np.ndarray = "mean")
             return np.zeros_like(images)
         raise CAMError(f"baseline must be one of {', '.join(map(repr, BASELINES))}, a number or an array, not {baseline!r}")
     if isinstance(baseline, (int, float, np.number)) and not isinstance(baseline, bool):
+        if not np.isfinite(baseline):
+            raise CAMError(
+                f"baseline must be a finite number (or 'mean', 'blur', 'zero', or an array), not {baseline!r}"
+            )
         return np.full_like(images, float(baseline))
     array = np.asarray(baseline, np.float32)
     if array.shape != images.shape:
         raise CAMError(f"baseline has shape {array.shape}; expected the images' shape {images.shape}")
+    if not np.isfinite(array).all():
+        raise CAMError(f"baseline contains {int((~np.isfinite(array)).sum())} NaN or infinite values; give finite ones")
     return array
 
 
 def _check_steps(steps: Any) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise CAMError(f"steps must be an int of at least 1, not {steps!r}")
-    return int(steps)
+    return _check_int(steps, "steps", 1)
+
+
+def _check_int(value: Any, name: str, low: int) -> int:
+    """An option that counts (steps, epochs, a seed, a tolerance in pixels): an int of at least `low`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < low:
+        raise CAMError(f"{name} must be an int of at least {low}, not {value!r}")
+    return int(value)
+
+
+def _check_number(value: Any, name: str, low: float) -> float:
+    """A real-valued option (noise): a finite number of at least `low`."""
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if not number or not np.isfinite(value) or value < low:
+        raise CAMError(f"{name} must be a finite number of at least {low:g}, not {value!r}")
+    return float(value)
 
 
 # -- deletion and insertion ------------------------------------------------------------------------------------
@@ -252,10 +271,12 @@ def road(
 ) -> Road:  # fmt: skip
     """ROAD (Rong et al. 2022): remove p% of the pixels, the map's most relevant first (or least), fill them by
     noisy linear imputation, and read the class score."""
+    percents = _check_percents(percents)
+    noise = _check_number(noise, "noise", 0)
+    seed = _check_int(seed, "seed", 0)
+    if not isinstance(most_relevant_first, (bool, np.bool_)):
+        raise TypeError(f"most_relevant_first must be True or False, not {most_relevant_first!r}")
     setup = _setup(model, images, maps, class_index, output)
-    percents = np.asarray(percents, np.float64)
-    if percents.ndim != 1 or not len(percents) or (percents <= 0).any() or (percents >= 100).any():
-        raise CAMError(f"percents must be values between 0 and 100 (exclusive), not {percents.tolist()!r}")
     rng = np.random.default_rng(seed)
     pixels = int(np.prod(setup.images.shape[1:3]))
     scores = np.empty((len(setup.images), len(percents)), np.float32)
@@ -269,9 +290,26 @@ def road(
     return Road(percents, scores, most_relevant_first)
 
 
+def _check_percents(percents: Any) -> np.ndarray:
+    """ROAD's percentages: one or more finite numbers strictly between 0 and 100."""
+    try:
+        values = np.asarray(percents, np.float64)
+    except (TypeError, ValueError):
+        values = None
+    valid = values is not None and values.ndim == 1 and len(values) > 0
+    if not valid or not (np.isfinite(values) & (values > 0) & (values < 100)).all():
+        given = percents if not isinstance(percents, np.ndarray) else percents.tolist()
+        raise CAMError(
+            f"percents must be one or more finite numbers above 0 and below 100 (percent of the pixels removed), "
+            f"not {given!r}"
+        )
+    return values
+
+
 def noisy_linear_imputation(image: np.ndarray, removed: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
     """Each removed pixel the weighted mean of its 8 neighbours (edge neighbours 1/6, corner 1/12, as in ROAD),
     solved for all removed pixels at once (a sparse linear system), plus Gaussian noise of std `noise`."""
+    noise = _check_number(noise, "noise", 0)
     from scipy.sparse import coo_matrix
     from scipy.sparse.linalg import spsolve
 
@@ -313,6 +351,12 @@ def region_mask(region: Any, shape: tuple[int, int]) -> np.ndarray:
     """A box (top, left, bottom, right), bottom and right exclusive, or a mask of `shape` -> bool (H, W)."""
     array = np.asarray(region)
     if array.shape == (4,):
+        numbers = np.issubdtype(array.dtype, np.number) and not np.issubdtype(array.dtype, np.complexfloating)
+        if not numbers or not np.isfinite(array).all() or array[2] <= max(array[0], 0) or array[3] <= max(array[1], 0):
+            raise CAMError(
+                f"the box {tuple(array.tolist())} is not one: give (top, left, bottom, right) in pixels, finite, with "
+                "bottom > top and right > left (bottom and right exclusive; the box inside the image)"
+            )
         top, left, bottom, right = (int(v) for v in array)
         mask = np.zeros(shape, bool)
         mask[max(top, 0) : bottom, max(left, 0) : right] = True
@@ -338,6 +382,7 @@ def _maps_and_masks(images: Any, maps: Any, regions: Sequence[Any]) -> list[tupl
 def pointing_game(images: Any, maps: Any, regions: Sequence[Any], tolerance: int = 15) -> np.ndarray:
     """(N,) bool: the map's peak (at the images' size) lies within `tolerance` pixels of the region (Zhang et al.
     2016 use 15). `regions`: one box or mask per image."""
+    tolerance = _check_int(tolerance, "tolerance", 0)
     hits = []
     for full, mask in _maps_and_masks(images, maps, regions):
         if tolerance > 0:
@@ -425,6 +470,9 @@ def model_randomization(
     explains the model decorrelates (rho near 0) as its top layers lose their training."""
     from .api import compute_cam
 
+    if steps is not None:
+        _check_int(steps, "steps", 1)
+    seed = _check_int(seed, "seed", 0)
     batch = model_batch(images)
     classes = _classes(model, batch, class_index, cam_options.get("output"))
     before = compute_cam(model, batch, layer=layer, method=method, class_index=classes, **cam_options)
@@ -472,6 +520,8 @@ def data_randomization(
     model's top class), by Spearman's rho. Maps that explain what the model learned decorrelate."""
     from .api import compute_cam
 
+    epochs = _check_int(epochs, "epochs", 1)
+    seed = _check_int(seed, "seed", 0)
     batch = model_batch(images)
     classes = _classes(model, batch, None, None)
     before = compute_cam(model, batch, layer=layer, method=method, class_index=classes)

@@ -10,6 +10,7 @@ import pytest
 from keras import layers
 
 import camwidget as cw
+import models
 from camwidget import metrics
 
 SIZE = 32
@@ -224,3 +225,46 @@ def test_check_says_when_it_does_not_apply():
         assert "the map check works on pictures" in ex.status_text and ex._named_controls()["mode"].value == "Overlay"
     finally:
         ex.close()
+
+
+def test_every_numeric_option_out_of_range_is_named_with_what_was_given_and_what_is_valid():
+    """NaN, infinities, negatives and non-numbers given to a metric or check option: a CAMError (a ValueError)
+    naming the option, the value and the valid range, before any work (ROAD's NaN percent used to end in
+    "cannot convert float NaN to integer", a NaN noise in NaN scores)."""
+    from camwidget import check
+
+    keras.utils.set_random_seed(43)
+    model = models.small_cnn(n_classes=2, size=16, name="options")
+    x = np.random.default_rng(0).uniform(0, 1, (1, 16, 16, 3)).astype("float32")
+    maps = np.random.default_rng(1).random((1, 4, 4)).astype("float32")
+    nan, inf = float("nan"), float("inf")
+    percents = r"percents must be one or more finite numbers above 0 and below 100 .*, not "
+    cases = [
+        (lambda: metrics.road(model, x, maps, percents=(nan,)), percents + r"\(nan,\)"),
+        (lambda: metrics.road(model, x, maps, percents=(10, inf)), percents + r"\(10, inf\)"),
+        (lambda: metrics.road(model, x, maps, percents=(0,)), percents + r"\(0,\)"),
+        (lambda: metrics.road(model, x, maps, percents=()), percents + r"\(\)"),
+        (lambda: metrics.road(model, x, maps, percents="ten"), percents + "'ten'"),
+        (lambda: metrics.road(model, x, maps, noise=nan), r"noise must be a finite number of at least 0, not nan"),
+        (lambda: metrics.road(model, x, maps, noise=-0.1), r"noise must be a finite number of at least 0, not -0.1"),
+        (lambda: metrics.road(model, x, maps, seed=-1), r"seed must be an int of at least 0, not -1"),
+        (lambda: metrics.road(model, x, maps, seed=1.5), r"seed must be an int of at least 0, not 1.5"),
+        (lambda: metrics.deletion(model, x, maps, steps=nan), r"steps must be an int of at least 1, not nan"),
+        (lambda: metrics.insertion(model, x, maps, steps=-3), r"steps must be an int of at least 1, not -3"),
+        (lambda: metrics.deletion(model, x, maps, baseline=nan), r"baseline must be a finite number .*, not nan"),
+        (lambda: metrics.deletion(model, x, maps, baseline=np.full_like(x, inf)), r"baseline contains 768 NaN or infinite"),
+        (lambda: metrics.pointing_game(x, maps, [(0, 0, 4, 4)], tolerance=-1), r"tolerance must be an int of at least 0, not -1"),
+        (lambda: metrics.pointing_game(x, maps, [(0, 0, 4, 4)], tolerance=nan), r"tolerance must be an int of at least 0, not nan"),
+        (lambda: metrics.pointing_game(x, maps, [(0, 0, nan, 4)]), r"the box \(0.0, 0.0, nan, 4.0\) is not one: give \(top, left"),
+        (lambda: metrics.energy_pointing_game(x, maps, [(0, 0, -2, -2)]), r"the box \(0, 0, -2, -2\) is not one"),
+        (lambda: metrics.model_randomization(model, x, steps=0), r"steps must be an int of at least 1, not 0"),
+        (lambda: metrics.model_randomization(model, x, seed=nan), r"seed must be an int of at least 0, not nan"),
+        (lambda: metrics.data_randomization(model, x, [0], x, epochs=0), r"epochs must be an int of at least 1, not 0"),
+        (lambda: metrics.noisy_linear_imputation(x[0], np.ones((16, 16), bool), inf, np.random.default_rng()),
+         r"noise must be a finite number of at least 0, not inf"),
+        (lambda: check.check_map(model, x, maps[0], 0, layer="conv_b", method="gradcam", output=0, title="t",
+                                 pixels=x[0], steps=nan), r"steps must be an int of at least 1, not nan"),
+    ]  # fmt: skip
+    for call, message in cases:
+        with pytest.raises(cw.CAMError, match=message):
+            call()
