@@ -82,15 +82,18 @@ class MapCheck:
 
 def check_map(
     model, x: np.ndarray, cam: np.ndarray, class_index: int, *, layer: str, method: str, output: int, title: str,
-    pixels: np.ndarray, randomize: bool = False, steps: int = CHECK_STEPS, **cam_options,
+    pixels: np.ndarray, randomize: bool = False, steps: int = CHECK_STEPS, input=None, other_inputs=None,
+    **cam_options,
 ) -> MapCheck:  # fmt: skip
-    """The check of one map `cam` (h, w) of image `x` (1, H, W, C) for `class_index`."""
+    """The check of one map `cam` (h, w) of image `x` (1, H, W, C) for `class_index`; input, other_inputs for a
+    model with several inputs, as compute_cam takes them."""
     if cam.ndim != 2 or x.ndim != 4:
         raise CAMError("the map check works on pictures (a 2-D map of an image model); this map is not one")
     steps = metrics._check_steps(steps)  # before any work
     random = np.random.default_rng(0).random(cam.shape).astype(np.float32)
     curves = [
-        kind(model, x, m[None], class_index=class_index, steps=steps, output=output)
+        kind(model, x, m[None], class_index=class_index, steps=steps, output=output, input=input,
+             other_inputs=other_inputs)  # fmt: skip
         for m in (cam, random)
         for kind in (metrics.deletion, metrics.insertion)
     ]
@@ -98,6 +101,6 @@ def check_map(
     if randomize:
         randomization = metrics.model_randomization(
             model, x, layer=layer, method=method, class_index=class_index, steps=RANDOMIZED_LAYERS, output=output,
-            **cam_options,
+            input=input, other_inputs=other_inputs, **cam_options,
         )  # fmt: skip
     return MapCheck(title, curves[0], curves[1], curves[2], curves[3], randomization, pixels)

@@ -306,29 +306,33 @@ class CAMEngine:
         self, x: np.ndarray, output: int, feed: Feed | None = None, image: int | None = None
     ) -> np.ndarray:
         """(M, C) class probabilities of many inputs, in fixed-size batches: the output's own softmax or
-        sigmoid, or a softmax over it where it has none. With a feed, they are all variants of image `image`."""
+        sigmoid, or a softmax over it where it has none. With a feed, they are all variants of image `image`, or,
+        with `image` None, each input goes with its own row of the other inputs (one shared row: with that)."""
         key = ("probabilities", output, x.shape[1:], _signature(feed))
         fn = self._compiled(key, lambda: self._build_probabilities(output, x.shape[1:], feed))
-        others = _rows(feed, _SCORE_BATCH, image)
+        others_at = row_chunks(feed, len(x), image)
         results = []
         for start in range(0, len(x), _SCORE_BATCH):
             progress.step(start, len(x), "masked inputs")
             chunk = x[start : start + _SCORE_BATCH]
             padded = np.concatenate([chunk, np.zeros((_SCORE_BATCH - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+            others = [tf.convert_to_tensor(r) for r in others_at(start)]
             results.append(fn(tf.convert_to_tensor(padded, tf.float32), *others).numpy()[: len(chunk)])
         return np.concatenate(results)
 
     def perturbed_scores(
         self, images: np.ndarray, baselines: np.ndarray, ranks: np.ndarray, rows: np.ndarray, counts: np.ndarray,
-        classes: np.ndarray, output: int, insert: bool, batch: int = 32,
+        classes: np.ndarray, output: int, insert: bool, batch: int = 32, feed: Feed | None = None,
     ) -> np.ndarray:  # fmt: skip
         """Class probabilities of perturbed copies: copy k is image rows[k] with its counts[k] pixels of lowest
         rank replaced by its baseline (deletion), or the only ones kept from it, the rest baseline (insertion),
         scored for classes[k]. The copies are made in the graph, `batch` per call (the last padded), from the
-        images, baselines (N, H, W, C) and ranks (N, H, W) given once as tensors, so none is made in NumPy."""
+        images, baselines (N, H, W, C) and ranks (N, H, W) given once as tensors, so none is made in NumPy.
+        With a feed, copy k goes with image rows[k]'s other inputs."""
         shape = tuple(images.shape[1:])
-        key = ("perturbed", output, shape, batch)
-        fn = self._compiled(key, lambda: self._build_perturbed(output, shape, batch))
+        key = ("perturbed", output, shape, batch, _signature(feed))
+        fn = self._compiled(key, lambda: self._build_perturbed(output, shape, batch, feed))
+        others = _rows(feed, len(images))  # one row per image, picked by `rows` in the graph
         scores = np.empty(len(rows), np.float32)
         flag = tf.constant(insert)
         for start in range(0, len(rows), batch):
@@ -341,7 +345,7 @@ class CAMEngine:
                 out[:n] = values[chunk]
                 return tf.convert_to_tensor(out)
 
-            result = fn(images, baselines, ranks, padded(rows), padded(counts), padded(classes), flag)
+            result = fn(images, baselines, ranks, padded(rows), padded(counts), padded(classes), flag, *others)
             scores[start : start + n] = result.numpy()[:n]
         return scores
 
@@ -474,16 +478,16 @@ class CAMEngine:
 
         return self._trace(probabilities, _spec(input_shape), *_specs(feed))
 
-    def _build_perturbed(self, output: int, shape: tuple[int, ...], batch: int) -> Any:
+    def _build_perturbed(self, output: int, shape: tuple[int, ...], batch: int, feed: Feed | None = None) -> Any:
         model_ref = self._model
 
         def perturbed(images: tf.Tensor, baselines: tf.Tensor, ranks: tf.Tensor, rows: tf.Tensor, counts: tf.Tensor,
-                      classes: tf.Tensor, insert: tf.Tensor) -> tf.Tensor:  # fmt: skip
+                      classes: tf.Tensor, insert: tf.Tensor, *others: tf.Tensor) -> tf.Tensor:  # fmt: skip
             chosen = tf.gather(ranks, rows) < counts[:, None, None]  # (B, H, W): the pixels moved at each copy
             keep_image = tf.math.logical_xor(chosen, tf.logical_not(insert))  # deletion: not chosen; insertion: chosen
             image, baseline = tf.gather(images, rows), tf.gather(baselines, rows)
             x = baseline + tf.cast(keep_image, tf.float32)[..., None] * (image - baseline)
-            y = adapter.call_model(model_ref(), x)[output]
+            y = adapter.call_model(model_ref(), x, feed, [tf.gather(o, rows) for o in others])[output]
             activation, _ = adapter.final_activation(y)
             _, probs, _, _ = _class_scores(y, "probability", tf.fill([batch], -1), len(shape))
             probs = probs if activation else tf.nn.softmax(probs, axis=-1)
@@ -492,7 +496,7 @@ class CAMEngine:
         specs = (
             tf.TensorSpec((None, *shape), tf.float32), tf.TensorSpec((None, *shape), tf.float32),
             tf.TensorSpec((None, *shape[:-1]), tf.int32), *(tf.TensorSpec((batch,), tf.int32) for _ in range(3)),
-            tf.TensorSpec((), tf.bool),
+            tf.TensorSpec((), tf.bool), *_specs(feed),
         )  # fmt: skip
         return self._trace(perturbed, *specs)
 
@@ -527,6 +531,24 @@ def _signature(feed: Feed | None) -> Any:
 
 def _rows(feed: Feed | None, n: int, image: int | None = None) -> list[tf.Tensor]:
     return [] if feed is None else [tf.convert_to_tensor(r) for r in feed.rows(n, image)]
+
+
+def row_chunks(feed: Feed | None, n: int, image: int | None = None) -> Callable[[int], list[np.ndarray]]:
+    """The other inputs of class_probabilities' fixed-size chunks (_SCORE_BATCH, the last padded) of `n` inputs:
+    start -> one array per other input. Variants of image `image`, or shared rows: the same for every chunk;
+    else (different images, one row each) the rows of the chunk's inputs, padded as the inputs are."""
+    if feed is None:
+        return lambda start: []
+    if image is not None or all(len(value) == 1 for value in feed.others):
+        same = feed.rows(_SCORE_BATCH, image)
+        return lambda start: same
+    full = feed.rows(n)  # one row per input: an error that says so where the count is not n
+
+    def chunk(start: int) -> list[np.ndarray]:
+        parts = [rows[start : start + _SCORE_BATCH] for rows in full]
+        return [np.concatenate([p, np.zeros((_SCORE_BATCH - len(p), *p.shape[1:]), p.dtype)]) for p in parts]
+
+    return chunk
 
 
 def _f32(t: tf.Tensor) -> tf.Tensor:

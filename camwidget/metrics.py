@@ -30,6 +30,11 @@ was removed (Petsiuk et al. delete to black), where a blur keeps the removed obj
 so a model that reads colour still sees it (measured in tests/test_metrics.py: on coloured squares every map's
 deletion area was about 0.96 with a blurred baseline). "blur" (a Gaussian, sigma = 5% of the longer side, as
 RISE's insertion starts from) and "zero" are there to choose.
+
+A model with several inputs: every function that runs the model takes compute_cam's ``input=`` (the input the
+images go to, a name or index) and ``other_inputs=`` (the others' values: one item shared by every image, or one
+row per image), read by the same :func:`camwidget.feed.make_feed`; each perturbed copy goes with its image's
+other inputs.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ import numpy as np
 from . import progress
 from .engine import CAMEngine, class_vector, engine_for, num_classes
 from .errors import CAMError
+from .feed import Feed, make_feed
 from .images import model_batch
 
 BASELINES = ("mean", "blur", "zero")
@@ -63,13 +69,20 @@ class _Setup:
     classes: np.ndarray  # (N,) int32
     output: int
     original: np.ndarray  # (N,) the class's score on the images as they are
+    feed: Feed | None = None  # a model with several inputs: where the images go, the others' values
 
 
-def _setup(model: keras.Model, images: Any, maps: Any, class_index: Any, output: str | int | None) -> _Setup:
+def _setup(
+    model: keras.Model, images: Any, maps: Any, class_index: Any, output: str | int | None, input: str | int | None = None,
+    other_inputs: Any = None,
+) -> _Setup:  # fmt: skip
     engine = engine_for(model)
     engine.sync()
+    feed = make_feed(model, input, other_inputs)
     batch = model_batch(images)
-    layout = engine.layout(batch.shape[1:])
+    if feed is not None:
+        feed.rows(len(batch))  # one row, or one per image: else an error that says so, before any work
+    layout = engine.layout(batch.shape[1:], feed)
     index = engine.output_index(layout, output)
     try:
         n_classes = num_classes(layout, index)
@@ -82,10 +95,11 @@ def _setup(model: keras.Model, images: Any, maps: Any, class_index: Any, output:
         )
     maps = _checked_maps(maps, batch)
     full = np.stack([_resize(m, *batch.shape[1:3]) for m in maps])
-    probabilities = engine.class_probabilities(batch, index)
+    probabilities = engine.class_probabilities(batch, index, feed)
     classes = class_vector(class_index, len(batch), n_classes)
     classes = np.where(classes < 0, probabilities.argmax(axis=1), classes).astype(np.int32)
-    return _Setup(engine, batch, rank_pixels(full), full, classes, index, probabilities[np.arange(len(batch)), classes])
+    original = probabilities[np.arange(len(batch)), classes]
+    return _Setup(engine, batch, rank_pixels(full), full, classes, index, original, feed)
 
 
 def _checked_maps(maps: Any, images: np.ndarray) -> np.ndarray:
@@ -186,26 +200,29 @@ class Curve:
 
 def deletion(
     model: keras.Model, images: Any, maps: Any, *, class_index: Any = None, steps: int = 100,
-    baseline: str | float | np.ndarray = "mean", output: str | int | None = None,
+    baseline: str | float | np.ndarray = "mean", output: str | int | None = None, input: str | int | None = None,
+    other_inputs: Any = None,
 ) -> Curve:  # fmt: skip
     """Deletion (Petsiuk et al. 2018): the class score as the most relevant pixels (by the map) are replaced by
-    the baseline, floor(k P / steps) of the P pixels at step k. A faithful map makes it fall fast (small area)."""
-    return _curve("deletion", model, images, maps, class_index, steps, baseline, output)
+    the baseline, floor(k P / steps) of the P pixels at step k. A faithful map makes it fall fast (small area).
+    input, other_inputs: for a model with several inputs, as compute_cam takes them."""
+    return _curve("deletion", model, images, maps, class_index, steps, baseline, output, input, other_inputs)
 
 
 def insertion(
     model: keras.Model, images: Any, maps: Any, *, class_index: Any = None, steps: int = 100,
-    baseline: str | float | np.ndarray = "mean", output: str | int | None = None,
+    baseline: str | float | np.ndarray = "mean", output: str | int | None = None, input: str | int | None = None,
+    other_inputs: Any = None,
 ) -> Curve:  # fmt: skip
     """Insertion (Petsiuk et al. 2018): from the baseline, the most relevant pixels put back first. A faithful
-    map makes the score rise fast (large area)."""
-    return _curve("insertion", model, images, maps, class_index, steps, baseline, output)
+    map makes the score rise fast (large area). input, other_inputs: for a model with several inputs."""
+    return _curve("insertion", model, images, maps, class_index, steps, baseline, output, input, other_inputs)
 
 
 def _curve(kind: str, model: keras.Model, images: Any, maps: Any, class_index: Any, steps: int,
-           baseline: Any, output: Any) -> Curve:  # fmt: skip
+           baseline: Any, output: Any, input: Any = None, other_inputs: Any = None) -> Curve:  # fmt: skip
     steps = _check_steps(steps)
-    setup = _setup(model, images, maps, class_index, output)
+    setup = _setup(model, images, maps, class_index, output, input, other_inputs)
     base = baseline_of(setup.images, baseline)
     pixels = int(np.prod(setup.images.shape[1:3]))
     counts = np.linspace(0, pixels, steps + 1).astype(np.int32)  # floor, as xplique does
@@ -214,7 +231,7 @@ def _curve(kind: str, model: keras.Model, images: Any, maps: Any, class_index: A
     with progress.bar(n * (steps + 1), f"{kind} curves"):
         scores = setup.engine.perturbed_scores(
             setup.images, base, setup.ranks, rows, np.tile(counts, n),
-            setup.classes[rows], setup.output, insert=kind == "insertion", batch=_CURVE_BATCH,
+            setup.classes[rows], setup.output, insert=kind == "insertion", batch=_CURVE_BATCH, feed=setup.feed,
         ).reshape(n, steps + 1)  # fmt: skip
     return Curve(kind, counts / pixels, scores)
 
@@ -233,13 +250,15 @@ class Confidence:
 
 
 def confidence(model: keras.Model, images: Any, maps: Any, *, class_index: Any = None,
-               output: str | int | None = None) -> Confidence:  # fmt: skip
+               output: str | int | None = None, input: str | int | None = None,
+               other_inputs: Any = None) -> Confidence:  # fmt: skip
     """AD = 100 mean max(0, Y - O) / Y and IC = 100 mean [O > Y], with O the score of the image multiplied
-    by its map (resized, scaled to [0, 1] by its max; the "explanation map" of the paper)."""
-    setup = _setup(model, images, maps, class_index, output)
+    by its map (resized, scaled to [0, 1] by its max; the "explanation map" of the paper). input,
+    other_inputs: for a model with several inputs, as compute_cam takes them."""
+    setup = _setup(model, images, maps, class_index, output, input, other_inputs)
     peak = setup.maps.reshape(len(setup.maps), -1).max(axis=1).reshape(-1, 1, 1)
     unit = np.divide(np.maximum(setup.maps, 0), peak, out=np.zeros_like(setup.maps), where=peak > 0)
-    explained = setup.engine.class_probabilities(setup.images * unit[..., None], setup.output)
+    explained = setup.engine.class_probabilities(setup.images * unit[..., None], setup.output, setup.feed)
     o = explained[np.arange(len(unit)), setup.classes]
     y = setup.original
     drop = np.divide(np.maximum(0.0, y - o), y, out=np.zeros_like(y), where=y > 0)
@@ -267,16 +286,16 @@ class Road:
 def road(
     model: keras.Model, images: Any, maps: Any, *, class_index: Any = None, most_relevant_first: bool = True,
     percents: Sequence[float] = (10, 20, 30, 40, 50, 60, 70, 80, 90), noise: float = 0.01, seed: int = 0,
-    output: str | int | None = None,
+    output: str | int | None = None, input: str | int | None = None, other_inputs: Any = None,
 ) -> Road:  # fmt: skip
     """ROAD (Rong et al. 2022): remove p% of the pixels, the map's most relevant first (or least), fill them by
-    noisy linear imputation, and read the class score."""
+    noisy linear imputation, and read the class score. input, other_inputs: for a model with several inputs."""
     percents = _check_percents(percents)
     noise = _check_number(noise, "noise", 0)
     seed = _check_int(seed, "seed", 0)
     if not isinstance(most_relevant_first, (bool, np.bool_)):
         raise TypeError(f"most_relevant_first must be True or False, not {most_relevant_first!r}")
-    setup = _setup(model, images, maps, class_index, output)
+    setup = _setup(model, images, maps, class_index, output, input, other_inputs)
     rng = np.random.default_rng(seed)
     pixels = int(np.prod(setup.images.shape[1:3]))
     scores = np.empty((len(setup.images), len(percents)), np.float32)
@@ -285,7 +304,7 @@ def road(
             progress.step(i, len(setup.images), "ROAD images")
             order = ranks if most_relevant_first else pixels - 1 - ranks
             filled = [noisy_linear_imputation(image, order < int(round(p / 100 * pixels)), noise, rng) for p in percents]
-            probs = setup.engine.class_probabilities(np.stack(filled), setup.output)
+            probs = setup.engine.class_probabilities(np.stack(filled), setup.output, setup.feed, image=i)
             scores[i] = probs[:, setup.classes[i]]
     return Road(percents, scores, most_relevant_first)
 
@@ -462,22 +481,26 @@ def _reinitialise(layer: keras.layers.Layer, rng: np.random.Generator) -> None:
 
 def model_randomization(
     model: keras.Model, images: Any, *, layer: str | None = None, method: str = "gradcam", class_index: Any = None,
-    steps: int | None = None, seed: int = 0, copy: Callable[[], keras.Model] | None = None, **cam_options: Any,
+    steps: int | None = None, seed: int = 0, copy: Callable[[], keras.Model] | None = None,
+    input: str | int | None = None, other_inputs: Any = None, **cam_options: Any,
 ) -> Randomization:  # fmt: skip
     """Cascading model-parameter randomisation (Adebayo et al. 2018) on a copy: layers with weights are
     re-initialised from the output down, one more at each step (`steps` of them, default all), and each image's
     map (same layer, method and class as before) is compared with its map before by Spearman's rho. A map that
-    explains the model decorrelates (rho near 0) as its top layers lose their training."""
+    explains the model decorrelates (rho near 0) as its top layers lose their training. input, other_inputs:
+    for a model with several inputs, as compute_cam takes them (the copy gets the same)."""
     from .api import compute_cam
 
     if steps is not None:
         _check_int(steps, "steps", 1)
     seed = _check_int(seed, "seed", 0)
+    feed = make_feed(model, input, other_inputs)
     batch = model_batch(images)
-    classes = _classes(model, batch, class_index, cam_options.get("output"))
-    before = compute_cam(model, batch, layer=layer, method=method, class_index=classes, **cam_options)
+    classes = _classes(model, batch, class_index, cam_options.get("output"), feed)
+    fed = {"input": input, "other_inputs": other_inputs}
+    before = compute_cam(model, batch, layer=layer, method=method, class_index=classes, **fed, **cam_options)
     copied = copy() if copy is not None else copy_model(model)
-    with_weights = [(p, l) for p, l in _forward_layers(copied, batch.shape[1:]) if l.trainable_weights]
+    with_weights = [(p, l) for p, l in _forward_layers(copied, batch.shape[1:], feed) if l.trainable_weights]
     chosen = list(reversed(with_weights))[: steps or len(with_weights)]
     rng = np.random.default_rng(seed)
     names, rhos, maps = [], [], []
@@ -485,53 +508,77 @@ def model_randomization(
         for k, (path, randomised) in enumerate(chosen):
             progress.step(k, len(chosen), "randomised layers")
             _reinitialise(randomised, rng)
-            after = compute_cam(copied, batch, layer=layer, method=method, class_index=classes, **cam_options)
+            after = compute_cam(copied, batch, layer=layer, method=method, class_index=classes, **fed, **cam_options)
             names.append(path)
             rhos.append([spearman(a, b) for a, b in zip(before, after)])
             maps.append(after)
     return Randomization(names, np.array(rhos), before, np.array(maps))
 
 
-def _classes(model: keras.Model, batch: np.ndarray, class_index: Any, output: str | int | None) -> np.ndarray:
+def _classes(
+    model: keras.Model, batch: np.ndarray, class_index: Any, output: str | int | None, feed: Feed | None = None
+) -> np.ndarray:  # fmt: skip
     """The class each image is explained for: as given, else the model's own top class (kept for the copies)."""
     engine = engine_for(model)
     engine.sync()
-    layout = engine.layout(batch.shape[1:])
+    layout = engine.layout(batch.shape[1:], feed)
     index = engine.output_index(layout, output)
     classes = class_vector(class_index, len(batch), num_classes(layout, index))
     if (classes < 0).any():
-        top = engine.class_probabilities(batch, index).argmax(axis=1)
+        top = engine.class_probabilities(batch, index, feed).argmax(axis=1)
         classes = np.where(classes < 0, top, classes)
     return classes.astype(np.int32)
 
 
-def _forward_layers(model: keras.Model, shape: tuple[int, ...]) -> list[tuple[str, keras.layers.Layer]]:
+def _train_feed(model: keras.Model, input: Any, train_other_inputs: Any, feed: Feed | None) -> Feed | None:
+    """The training images' Feed for data_randomization: the images' input as for `images`, the others given."""
+    if feed is not None and train_other_inputs is None:
+        raise CAMError(
+            f"the copy is trained on train_images, and the model also takes {', '.join(map(repr, feed.other_names))}: "
+            "give their training values as train_other_inputs= (as other_inputs=, for the training images)"
+        )
+    if feed is None and train_other_inputs is not None:
+        raise CAMError("train_other_inputs= is for a model with several inputs, with input= and other_inputs=")
+    return None if feed is None else make_feed(model, input, train_other_inputs)
+
+
+def _forward_layers(
+    model: keras.Model, shape: tuple[int, ...], feed: Feed | None = None
+) -> list[tuple[str, keras.layers.Layer]]:  # fmt: skip
     """Every layer (not model) of `model` in forward order, by path."""
-    layout = engine_for(model).layout(shape)
+    layout = engine_for(model).layout(shape, feed)
     return [(path, info.layer) for path, info in layout.layers.items()]
 
 
 def data_randomization(
     model: keras.Model, train_images: Any, train_labels: Any, images: Any, *, epochs: int = 5, layer: str | None = None,
-    method: str = "gradcam", seed: int = 0, copy: Callable[[], keras.Model] | None = None, **fit_options: Any,
+    method: str = "gradcam", seed: int = 0, copy: Callable[[], keras.Model] | None = None,
+    input: str | int | None = None, other_inputs: Any = None, train_other_inputs: Any = None, **fit_options: Any,
 ) -> Randomization:  # fmt: skip
     """Data randomisation (Adebayo et al. 2018): a copy of the model, freshly initialised, trained on the
     training images with their labels shuffled; each image's map of the copy against the model's own (for the
-    model's top class), by Spearman's rho. Maps that explain what the model learned decorrelate."""
+    model's top class), by Spearman's rho. Maps that explain what the model learned decorrelate.
+    input, other_inputs: for a model with several inputs, as compute_cam takes them, for `images`;
+    train_other_inputs: the other inputs' values for `train_images` (one shared, or one row per training image)."""
     from .api import compute_cam
 
     epochs = _check_int(epochs, "epochs", 1)
     seed = _check_int(seed, "seed", 0)
+    feed = make_feed(model, input, other_inputs)
+    train_feed = _train_feed(model, input, train_other_inputs, feed)
     batch = model_batch(images)
-    classes = _classes(model, batch, None, None)
-    before = compute_cam(model, batch, layer=layer, method=method, class_index=classes)
+    train = model_batch(train_images, "train_images")
+    classes = _classes(model, batch, None, None, feed)
+    fed = {"input": input, "other_inputs": other_inputs}
+    before = compute_cam(model, batch, layer=layer, method=method, class_index=classes, **fed)
     copied = copy() if copy is not None else keras.models.clone_model(model)  # fresh weights
     rng = np.random.default_rng(seed)
     labels = np.asarray(train_labels)
     shuffled = labels[rng.permutation(len(labels))]
     loss = "sparse_categorical_crossentropy" if labels.ndim == 1 else "categorical_crossentropy"
     copied.compile(optimizer="adam", loss=loss)
-    copied.fit(model_batch(train_images, "train_images"), shuffled, epochs=epochs, verbose=0, **fit_options)
-    after = compute_cam(copied, batch, layer=layer, method=method, class_index=classes)
+    inputs = train if train_feed is None else train_feed.pack(train, train_feed.rows(len(train)))
+    copied.fit(inputs, shuffled, epochs=epochs, verbose=0, **fit_options)
+    after = compute_cam(copied, batch, layer=layer, method=method, class_index=classes, **fed)
     rho = np.array([[spearman(a, b) for a, b in zip(before, after)]])
     return Randomization(["labels shuffled"], rho, before, after[None])

@@ -502,11 +502,11 @@ class CAMExplorer(widgets.VBox):
             raise CAMError(f"the map check works on pictures; this explorer shows {session.kind}s")
         if session.explainer.target is not None:
             raise CAMError("the map check scores a class's probability; this explorer explains a target")
-        if session.explainer.feed is not None:
-            raise CAMError("the map check runs the model on the pictures alone; it does not take other inputs yet")
+        feed = session.explainer.feed  # several inputs: the others' values go with the picture, as in the view
+        fed = {} if feed is None else {"input": feed.index, "other_inputs": dict(zip(feed.other_names, feed.others))}
         return check_map(
             session.explainer.model, session.model_input(image), view.cam, view.class_index, layer=view.layer.path,
-            method=view.method, output=session.output, randomize=randomize, pixels=session.display_pixels(image),
+            method=view.method, output=session.output, randomize=randomize, pixels=session.display_pixels(image), **fed,
             title=f"{session.names[image]}: {METHODS[view.method].label} of {session.class_names[view.class_index]} "
                   f"at {view.layer.path}",
         )  # fmt: skip

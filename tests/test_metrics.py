@@ -268,3 +268,80 @@ def test_every_numeric_option_out_of_range_is_named_with_what_was_given_and_what
     for call, message in cases:
         with pytest.raises(cw.CAMError, match=message):
             call()
+
+
+# -- a model with several inputs ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_inputs():
+    """An image and a metadata vector that gates the image's features: the scores depend on both."""
+    keras.utils.set_random_seed(44)
+    image = keras.Input((16, 16, 3), name="image")
+    meta = keras.Input((4,), name="meta")
+    x = layers.Conv2D(6, 3, padding="same", activation="relu", name="conv")(image)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Multiply()([x, layers.Dense(6, activation="sigmoid")(meta)])
+    return keras.Model({"image": image, "meta": meta}, layers.Dense(3, activation="softmax", name="probs")(x))
+
+
+def test_every_metric_takes_the_other_inputs_as_compute_cam_does(two_inputs):
+    """deletion, insertion, confidence, ROAD and both randomisation checks on a model of two inputs, with
+    input= and other_inputs= (one row per image here, so each copy must go with its own image's row), against
+    the model called here with both inputs on copies made here."""
+    model = two_inputs
+    rng = np.random.default_rng(7)
+    x = rng.uniform(0, 1, (2, 16, 16, 3)).astype("float32")
+    meta = (rng.normal(size=(2, 4)) * 4).astype("float32")
+    fed = {"input": "image", "other_inputs": {"meta": meta}}
+    maps = rng.random((2, 16, 16)).astype("float32")  # at the images' size: ranked as they are
+    classes = np.array([0, 2])
+
+    def probability(images, rows):
+        out = keras.ops.convert_to_numpy(model({"image": images, "meta": meta[rows]}))
+        return out[np.arange(len(rows)), classes[rows]]
+
+    ranks = metrics.rank_pixels(maps)
+    curve = metrics.deletion(model, x, maps, class_index=classes, steps=4, baseline="zero", **fed)
+    inserted = metrics.insertion(model, x, maps, class_index=classes, steps=4, baseline="zero", **fed)
+    for k, count in enumerate(np.linspace(0, 256, 5).astype(int)):
+        kept = (ranks >= count)[..., None]
+        np.testing.assert_allclose(curve.scores[:, k], probability(x * kept, [0, 1]), atol=1e-5)
+        np.testing.assert_allclose(inserted.scores[:, k], probability(x * ~kept, [0, 1]), atol=1e-5)
+
+    confidence = metrics.confidence(model, x, maps, class_index=classes, **fed)
+    unit = maps / maps.max(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(confidence.original, probability(x, [0, 1]), atol=1e-5)
+    np.testing.assert_allclose(confidence.explained, probability(x * unit[..., None], [0, 1]), atol=1e-5)
+
+    road = metrics.road(model, x, maps, class_index=classes, percents=(25, 50), noise=0.0, **fed)
+    for i in range(2):
+        filled = np.stack([metrics.noisy_linear_imputation(x[i], ranks[i] < round(p / 100 * 256), 0.0,
+                                                           np.random.default_rng(0)) for p in (25, 50)])  # fmt: skip
+        np.testing.assert_allclose(road.scores[i], probability(filled, [i, i]), atol=1e-5)
+
+    copies = []
+
+    def copy():
+        copies.append(metrics.copy_model(model))
+        return copies[-1]
+
+    randomized = metrics.model_randomization(model, x, layer="conv", class_index=classes, steps=2, copy=copy, **fed)
+    np.testing.assert_allclose(randomized.before, cw.compute_cam(model, x, layer="conv", class_index=classes, **fed))
+    np.testing.assert_allclose(
+        randomized.maps[-1], cw.compute_cam(copies[-1], x, layer="conv", class_index=classes, **fed), atol=1e-6
+    )
+    assert randomized.rho.shape == (2, 2)
+
+    train = rng.uniform(0, 1, (8, 16, 16, 3)).astype("float32")
+    shuffled = metrics.data_randomization(model, train, np.arange(8) % 3, x, epochs=1, layer="conv", copy=copy,
+                                          train_other_inputs={"meta": rng.normal(size=(8, 4))}, **fed)  # fmt: skip
+    top = keras.ops.convert_to_numpy(model({"image": x, "meta": meta})).argmax(axis=1)
+    np.testing.assert_allclose(shuffled.maps[0], cw.compute_cam(copies[-1], x, layer="conv", class_index=top, **fed),
+                               atol=1e-6)  # fmt: skip
+    with pytest.raises(cw.CAMError, match=r"also takes 'meta': give their training values as train_other_inputs="):
+        metrics.data_randomization(model, train, np.arange(8) % 3, x, epochs=1, **fed)
+    with pytest.raises(cw.CAMError, match=r"the model has 2 inputs \('image', 'meta'\); pass input="):
+        metrics.deletion(model, x, maps)
+    with pytest.raises(cw.CAMError, match=r"input 'meta' was given 3 rows for 2 images"):
+        metrics.road(model, x, maps, input="image", other_inputs={"meta": np.zeros((3, 4))})

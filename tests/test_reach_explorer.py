@@ -150,8 +150,10 @@ def test_explorer_on_a_model_of_two_inputs():
         ex.class_index = 2  # a class change (no after-layer pass with several inputs: a full pass)
         want = cw.compute_cam(model, ex.model_input, input="image", other_inputs={"meta": values}, class_index=2)
         np.testing.assert_allclose(ex.cam, want[0], atol=1e-5)
-        with pytest.raises(ValueError, match="the map check .* does not take other inputs yet"):
-            ex.check()  # said in words, not as "the model has 2 inputs, pass input="
+        check = ex.check()  # the other inputs go with the picture, as in the view
+        want = cw.metrics.deletion(model, ex.model_input, ex.cam[None], class_index=2, steps=50, input="image",
+                                   other_inputs={"meta": values})  # fmt: skip
+        np.testing.assert_allclose(check.deletion.scores, want.scores, atol=1e-6)
     finally:
         ex.close()
     with pytest.raises(ValueError, match=r"the model has 2 inputs \('image', 'meta'\)"):

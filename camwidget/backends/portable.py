@@ -142,35 +142,37 @@ class PortableEngine(engine.CAMEngine):
             return self._autodiff.forward_pass(self._model, forward)
 
         fn = self._compiled(key, build)
+        others_at = engine.row_chunks(feed, len(x), image)
         results = []
         for start in range(0, len(x), engine._SCORE_BATCH):
             engine.progress.step(start, len(x), "masked inputs")
             chunk = np.asarray(x[start : start + engine._SCORE_BATCH], np.float32)
             padded = np.concatenate([chunk, np.zeros((engine._SCORE_BATCH - len(chunk), *chunk.shape[1:]), np.float32)])
-            results.append(np.asarray(fn(padded, _rows(feed, engine._SCORE_BATCH, image)))[: len(chunk)])
+            results.append(np.asarray(fn(padded, others_at(start)))[: len(chunk)])
         return np.concatenate(results)
 
     def perturbed_scores(
         self, images: Any, baselines: Any, ranks: Any, rows: np.ndarray, counts: np.ndarray, classes: np.ndarray,
-        output: int, insert: bool, batch: int = 32,
+        output: int, insert: bool, batch: int = 32, feed: Feed | None = None,
     ) -> np.ndarray:  # fmt: skip
         """:meth:`camwidget.engine.CAMEngine.perturbed_scores` in keras.ops: the copies are made inside the
         compiled (JAX) or no-grad (torch) pass, `batch` per call, the last padded."""
         images, baselines, ranks = (np.asarray(a) for a in (images, baselines, ranks))
         shape = tuple(images.shape[1:])
-        key = ("perturbed", output, shape, batch, bool(insert))
-        layout = self.layout(shape)
+        key = ("perturbed", output, shape, batch, bool(insert), engine._signature(feed))
+        layout = self.layout(shape, feed)
+        others = _rows(feed, len(images))  # one row per image, picked by `rows` in the pass
 
         def build() -> Any:
             activation = layout.output_activations[output]
 
             def forward(call: Callable[[Any], Any], images: Any, rest: list[Any]) -> Any:
-                baselines, ranks, rows, counts, classes = rest
+                baselines, ranks, rows, counts, classes, *others = rest
                 chosen = ops.take(ranks, rows, axis=0) < counts[:, None, None]  # (B, H, W): the pixels moved
                 keep = chosen if insert else ops.logical_not(chosen)
                 image, baseline = ops.take(images, rows, axis=0), ops.take(baselines, rows, axis=0)
                 x = baseline + ops.cast(keep, "float32")[..., None] * (image - baseline)
-                y = keras.tree.flatten(call(x))[output]
+                y = keras.tree.flatten(call(_pack(feed, x, [ops.take(o, rows, axis=0) for o in others])))[output]
                 _, probs, _, _ = class_scores(y, y, activation, "probability", ops.full((batch,), -1), len(shape))
                 probs = probs if activation else ops.softmax(probs, axis=-1)
                 return ops.take_along_axis(probs, ops.cast(classes, "int32")[:, None], axis=1)[:, 0]
@@ -189,7 +191,7 @@ class PortableEngine(engine.CAMEngine):
                 out[:n] = values[chunk]
                 return out
 
-            result = fn(images, [baselines, ranks, padded(rows), padded(counts), padded(classes)])
+            result = fn(images, [baselines, ranks, padded(rows), padded(counts), padded(classes), *others])
             scores[start : start + n] = np.asarray(result)[:n]
         return scores
 
@@ -371,7 +373,8 @@ def describe_model(
         order.append(path)
 
     x = np.zeros((1, *input_shape), np.float32)
-    inputs = _pack(feed, ops.convert_to_tensor(x), [ops.convert_to_tensor(r) for r in _rows(feed, 1)])
+    first = _rows(feed, 1, image=0)  # the first image's other inputs (one row each), where there is one per image
+    inputs = _pack(feed, ops.convert_to_tensor(x), [ops.convert_to_tensor(r) for r in first])
 
     def attempt(call: Callable[[Any], Any]) -> Any:
         for seen in calls.values():
