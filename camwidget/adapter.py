@@ -87,6 +87,60 @@ def token_grid(tokens: int, input_shape: tuple[int | None, ...]) -> tuple[int, i
     return None
 
 
+def given_token_grid(
+    tokens: int, input_shape: tuple[int | None, ...], grid: tuple[int, int] | None, leading_tokens: int | None
+) -> MapGeometry:
+    """A token layer of `tokens` tokens read on a grid the user gave, as the last h*w tokens, or after the
+    `leading_tokens` they named. A grid turned on its side against the picture (its aspect the picture's
+    transposed), or one that leaves more than _MAX_LEADING_TOKENS tokens before it, is refused naming the grid
+    that fits, unless `leading_tokens` says how many tokens come first (the patches are laid out that way)."""
+    height, width = input_shape[0], input_shape[1]
+    found = token_grid(tokens, input_shape)
+    fits = (
+        f"the grid that fits the picture's {height}×{width} is grid=({found[1]}, {found[2]}) after {found[0]} "
+        "leading token(s)" if found else
+        f"no grid of the picture's {height}×{width} aspect fits with at most {_MAX_LEADING_TOKENS} leading tokens"
+    )  # fmt: skip
+    if grid is None:  # leading_tokens alone: the grid of the picture's aspect for the tokens after them
+        count = tokens - leading_tokens
+        for h in range(1, count + 1):
+            w = count // h
+            if count % h == 0 and height and width and height % h == 0 and width % w == 0 and height // h == width // w:
+                return MapGeometry("tokens", (h, w), leading_tokens)
+        raise LayerError(
+            f"leading_tokens={leading_tokens} leaves {count} of the layer's {tokens} tokens, which make no grid of "
+            f"the picture's {height}×{width} aspect; give grid=(rows, columns) too, or another count ({fits})"
+        )
+    h, w = grid
+    if h * w > tokens:
+        raise LayerError(
+            f"grid {grid} has {h * w} positions, but the layer has {tokens} tokens; give a grid of at "
+            f"most {tokens} positions (the tokens after the leading ones, e.g. class token); {fits}"
+        )
+    leading = tokens - h * w
+    if leading_tokens is not None:
+        if leading_tokens != leading:
+            raise LayerError(
+                f"grid {grid} takes the last {h * w} of the layer's {tokens} tokens, which leaves {leading} leading "
+                f"tokens, but leading_tokens={leading_tokens}; give a grid of {tokens - leading_tokens} positions"
+            )
+        return MapGeometry("tokens", (h, w), leading)
+    if leading > _MAX_LEADING_TOKENS:
+        raise LayerError(
+            f"grid {grid} leaves {leading} of the layer's {tokens} tokens before it, more than the "
+            f"{_MAX_LEADING_TOKENS} a vision transformer has (class, distillation, register tokens); {fits}. "
+            f"If the model does have {leading} leading tokens, say so: leading_tokens={leading}"
+        )
+    turned = height is not None and width is not None and height != width and h != w and h * height == w * width
+    if turned:
+        raise LayerError(
+            f"grid {grid} is the picture's aspect turned on its side: the picture is {height}×{width} (height × "
+            f"width), {h} rows of patches would make them {height / h:g}×{width / w:g}; {fits}. If the patches "
+            f"are laid out that way, say so: grid={grid}, leading_tokens={leading}"
+        )
+    return MapGeometry("tokens", (h, w), leading)
+
+
 def _image_like(grid: tuple[int | None, ...], image: tuple[int | None, ...]) -> bool:
     """Whether an (h, w) output can be a feature map of an (H, W) image: no larger, and shrunk by similar
     factors on both sides (an attention layer's (tokens, heads, dim) is not: 17 x 2 of a 32 x 32 image)."""
@@ -100,10 +154,14 @@ def _image_like(grid: tuple[int | None, ...], image: tuple[int | None, ...]) -> 
 
 
 def geometry_of(
-    shape: tuple[int | None, ...] | None, input_shape: tuple[int | None, ...], grid: tuple[int, int] | None = None
+    shape: tuple[int | None, ...] | None,
+    input_shape: tuple[int | None, ...],
+    grid: tuple[int, int] | None = None,
+    leading_tokens: int | None = None,
 ) -> MapGeometry | None:
     """The map geometry of a layer output `shape` (no batch axis) in a model of `input_shape`; None where its
-    output is no map (a vector, several tensors, a rank that does not fit the input)."""
+    output is no map (a vector, several tensors, a rank that does not fit the input). `grid` and
+    `leading_tokens` read a token layer as given (see :func:`given_token_grid`)."""
     if shape is None:
         return None
     rank, input_rank = len(shape), len(input_shape)
@@ -114,14 +172,8 @@ def geometry_of(
     if rank == 4 and input_rank == 4:
         return MapGeometry("volume", tuple(shape[:3]))
     if rank == 2 and input_rank == 3 and shape[0] is not None:
-        if grid is not None:
-            h, w = grid
-            if h * w > shape[0]:
-                raise LayerError(
-                    f"grid {grid} has {h * w} positions, but the layer has {shape[0]} tokens; give a grid of at "
-                    f"most {shape[0]} positions (the tokens after the leading ones, e.g. class token)"
-                )
-            return MapGeometry("tokens", (h, w), shape[0] - h * w)
+        if grid is not None or leading_tokens is not None:
+            return given_token_grid(int(shape[0]), input_shape, grid, leading_tokens)
         found = token_grid(int(shape[0]), input_shape)
         if found is not None:
             leading, h, w = found
@@ -225,22 +277,47 @@ class ModelLayout:
                 return before[-1]
         return last
 
-    def with_grid(self, info: LayerInfo, grid: tuple[int, int] | None) -> LayerInfo:
-        """`info` with its tokens read on a given (rows, columns) patch grid (the last rows*columns tokens)."""
-        if grid is None:
+    def with_token_grid(self, grid: tuple[int, int] | None, leading_tokens: int | None) -> ModelLayout:
+        """This layout with every token layer read on `grid` and/or after `leading_tokens` (what an explorer
+        given grid= shows on every layer): a token layer whose count does not fit them is not offered. Where no
+        layer fits, this layout as it is, so that resolving a layer with the grid says why (:meth:`with_grid`)."""
+        if (grid is None and leading_tokens is None) or self.input_kind != "image":
+            return self
+        layers = {}
+        for path, info in self.layers.items():
+            if info.shape is not None and len(info.shape) == 2 and info.shape[0] is not None:
+                try:
+                    geometry = geometry_of(info.shape, self.input_shape, grid, leading_tokens)
+                except LayerError:
+                    geometry = None
+                info = dataclasses.replace(info, geometry=geometry)
+            layers[path] = info
+        if not any(i.geometry is not None and i.geometry.kind == "tokens" for i in layers.values()):
+            return self
+        return dataclasses.replace(self, layers=layers)
+
+    def with_grid(
+        self, info: LayerInfo, grid: tuple[int, int] | None, leading_tokens: int | None = None
+    ) -> LayerInfo:  # fmt: skip
+        """`info` with its tokens read on a given (rows, columns) patch grid (the last rows*columns tokens), or
+        after `leading_tokens` tokens (see :func:`given_token_grid`)."""
+        if grid is None and leading_tokens is None:
             return info
         if info.shape is None or len(info.shape) != 2 or len(self.input_shape) != 3:
+            given = "grid=" if grid is not None else "leading_tokens="
             raise LayerError(
-                f"grid= reads a token layer (N, tokens, channels) of an image model; layer {info.path!r} has "
+                f"{given} reads a token layer (N, tokens, channels) of an image model; layer {info.path!r} has "
                 f"output (N, {info.describe_shape()})"
             )
-        return dataclasses.replace(info, geometry=geometry_of(info.shape, self.input_shape, grid))
+        return dataclasses.replace(info, geometry=geometry_of(info.shape, self.input_shape, grid, leading_tokens))
 
-    def resolve(self, name: str | None, grid: tuple[int, int] | None = None) -> LayerInfo:
+    def resolve(
+        self, name: str | None, grid: tuple[int, int] | None = None, leading_tokens: int | None = None
+    ) -> LayerInfo:  # fmt: skip
         """The LayerInfo for a user-given layer name (or the default), with errors a person can act on;
-        `grid` (rows, columns) reads a token layer on that patch grid."""
+        `grid` (rows, columns) reads a token layer on that patch grid, `leading_tokens` after that many."""
         if name is None:
-            return self.with_grid(self.layers[self.default_path()], grid)
+            return self.with_grid(self.layers[self.default_path()], grid, leading_tokens)
         if not isinstance(name, str):
             raise TypeError(f"layer must be a layer name (str) such as {self.default_path()!r}, not {type(name).__name__}")
         info = self.layers.get(name)
@@ -261,7 +338,7 @@ class ModelLayout:
                 msg += f"; closest: {quoted(hint)}"
             msg += f". Spatial layers of this model: {quoted(self.spatial_paths())}"
             raise LayerError(msg)
-        info = self.with_grid(info, grid)
+        info = self.with_grid(info, grid, leading_tokens)
         if info.calls > 1:
             raise LayerError(
                 f"layer {info.path!r} is called {info.calls} times in one forward pass, so its map would be "

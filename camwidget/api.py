@@ -66,6 +66,7 @@ def compute_cam(
     grid: tuple[int, int] | None = None,
     input: str | int | None = None,
     other_inputs: Any = None,
+    leading_tokens: int | None = None,
 ) -> np.ndarray:
     """Class activation maps, float32 (N, h, w) at the layer's own resolution (one image: (1, h, w));
     at the input's resolution for "guided-gradcam". For a 1-D layer (N, L, C) of a model of signals the maps
@@ -92,7 +93,10 @@ def compute_cam(
     that mean is returned as it is (it is non-negative: each copy was normalised). max_channels: Score-CAM uses at most this many channels.
     target: instead of a class, any function of the output (its logits under score="auto") returning one
     score per image, (N,); see :mod:`camwidget.targets` (Unit, Region, Box, ClassScore). Any output shape.
-    grid: (rows, columns) of a token layer's patches, where the grid is not found from the token count.
+    grid: (rows, columns) of a token layer's patches, where the grid is not found from the token count; a grid
+    turned on its side against the picture, or one that leaves more than 8 tokens before it, is refused naming the
+    grid that fits, unless leading_tokens= (how many tokens come before the grid: class, distillation, register
+    tokens) says so. leading_tokens alone: the grid of the picture's aspect after that many tokens.
     input, other_inputs: for a model with several inputs, the one the images go to (a name or index) and the
     others' values (a dict by name; one item or a batch of one is shared by every image, N rows go one per
     image).
@@ -120,7 +124,7 @@ def compute_cam(
             preprocess(batch.copy()), "images after preprocess", single_allowed=False, rank=batch.ndim - 1
         )
     explainer = Explainer(model, layer=layer, output=output, options=options, target=target, grid=grid,
-                          feed=feed)  # fmt: skip
+                          feed=feed, leading_tokens=leading_tokens)  # fmt: skip
     return explainer.explain(batch, class_index, values_checked=values_checked)
 
 

@@ -90,6 +90,7 @@ class Explainer:
         target: Any = None,
         grid: tuple[int, int] | None = None,
         feed: Feed | None = None,
+        leading_tokens: int | None = None,
         method: str | None = None,
         score: str | None = None,
         eigen_smooth: bool | None = None,
@@ -104,6 +105,8 @@ class Explainer:
         options = dataclasses.replace(options or Options(), **{k: v for k, v in given.items() if v is not None})
         self.engine: CAMEngine = engine_for(model)
         self.grid = check_grid(grid)
+        self.leading_tokens = check_leading_tokens(leading_tokens)
+        self._token_layout: tuple[Any, Any] = (None, None)  # (the engine's layout, it read with grid / leading)
         self.feed = feed
         self.target = check_target(target)
         self._flipped_target: Any = None  # aug_smooth's flipped copies: the target flipped with them, made once
@@ -134,7 +137,7 @@ class Explainer:
         """The same model, layer and output with other options (checked); shares the compiled passes."""
         other = Explainer(self.model, layer=self.layer_name, output=self.output_spec,
                           options=dataclasses.replace(self.options, **changes), target=self.target,
-                          grid=self.grid, feed=self.feed)  # fmt: skip
+                          grid=self.grid, feed=self.feed, leading_tokens=self.leading_tokens)  # fmt: skip
         return other
 
     # -- resolved once per input shape ---------------------------------------------------------------------
@@ -145,7 +148,15 @@ class Explainer:
         return self.engine.sync()
 
     def layout(self, image_shape: Sequence[int] | None) -> ModelLayout:
-        return self.engine.layout(image_shape, self.feed)
+        """The model's layout at this input shape; with grid= or leading_tokens=, its token layers read so."""
+        layout = self.engine.layout(image_shape, self.feed)
+        if self.grid is None and self.leading_tokens is None:
+            return layout
+        base, derived = self._token_layout
+        if base is not layout:  # made once per layout the engine holds
+            derived = layout.with_token_grid(self.grid, self.leading_tokens)
+            self._token_layout = (layout, derived)
+        return derived
 
     def expected_input_shape(self) -> tuple[int | None, ...] | None:
         """One item of the images' input, (H, W, C) for an image model; None entries where any size goes."""
@@ -153,7 +164,7 @@ class Explainer:
 
     def resolve(self, layout: ModelLayout, layer: str | None = None) -> tuple[LayerInfo, int, int]:
         """(the layer, the output index, its number of classes) for this layout; errors name the fix."""
-        info = layout.resolve(self.layer_name if layer is None else layer, self.grid)
+        info = layout.resolve(self.layer_name if layer is None else layer, self.grid, self.leading_tokens)
         output = self.engine.output_index(layout, self.output_spec)
         return info, output, num_classes(layout, output)
 
@@ -292,7 +303,7 @@ class Explainer:
             info, output, n_classes = self.resolve(layout, layer)
             classes = class_vector(class_index, len(batch), n_classes)
         else:  # any output shape: the target makes one score of it
-            info = layout.resolve(self.layer_name if layer is None else layer, self.grid)
+            info = layout.resolve(self.layer_name if layer is None else layer, self.grid, self.leading_tokens)
             output = self.engine.output_index(layout, self.output_spec, classes=False)
             classes = np.zeros(len(batch), np.int32)
 
@@ -393,3 +404,17 @@ def check_grid(grid: Any) -> tuple[int, int] | None:
     ):  # fmt: skip
         raise TypeError(f"grid must be two positive ints (rows, columns) of a token layer's patches, not {grid!r}")
     return int(grid[0]), int(grid[1])
+
+
+def check_leading_tokens(leading_tokens: Any) -> int | None:
+    """leading_tokens= as given: None, or how many tokens (class, distillation, registers) come before a token
+    layer's patch grid."""
+    if leading_tokens is None:
+        return None
+    whole = isinstance(leading_tokens, (int, np.integer)) and not isinstance(leading_tokens, (bool, np.bool_))
+    if not whole or leading_tokens < 0:
+        raise CAMError(
+            f"leading_tokens must be an int of at least 0 (the tokens before a token layer's patch grid: class, "
+            f"distillation, register tokens), not {leading_tokens!r}"
+        )
+    return int(leading_tokens)

@@ -119,6 +119,8 @@ class ExplorerSession:
         warm_up: bool = True,
         feed: Feed | None = None,
         target: Any = None,
+        grid: tuple[int, int] | None = None,
+        leading_tokens: int | None = None,
     ) -> None:
         self._lock = threading.RLock()  # the state and the caches, against the warm-up thread
         self._computing = threading.RLock()  # one view or probabilities at a time (explorer's worker, a cell)
@@ -130,7 +132,8 @@ class ExplorerSession:
             raise CAMError(
                 "the explorer gives every image the same other inputs: give other_inputs one value each (not a batch)"
             )
-        self.explainer = Explainer(model, output=output, feed=feed, target=target)
+        self.explainer = Explainer(model, output=output, feed=feed, target=target, grid=grid,
+                                   leading_tokens=leading_tokens)  # fmt: skip
         self.engine = self.explainer.engine
         self.max_side = int(max_side)
         self.capture_bytes = capture_bytes

@@ -122,7 +122,9 @@ class CAMExplorer(widgets.VBox):
     volumes (T, H, W, C) takes clips ((T, H, W, C) arrays, a list of frames, or several), shown a frame at a
     time with a Frame slider (``.frame``); a vision transformer's token layers are drawn on their patch grid.
     ``input`` and ``other_inputs``: for a model with several inputs, the one the images go to and one value
-    for each other input, shared by every image (see compute_cam).
+    for each other input, shared by every image (see compute_cam). ``grid`` and ``leading_tokens``: a vision
+    transformer's patch grid and the tokens before it, where they are not found from the token count (see
+    compute_cam); every token layer is read so.
 
     Beyond classes: a segmentation model's (per-pixel) classes explain the pixels the model predicts as that
     class, and show the share of the pixels each covers; ``target`` (any function of the output giving one
@@ -153,14 +155,18 @@ class CAMExplorer(widgets.VBox):
         input: str | int | None = None,
         other_inputs: Any = None,
         target: Any = None,
+        grid: tuple[int, int] | None = None,
+        leading_tokens: int | None = None,
     ) -> None:
         Options(method, score, eigen_smooth, aug_smooth).checked()  # bad options fail before any work
         self._session = ExplorerSession(
             model, images, preprocess, class_names, output, max_side=max_side, value_range=value_range,
             max_pixels=max_pixels, warm_up=warm_up, feed=make_feed(model, input, other_inputs), target=target,
+            grid=grid, leading_tokens=leading_tokens,
         )  # fmt: skip
         layout = self._session.layout(0)
-        start_layer = layout.resolve(layer).path
+        explainer = self._session.explainer  # grid=, leading_tokens=: the start layer read so, or the error why not
+        start_layer = layout.resolve(layer, explainer.grid, explainer.leading_tokens).path
         _check_alpha(alpha)
         render.colormap_table(colormap)
         method = get_method(method).name

@@ -340,6 +340,35 @@ def test_vit_grid_can_be_given_and_a_wrong_one_names_both_counts(vit):
         cw.compute_cam(vit, x, layer="patches", grid=(4, 6))
 
 
+def test_vit_grid_on_its_side_or_with_too_many_leading_tokens_is_refused_unless_leading_tokens_says_so(vit):
+    """The picture is 32×48 (25 tokens: a class token and a 4×6 grid). grid=(6, 4) has the same count turned on
+    its side, and grid=(2, 2) would leave 21 "class tokens": both are refused naming the grid that fits, and both
+    are read as given where leading_tokens= says how many tokens come first."""
+    x = np.random.default_rng(9).normal(size=(2, 32, 48, 3)).astype(np.float32)
+    classes = np.array([1, 3])
+    fits = r"the grid that fits the picture's 32×48 is grid=\(4, 6\) after 1 leading token"
+    with pytest.raises(cw.CAMError, match=r"grid \(6, 4\) is the picture's aspect turned on its side: .*" + fits):
+        cw.compute_cam(vit, x, layer="block1_norm1", grid=(6, 4))
+    with pytest.raises(cw.CAMError, match=r"grid \(2, 2\) leaves 21 of the layer's 25 tokens before it, more than the 8 .*"
+                       + fits + r".*leading_tokens=21"):  # fmt: skip
+        cw.compute_cam(vit, x, layer="block1_norm1", grid=(2, 2))
+    with pytest.raises(cw.CAMError, match=r"grid \(6, 4\) .* leaves 1 leading tokens, but leading_tokens=2"):
+        cw.compute_cam(vit, x, layer="block1_norm1", grid=(6, 4), leading_tokens=2)
+    with pytest.raises(cw.CAMError, match=r"leading_tokens must be an int of at least 0 .*, not -1"):
+        cw.compute_cam(vit, x, layer="block1_norm1", leading_tokens=-1)
+    with pytest.raises(cw.CAMError, match=r"leading_tokens=3 leaves 22 of the layer's 25 tokens, which make no grid"):
+        cw.compute_cam(vit, x, layer="block1_norm1", leading_tokens=3)
+    with pytest.raises(cw.CAMError, match=r"leading_tokens= reads a token layer"):
+        cw.compute_cam(vit, x, layer="patches", leading_tokens=1)
+    turned = cw.compute_cam(vit, x, layer="block1_norm1", grid=(6, 4), leading_tokens=1, class_index=classes)
+    assert turned.shape == (2, 6, 4)
+    assert_close(turned, vit_reference(vit, x, "block1_norm1", classes, leading=1, grid=(6, 4)))
+    many = cw.Explainer(vit, layer="block1_norm1", grid=(2, 2), leading_tokens=21).explain(x, classes)
+    assert_close(many, vit_reference(vit, x, "block1_norm1", classes, leading=21, grid=(2, 2)))
+    alone = cw.compute_cam(vit, x, layer="block1_norm1", leading_tokens=1, class_index=classes)
+    np.testing.assert_allclose(alone, cw.compute_cam(vit, x, layer="block1_norm1", class_index=classes), atol=1e-6)
+
+
 def test_vit_scorecam_and_guided_run_on_the_patch_grid(vit):
     x = np.random.default_rng(8).normal(size=(1, 32, 48, 3)).astype(np.float32)
     assert cw.compute_cam(vit, x, method="scorecam", class_index=0).shape == (1, 4, 6)

@@ -133,6 +133,24 @@ def test_vit_explorer_draws_the_patch_grid():
         ex.close()
 
 
+def test_vit_explorer_takes_grid_and_leading_tokens_as_compute_cam_does():
+    vit = tiny_vit()
+    picture = (np.random.default_rng(4).random((32, 48, 3)) * 255).astype(np.uint8)
+    with pytest.raises(ValueError, match=r"grid \(6, 4\) is the picture's aspect turned on its side.*grid=\(4, 6\)"):
+        cw.CAMExplorer(vit, picture, background=False, preprocess="none", grid=(6, 4))
+    ex = cw.CAMExplorer(vit, picture, background=False, preprocess="none", grid=(6, 4), leading_tokens=1)
+    try:
+        want = cw.compute_cam(vit, ex.model_input, layer="block1_norm1", grid=(6, 4), leading_tokens=1, class_index=2)
+        ex.class_index = 2
+        assert ex.cam.shape == (6, 4)
+        np.testing.assert_allclose(ex.cam, want[0], atol=1e-5)
+        ex.layer = "block0_add2"  # every token layer is read on the grid given
+        want = cw.compute_cam(vit, ex.model_input, layer="block0_add2", grid=(6, 4), leading_tokens=1, class_index=2)
+        np.testing.assert_allclose(ex.cam, want[0], atol=1e-5)
+    finally:
+        ex.close()
+
+
 def test_explorer_on_a_model_of_two_inputs():
     keras.utils.set_random_seed(33)
     image = keras.Input((16, 16, 3), name="image")
