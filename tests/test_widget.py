@@ -225,14 +225,13 @@ import numpy as np
 import keras
 from keras import layers
 import camwidget as cw
-from camwidget import widget
 
 inp = keras.Input((16, 16, 3))
 x = layers.Conv2D(4, 3, activation="relu", name="conv")(inp)
 model = keras.Model(inp, layers.Dense(2, activation="softmax")(layers.GlobalAveragePooling2D()(x)))
 EXPLORER = cw.CAMExplorer(model, np.zeros((16, 16, 3), np.uint8), background=False)
 assert EXPLORER.cam is not None
-close = widget.CAMExplorer.close
+close = type(EXPLORER).close  # the class, wherever its module lives
 
 def reporting_close(self, _close=close, _write=os.write, _error=BaseException, _repr=repr):
     _write(2, b"close at exit\\n")
@@ -243,7 +242,7 @@ def reporting_close(self, _close=close, _write=os.write, _error=BaseException, _
         raise
     _write(2, b"close returned\\n")
 
-widget.CAMExplorer.close = reporting_close
+type(EXPLORER).close = reporting_close
 """
 
 
