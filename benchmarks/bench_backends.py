@@ -25,9 +25,9 @@ def measure(backend: str, rounds: int, batch: int, explorer: bool = False) -> di
     import _timing  # noqa: F401
     import keras
     import numpy as np
+    from _timing import medians
 
     import camwidget as cw
-    from _timing import medians
 
     keras.utils.set_random_seed(0)
     model = keras.applications.VGG16(weights=None)
@@ -69,7 +69,7 @@ def measure(backend: str, rounds: int, batch: int, explorer: bool = False) -> di
             print(f"torch.compile did not run this model: {type(exc).__name__}: {str(exc)[:200]}", file=sys.stderr)
     candidates["compute_cam"] = lambda: cw.compute_cam(model, x, layer="block5_conv3")
     if explorer:  # a class switch: the layers after block5_conv3 from its cached activations, or a whole pass
-        from camwidget.engine import engine_for
+        from camwidget.engines.engine import engine_for
 
         picture = np.random.default_rng(1).integers(0, 256, (224, 224, 3), dtype=np.uint8)
         ex = cw.CAMExplorer(model, picture, layer="block5_conv3", warm_up=False)
@@ -116,7 +116,16 @@ def main() -> None:
         jax_dir = HERE.parent / "tests" / ".jax"  # where tests/install_peers.sh puts JAX
         if backend == "jax" and jax_dir.is_dir():
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(jax_dir), os.environ.get("PYTHONPATH")]))
-        command = [sys.executable, __file__, "--child", backend, "--rounds", str(args.rounds), "--batch", str(args.batch)]
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            backend,
+            "--rounds",
+            str(args.rounds),
+            "--batch",
+            str(args.batch),
+        ]
         command += ["--explorer"] if args.explorer else []
         done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=HERE)
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]

@@ -23,9 +23,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from camwidget import preprocess as preprocessing
-from camwidget.batch import explain_many, picture_sources
-from camwidget.images import read_picture
+from camwidget.inputs import preprocess as preprocessing
+from camwidget.inputs.images import read_picture
+from camwidget.pipeline.batch import explain_many, picture_sources
 
 
 def write_pictures(folder: str, count: int) -> None:

@@ -43,7 +43,11 @@ class MemoryCgroup:
     def __init__(self, limit_bytes: int) -> None:
         v1, v2 = Path("/sys/fs/cgroup/memory"), Path("/sys/fs/cgroup")
         if v1.is_dir():
-            self.path, self.limit_file, self.peak_file = v1 / f"camwidget-{os.getpid()}", "memory.limit_in_bytes", "memory.max_usage_in_bytes"
+            self.path, self.limit_file, self.peak_file = (
+                v1 / f"camwidget-{os.getpid()}",
+                "memory.limit_in_bytes",
+                "memory.max_usage_in_bytes",
+            )
         elif (v2 / "cgroup.controllers").exists():
             self.path, self.limit_file, self.peak_file = v2 / f"camwidget-{os.getpid()}", "memory.max", "memory.peak"
         else:
@@ -75,7 +79,10 @@ def write_weights(folder: Path) -> dict[str, str]:
                 save_weights_to_hdf5_group(f, keras.applications.VGG16(weights=None, include_top=top))
     """
     subprocess.run([sys.executable, "-c", textwrap.dedent(code)], check=True, capture_output=True)
-    return {"CAMWIDGET_VGG16_WEIGHTS": str(folder / "vgg16.h5"), "CAMWIDGET_VGG16_NOTOP_WEIGHTS": str(folder / "vgg16_notop.h5")}
+    return {
+        "CAMWIDGET_VGG16_WEIGHTS": str(folder / "vgg16.h5"),
+        "CAMWIDGET_VGG16_NOTOP_WEIGHTS": str(folder / "vgg16_notop.h5"),
+    }
 
 
 def main() -> int:
@@ -91,7 +98,9 @@ def main() -> int:
             cases = []
             for notebook in sorted((ROOT / "notebooks").glob(f"{args.only}*.ipynb")):
                 cases.append((notebook, "offline", {}))
-                variable = {"01": "CAMWIDGET_VGG16_WEIGHTS", "02": "CAMWIDGET_VGG16_NOTOP_WEIGHTS"}.get(notebook.name[:2])
+                variable = {"01": "CAMWIDGET_VGG16_WEIGHTS", "02": "CAMWIDGET_VGG16_NOTOP_WEIGHTS"}.get(
+                    notebook.name[:2]
+                )
                 if variable:
                     cases.append((notebook, "weights file", {variable: weights[variable]}))
             print(f"limit {args.limit_gb:.1f} GB")
@@ -100,10 +109,15 @@ def main() -> int:
                 cgroup.reset()
                 done = subprocess.run(
                     [sys.executable, "-c", RUNNER, str(notebook), tmp],
-                    env={**os.environ, **env}, preexec_fn=cgroup.enter, capture_output=True, text=True,
+                    env={**os.environ, **env},
+                    preexec_fn=cgroup.enter,
+                    capture_output=True,
+                    text=True,
                 )
                 kernel = next((line.split()[1] for line in done.stdout.splitlines() if line.startswith("PEAK_MB")), "-")
-                result = "fits" if done.returncode == 0 else ("killed" if "DeadKernelError" in done.stderr else "failed")
+                result = (
+                    "fits" if done.returncode == 0 else ("killed" if "DeadKernelError" in done.stderr else "failed")
+                )
                 failures += result != "fits"
                 kernel = f"{kernel} MB" if kernel != "-" else kernel
                 print(f"{notebook.name:32s} {label:14s} {kernel:>13s} {cgroup.peak_mb():>9d} MB  {result}", flush=True)

@@ -14,9 +14,9 @@ import _timing  # noqa: F401  (quiets TensorFlow before it is imported)
 import keras
 import numpy as np
 import tensorflow as tf
+from _timing import medians, table
 
 import camwidget as cw
-from _timing import medians, table
 
 LAYER = "block5_conv3"
 

@@ -39,9 +39,9 @@ def camwidget_on_jax(batch: int, rounds: int, breakdown: bool = False) -> dict[s
     import jax
     import keras
     import numpy as np
+    from _timing import medians
 
     import camwidget as cw
-    from _timing import medians
 
     keras.utils.set_random_seed(0)
     model = keras.applications.VGG16(weights=None)
@@ -69,7 +69,10 @@ def camwidget_on_jax(batch: int, rounds: int, breakdown: bool = False) -> dict[s
     def pass_alone() -> None:
         explainer.engine.capture_maps(x_device, info, every_top, output, "auto", METHODS["gradcam"].formula)
 
-    print(f"camwidget on {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}, keras {keras.__version__}", file=sys.stderr)
+    print(
+        f"camwidget on {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}, keras {keras.__version__}",
+        file=sys.stderr,
+    )
     if breakdown:  # where compute_cam's time goes besides the device's work
         top = jax.device_put(every_top)
         device_time = {
@@ -135,7 +138,7 @@ def _back_to_back(call: Callable[[], Any], calls: int = 10, rounds: int = 5) -> 
 def _timeline(call: Callable[[], object], rounds: int) -> dict[str, float]:
     """Median time between the steps of one compute_cam: entering the pass, dispatching it, the look at the
     model made while it runs, its results back, the return."""
-    from camwidget.backends import jax_autodiff, portable
+    from camwidget.engines import jax_autodiff, portable
 
     marks: dict[str, float] = {}
     capture_maps, values = portable.PortableEngine.capture_maps, jax_autodiff._values
@@ -144,6 +147,7 @@ def _timeline(call: Callable[[], object], rounds: int) -> dict[str, float]:
         marks["capture_maps called"] = time.perf_counter()
         check = kwargs.get("while_running")
         if check is not None:
+
             def while_running() -> None:
                 marks["pass dispatched, look at the model"] = time.perf_counter()
                 check()
@@ -165,7 +169,11 @@ def _timeline(call: Callable[[], object], rounds: int) -> dict[str, float]:
             marks.clear()
             start = time.perf_counter()
             call()
-            order = [("compute_cam called", start), *sorted(marks.items(), key=lambda kv: kv[1]), ("returned", time.perf_counter())]
+            order = [
+                ("compute_cam called", start),
+                *sorted(marks.items(), key=lambda kv: kv[1]),
+                ("returned", time.perf_counter()),
+            ]
             if i < 2:  # warm-up
                 continue
             for (name, at), (_, then) in zip(order, order[1:]):
@@ -179,9 +187,8 @@ def pytorch_grad_cam(batch: int, rounds: int) -> dict[str, float]:
     import numpy as np
     import torch
     import torchvision
-    from pytorch_grad_cam import GradCAM
-
     from _timing import medians
+    from pytorch_grad_cam import GradCAM
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
@@ -199,7 +206,13 @@ def pytorch_grad_cam(batch: int, rounds: int) -> dict[str, float]:
 
     name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
     print(f"pytorch-grad-cam on {name}, torch {torch.__version__}", file=sys.stderr)
-    return medians({"torch forward (no_grad, input on device)": forward, "pytorch-grad-cam GradCAM": lambda: cam(input_tensor=x, targets=None)}, rounds)
+    return medians(
+        {
+            "torch forward (no_grad, input on device)": forward,
+            "pytorch-grad-cam GradCAM": lambda: cam(input_tensor=x, targets=None),
+        },
+        rounds,
+    )
 
 
 SIDES = {"camwidget": camwidget_on_jax, "pytorch-grad-cam": pytorch_grad_cam}
@@ -223,8 +236,13 @@ def main() -> None:
         command = [sys.executable, __file__, "--child", side, "--batch", str(args.batch), "--rounds", str(args.rounds)]
         command += ["--breakdown"] if args.breakdown else []
         done = subprocess.run(command, env=env, capture_output=True, text=True)
-        print("\n".join(line for line in done.stderr.splitlines()
-                        if " on " in line and "," in line or line.startswith("  one compute_cam")))
+        print(
+            "\n".join(
+                line
+                for line in done.stderr.splitlines()
+                if " on " in line and "," in line or line.startswith("  one compute_cam")
+            )
+        )
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         if not lines:
             print(f"{side}: failed\n{done.stdout[-1500:]}\n{done.stderr[-3000:]}")
@@ -234,12 +252,17 @@ def main() -> None:
     for name, seconds in results.items():
         print(f"  {name:42s} {seconds * 1e3:10.2f} {args.batch / seconds:10.0f}")
     print()
-    for kind, floor in (("NumPy batch", "forward (jax.jit, NumPy in and out)"), ("batch on device", "forward (jax.jit, input on device)")):
+    for kind, floor in (
+        ("NumPy batch", "forward (jax.jit, NumPy in and out)"),
+        ("batch on device", "forward (jax.jit, input on device)"),
+    ):
         ours = results.get(f"camwidget compute_cam ({kind})")
         if ours and floor in results:
             peer = results.get("pytorch-grad-cam GradCAM")
-            print(f"camwidget compute_cam ({kind}): {ours / results[floor]:.2f}x {floor}"
-                  + (f"; {peer / ours:.1f}x the images per second of pytorch-grad-cam" if peer else ""))
+            print(
+                f"camwidget compute_cam ({kind}): {ours / results[floor]:.2f}x {floor}"
+                + (f"; {peer / ours:.1f}x the images per second of pytorch-grad-cam" if peer else "")
+            )
 
 
 if __name__ == "__main__":

@@ -13,9 +13,9 @@ import _timing  # noqa: F401  (quiets TensorFlow before it is imported)
 import keras
 import numpy as np
 import tensorflow as tf
+from _timing import medians, table
 
 import camwidget as cw
-from _timing import medians, table
 
 
 def main() -> None:
@@ -38,14 +38,26 @@ def main() -> None:
     fast["gradcam + eigen_smooth"] = run(eigen_smooth=True)
     fast["gradcam + aug_smooth (6 passes)"] = run(aug_smooth=True)
     results = medians(fast, args.rounds)
-    slow = {"compiled forward pass (baseline)": fast["compiled forward pass (baseline)"],
-            "scorecam, max_channels=64": run(method="scorecam", max_channels=64)}
+    slow = {
+        "compiled forward pass (baseline)": fast["compiled forward pass (baseline)"],
+        "scorecam, max_channels=64": run(method="scorecam", max_channels=64),
+    }
     if args.full_scorecam:
         slow["scorecam, all 512 channels"] = run(method="scorecam")
     slow_results = medians(slow, rounds=1, warmup=1)
     base = results["compiled forward pass (baseline)"]
-    results.update({k: v * base / slow_results["compiled forward pass (baseline)"] for k, v in slow_results.items() if k != "compiled forward pass (baseline)"})
-    table(f"VGG16 block5_conv3, 1 image, medians of {args.rounds} (Score-CAM: 1 run, scaled to this baseline)", results, "compiled forward pass (baseline)")
+    results.update(
+        {
+            k: v * base / slow_results["compiled forward pass (baseline)"]
+            for k, v in slow_results.items()
+            if k != "compiled forward pass (baseline)"
+        }
+    )
+    table(
+        f"VGG16 block5_conv3, 1 image, medians of {args.rounds} (Score-CAM: 1 run, scaled to this baseline)",
+        results,
+        "compiled forward pass (baseline)",
+    )
 
 
 if __name__ == "__main__":

@@ -80,8 +80,12 @@ def main() -> None:
         onehot = np.eye(n_classes)[classes]
 
         def xplique_run() -> None:
-            values["xplique deletion"] = Deletion(model, x, onehot, baseline_mode=0.0, steps=STEPS, batch_size=32).evaluate(maps)
-            values["xplique insertion"] = Insertion(model, x, onehot, baseline_mode=0.0, steps=STEPS, batch_size=32).evaluate(maps)
+            values["xplique deletion"] = Deletion(
+                model, x, onehot, baseline_mode=0.0, steps=STEPS, batch_size=32
+            ).evaluate(maps)
+            values["xplique insertion"] = Insertion(
+                model, x, onehot, baseline_mode=0.0, steps=STEPS, batch_size=32
+            ).evaluate(maps)
 
         candidates["xplique Deletion + Insertion"] = xplique_run
     except ImportError as exc:
@@ -94,12 +98,24 @@ def main() -> None:
 
         def quantus_run() -> None:
             metric = quantus.PixelFlipping(
-                features_in_step=512, perturb_baseline=0.0, disable_warnings=True,  # 98 steps: it must divide 224²
-                display_progressbar=False, return_auc_per_sample=True,
-            )  # fmt: skip
-            values["quantus pixel flipping"] = float(np.mean(metric(
-                model=model, x_batch=x, y_batch=classes, a_batch=maps[:, None], channel_first=False, batch_size=32,
-            )))  # fmt: skip
+                features_in_step=512,
+                perturb_baseline=0.0,
+                disable_warnings=True,  # 98 steps: it must divide 224²
+                display_progressbar=False,
+                return_auc_per_sample=True,
+            )
+            values["quantus pixel flipping"] = float(
+                np.mean(
+                    metric(
+                        model=model,
+                        x_batch=x,
+                        y_batch=classes,
+                        a_batch=maps[:, None],
+                        channel_first=False,
+                        batch_size=32,
+                    )
+                )
+            )
 
         candidates["Quantus PixelFlipping (deletion only)"] = quantus_run
     except ImportError as exc:

@@ -18,9 +18,9 @@ import _timing  # noqa: F401  (quiets TensorFlow before it is imported)
 import keras
 import numpy as np
 import tensorflow as tf
+from _timing import medians
 
 import camwidget as cw
-from _timing import medians
 
 
 def timed(action, rounds, before=lambda: None):
@@ -56,11 +56,19 @@ def main() -> None:
     ex.layer = "block5_conv3"
     settle()
     alphas = np.linspace(0.05, 0.95, n)
-    results.update({
-        "alpha change (re-blend)": timed(lambda i: setattr(ex.controls["alpha"], "value", float(alphas[i])), n, settle),
-        "colormap change": timed(lambda i: setattr(ex.controls["colormap"], "value", ["viridis", "jet"][i % 2]), n, settle),
-        "class change (layers after block5_conv3)": timed(lambda i: setattr(ex.controls["class"], "value", 10 + i), n, settle),
-    })  # fmt: skip
+    results.update(
+        {
+            "alpha change (re-blend)": timed(
+                lambda i: setattr(ex.controls["alpha"], "value", float(alphas[i])), n, settle
+            ),
+            "colormap change": timed(
+                lambda i: setattr(ex.controls["colormap"], "value", ["viridis", "jet"][i % 2]), n, settle
+            ),
+            "class change (layers after block5_conv3)": timed(
+                lambda i: setattr(ex.controls["class"], "value", 10 + i), n, settle
+            ),
+        }
+    )
     spatial = [v for _, v in ex.controls["layer"].options]
     warm, first, at_once, later, scrub = [], [], [], [], []
     for i in range(1, n + 1):
@@ -97,7 +105,9 @@ def main() -> None:
     big = rng.integers(0, 256, (6000, 8000, 3), dtype=np.uint8)  # 48 megapixels
     ex.add_image(big, "48 MP")
     settle()
-    results["opacity change, 48 MP picture"] = timed(lambda i: setattr(ex.controls["alpha"], "value", float(alphas[i])), n, settle)
+    results["opacity change, 48 MP picture"] = timed(
+        lambda i: setattr(ex.controls["alpha"], "value", float(alphas[i])), n, settle
+    )
     results["colormap change, 48 MP picture"] = timed(
         lambda i: setattr(ex.controls["colormap"], "value", ["viridis", "jet"][i % 2]), n, settle
     )

@@ -4,7 +4,7 @@
     cw.compute_cam(model, images)          # (N, h, w) maps
     cw.CAMExplorer(model, "cat.jpg")       # the live explorer
 
-Importing this package is quiet and cheap: TensorFlow is imported on first use.
+Importing this package is quiet and cheap: TensorFlow is imported on first use of a name below.
 """
 
 from __future__ import annotations
@@ -12,47 +12,70 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-__all__ = ["CAMExplorer", "Explainer", "compute_cam", "spatial_layers", "default_layer", "overlay", "METHODS", "CAMError", "ImageError",
-           "quiet_tensorflow", "explain_many", "Gallery", "__version__"]
+from camwidget.version import __version__
 
-_LAZY = {
-    "compute_cam": "api",
-    "spatial_layers": "api",
-    "default_layer": "api",
-    "METHODS": "methods",
-    "overlay": "render",
-    "CAMExplorer": "widget",
-    "Explainer": "explain",
-    "CAMError": "errors",
-    "ImageError": "errors",
-    "quiet_tensorflow": "quiet",
-    "explain_many": "batch",
-    "Gallery": "gallery",
+__all__ = [
+    "CAMExplorer",
+    "Explainer",
+    "compute_cam",
+    "spatial_layers",
+    "default_layer",
+    "overlay",
+    "METHODS",
+    "CAMError",
+    "ImageError",
+    "quiet_tensorflow",
+    "explain_many",
+    "explain_on_ray",
+    "Gallery",
+    "metrics",
+    "targets",
+    "demo",
+    "__version__",
+]
+
+_LAZY = {  # public name -> the module that defines it
+    "compute_cam": "camwidget.api",
+    "spatial_layers": "camwidget.api",
+    "default_layer": "camwidget.api",
+    "METHODS": "camwidget.methods",
+    "overlay": "camwidget.render",
+    "CAMExplorer": "camwidget.explorer.widget",
+    "Explainer": "camwidget.explain",
+    "CAMError": "camwidget.errors",
+    "ImageError": "camwidget.errors",
+    "quiet_tensorflow": "camwidget.quiet",
+    "explain_many": "camwidget.pipeline.batch",
+    "explain_on_ray": "camwidget.pipeline.on_ray",
+    "Gallery": "camwidget.explorer.gallery",
 }
+_SUBMODULES = (
+    "metrics",
+    "targets",
+    "demo",
+)  # cw.metrics.deletion(...), cw.targets.Region(...), cw.demo.sample_photos()
 
 if TYPE_CHECKING:
-    from .errors import CAMError, ImageError
-    from .api import compute_cam, default_layer, spatial_layers
-    from .explain import Explainer
-    from .quiet import quiet_tensorflow
-    from .methods import METHODS
-    from .render import overlay
-    from .widget import CAMExplorer
-    from .batch import explain_many
-    from .gallery import Gallery
-
-
-_SUBMODULES = ("metrics", "targets")  # cw.metrics.deletion(...), cw.targets.Region(...)
+    from camwidget import demo, metrics, targets
+    from camwidget.api import compute_cam, default_layer, spatial_layers
+    from camwidget.errors import CAMError, ImageError
+    from camwidget.explain import Explainer
+    from camwidget.explorer.gallery import Gallery
+    from camwidget.explorer.widget import CAMExplorer
+    from camwidget.methods import METHODS
+    from camwidget.pipeline.batch import explain_many
+    from camwidget.pipeline.on_ray import explain_on_ray
+    from camwidget.quiet import quiet_tensorflow
+    from camwidget.render import overlay
 
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
+        return importlib.import_module(f"camwidget.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'camwidget' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

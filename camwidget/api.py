@@ -10,13 +10,13 @@ import keras
 import numpy as np
 from PIL import Image as PILImage
 
-from .engine import engine_for
-from .explain import Options, Explainer
-from .feed import Feed, make_feed
-from . import preprocess as preprocessing
-from .limits import MAX_SIDE
-from .errors import CAMError, ImageError
-from .images import device_batch, load_pictures, model_batch
+from camwidget.engines.engine import engine_for
+from camwidget.errors import CAMError, ImageError
+from camwidget.explain import Explainer, Options
+from camwidget.inputs import preprocess as preprocessing
+from camwidget.inputs.feed import Feed, make_feed
+from camwidget.inputs.images import device_batch, load_pictures, model_batch
+from camwidget.limits import MAX_SIDE
 
 
 def spatial_layers(model: keras.Model, sample: Any = None) -> list[str]:
@@ -123,10 +123,17 @@ def compute_cam(
         batch = model_batch(
             preprocess(batch.copy()), "images after preprocess", single_allowed=False, rank=batch.ndim - 1
         )
-    explainer = Explainer(model, layer=layer, output=output, options=options, target=target, grid=grid,
-                          feed=feed, leading_tokens=leading_tokens)  # fmt: skip
+    explainer = Explainer(
+        model,
+        layer=layer,
+        output=output,
+        options=options,
+        target=target,
+        grid=grid,
+        feed=feed,
+        leading_tokens=leading_tokens,
+    )
     return explainer.explain(batch, class_index, values_checked=values_checked)
-
 
 
 def _are_pictures(images: Any) -> bool:
@@ -139,7 +146,7 @@ def _are_pictures(images: Any) -> bool:
 
 def _pictures_batch(
     model: keras.Model, images: Any, preprocess: Callable[[np.ndarray], np.ndarray] | None, feed: Feed | None = None
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Pictures read as the explorer reads them (upright, 8-bit RGB), resized to the model's input size and
     preprocessed: by `preprocess` (of float32 RGB 0-255), else by the detected keras.applications family.
     A model that takes any size sees them at most MAX_SIDE pixels on their longer side, as in the explorer."""

@@ -22,14 +22,23 @@ from typing import Any
 import keras
 import numpy as np
 
-from . import progress
-from .adapter import LayerInfo, MapGeometry, ModelLayout
-from .engine import SCORES, Capture, CAMEngine, LayerCapture, ModelChanged, class_vector, engine_for, num_classes
-from .errors import CAMError
-from .feed import Feed
-from .images import model_batch
-from .targets import check_target
-from .methods import CAMMethod, MethodInputs, finite, get_method, method_maps, normalize_maps
+from camwidget import progress
+from camwidget.engines.adapter import LayerInfo, MapGeometry, ModelLayout
+from camwidget.engines.engine import (
+    SCORES,
+    CAMEngine,
+    Capture,
+    LayerCapture,
+    ModelChanged,
+    class_vector,
+    engine_for,
+    num_classes,
+)
+from camwidget.errors import CAMError
+from camwidget.inputs.feed import Feed
+from camwidget.inputs.images import model_batch
+from camwidget.methods import CAMMethod, MethodInputs, finite, get_method, method_maps, normalize_maps
+from camwidget.targets import check_target
 
 # Test-time augmentations for aug_smooth: horizontal flip x intensity factors, as pytorch-grad-cam's
 # ttach.Compose([HorizontalFlip(), Multiply([0.9, 1, 1.1])]).
@@ -100,8 +109,14 @@ class Explainer:
     ) -> None:
         if options is not None and not isinstance(options, Options):
             raise TypeError(f"options must be camwidget.explain.Options(...), not {type(options).__name__}")
-        given = dict(method=method, score=score, eigen_smooth=eigen_smooth, aug_smooth=aug_smooth,
-                     max_channels=max_channels, normalize=normalize)  # fmt: skip
+        given = dict(
+            method=method,
+            score=score,
+            eigen_smooth=eigen_smooth,
+            aug_smooth=aug_smooth,
+            max_channels=max_channels,
+            normalize=normalize,
+        )
         options = dataclasses.replace(options or Options(), **{k: v for k, v in given.items() if v is not None})
         self.engine: CAMEngine = engine_for(model)
         self.grid = check_grid(grid)
@@ -135,9 +150,16 @@ class Explainer:
 
     def with_options(self, **changes: Any) -> Explainer:
         """The same model, layer and output with other options (checked); shares the compiled passes."""
-        other = Explainer(self.model, layer=self.layer_name, output=self.output_spec,
-                          options=dataclasses.replace(self.options, **changes), target=self.target,
-                          grid=self.grid, feed=self.feed, leading_tokens=self.leading_tokens)  # fmt: skip
+        other = Explainer(
+            self.model,
+            layer=self.layer_name,
+            output=self.output_spec,
+            options=dataclasses.replace(self.options, **changes),
+            target=self.target,
+            grid=self.grid,
+            feed=self.feed,
+            leading_tokens=self.leading_tokens,
+        )
         return other
 
     # -- resolved once per input shape ---------------------------------------------------------------------
@@ -172,7 +194,7 @@ class Explainer:
 
     def capture(
         self, batch: np.ndarray, infos: Sequence[LayerInfo], classes: np.ndarray, output: int, target: Any = None
-    ) -> Capture:  # fmt: skip
+    ) -> Capture:
         """The pass's activations, gradients and scores; `target` (default this explainer's) for a flipped copy."""
         target = self.target if target is None else target
         capture = self.engine.capture(batch, infos, classes, output, self.options.score, target, self.feed)
@@ -202,22 +224,37 @@ class Explainer:
         method given by its formula, summed over channels (not eigen-smoothed), on an image layer."""
         geometry = info.geometry
         return (
-            self.engine.maps_in_pass and self.cam_method.formula is not None and not self.options.eigen_smooth
-            and geometry is not None and geometry.kind == "image"
-        )  # fmt: skip
+            self.engine.maps_in_pass
+            and self.cam_method.formula is not None
+            and not self.options.eigen_smooth
+            and geometry is not None
+            and geometry.kind == "image"
+        )
 
     def maps_from(
-        self, capture: LayerCapture, batch: np.ndarray, info: LayerInfo, layout: ModelLayout, output: int,
+        self,
+        capture: LayerCapture,
+        batch: np.ndarray,
+        info: LayerInfo,
+        layout: ModelLayout,
+        output: int,
         max_channels: int | None = None,
-    ) -> np.ndarray:  # fmt: skip
+    ) -> np.ndarray:
         """Raw maps (N, *grid) of this explainer's method from one layer's capture (signed, before ReLU):
         (N, h, w) for images and tokens, (N, L) for signals, (N, D, H, W) for volumes."""
         geometry = self.geometry(info)
         check_method_fits(self.cam_method, geometry, info)
         inputs = MethodInputs(
-            as_grid(capture, geometry), batch, self.engine, info, layout, output, self.options.score,
-            self.options.max_channels if max_channels is None else max_channels, self.feed,
-        )  # fmt: skip
+            as_grid(capture, geometry),
+            batch,
+            self.engine,
+            info,
+            layout,
+            output,
+            self.options.score,
+            self.options.max_channels if max_channels is None else max_channels,
+            self.feed,
+        )
         maps = method_maps(self.cam_method, inputs, self.options.eigen_smooth)
         if self.cam_method.input_resolution:
             return maps
@@ -235,17 +272,19 @@ class Explainer:
 
     def explain(
         self, batch: Any, class_index: Any = None, layer: str | None = None, *, values_checked: bool = True
-    ) -> np.ndarray:  # fmt: skip
+    ) -> np.ndarray:
         """float32 (N, h, w) maps of a batch already in the model's input space (see compute_cam): NumPy, or
-        a JAX / torch tensor from :func:`camwidget.images.device_batch`, which stays on its device for a
+        a JAX / torch tensor from :func:`camwidget.inputs.images.device_batch`, which stays on its device for a
         pass that makes the maps itself and is read into NumPy otherwise. A batch whose values were not
         checked yet (values_checked=False; a tensor never was) is checked once, where it is read: inside a
-        pass that makes the maps, or on the host; a NaN gets :func:`camwidget.images.model_batch`'s error."""
+        pass that makes the maps, or on the host; a NaN gets :func:`camwidget.inputs.images.model_batch`'s error."""
         return self._consistently(
             lambda check: self._explain_once(batch, class_index, layer, check=check, values_checked=values_checked)
         )
 
-    def explain_with_scores(self, batch: np.ndarray, class_index: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def explain_with_scores(
+        self, batch: np.ndarray, class_index: Any = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(maps, the model's probabilities (N, C) (a target's values (N, 1)), the class each map explains), from
         the one pass that makes the maps (aug_smooth: one more pass for the probabilities)."""
         if self.options.aug_smooth:
@@ -295,9 +334,14 @@ class Explainer:
         return result  # the model kept changing (trained meanwhile): the last map, from one whole pass
 
     def _explain_once(
-        self, batch: Any, class_index: Any, layer: str | None, found: dict[str, np.ndarray] | None = None,
-        check: Callable[[], None] | None = None, values_checked: bool = True,
-    ) -> np.ndarray:  # fmt: skip
+        self,
+        batch: Any,
+        class_index: Any,
+        layer: str | None,
+        found: dict[str, np.ndarray] | None = None,
+        check: Callable[[], None] | None = None,
+        values_checked: bool = True,
+    ) -> np.ndarray:
         layout = self.layout(batch.shape[1:])
         if self.target is None:
             info, output, n_classes = self.resolve(layout, layer)
@@ -315,9 +359,16 @@ class Explainer:
             target = self.target_for(flipped)
             if fused:
                 got = self.engine.capture_maps(
-                    x, info, classes, output, self.options.score, self.cam_method.formula, target, self.feed,
+                    x,
+                    info,
+                    classes,
+                    output,
+                    self.options.score,
+                    self.cam_method.formula,
+                    target,
+                    self.feed,
                     while_running=check,
-                )  # fmt: skip
+                )
                 if not got.input_finite:
                     model_batch(batch, rank=len(batch.shape) - 1)  # the images as given: says what is wrong
                     raise CAMError("the pass read a value that is not finite from images that are; please report it")
@@ -358,6 +409,7 @@ def as_grid(capture: LayerCapture, geometry: MapGeometry) -> LayerCapture:
     ones, on their (h, w) patch grid; a signal (N, L, K) as (N, L, 1, K); a volume (N, D, H, W, K) as
     (N, D*H, W, K). Every method sums or averages over the positions, so the grid's layout does not change
     their values."""
+
     def view(x: np.ndarray) -> np.ndarray:
         n, k = x.shape[0], x.shape[-1]
         if geometry.kind == "tokens":
@@ -399,9 +451,10 @@ def check_grid(grid: Any) -> tuple[int, int] | None:
     if grid is None:
         return None
     if (
-        not isinstance(grid, (tuple, list)) or len(grid) != 2
+        not isinstance(grid, (tuple, list))
+        or len(grid) != 2
         or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in grid)
-    ):  # fmt: skip
+    ):
         raise TypeError(f"grid must be two positive ints (rows, columns) of a token layer's patches, not {grid!r}")
     return int(grid[0]), int(grid[1])
 

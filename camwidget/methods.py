@@ -15,10 +15,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .adapter import LayerInfo, ModelLayout
-from .engine import CAMEngine, LayerCapture
-from .errors import CAMError, closest, quoted
-from .feed import Feed
+from camwidget.engines.adapter import LayerInfo, ModelLayout
+from camwidget.engines.engine import CAMEngine, LayerCapture
+from camwidget.errors import CAMError, closest, quoted
+from camwidget.inputs.feed import Feed
 
 _EPS = 1e-7
 

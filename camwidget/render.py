@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .errors import CAMError, closest, quoted
+from camwidget.errors import CAMError, closest, quoted
 
 COLORMAPS = ("jet", "turbo", "viridis", "inferno", "magma", "plasma", "hot", "coolwarm", "gray")
 

@@ -28,7 +28,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from .errors import CAMError
+from camwidget.errors import CAMError
 
 
 def _index(value: Any, what: str, target: str) -> int:
@@ -101,7 +101,9 @@ class Region:
 
     def __repr__(self) -> str:
         mask = np.asarray(self.mask)
-        return f"Region(class {self.class_index}, mask {'×'.join(map(str, mask.shape))}, {int((mask != 0).sum())} pixels)"
+        return (
+            f"Region(class {self.class_index}, mask {'×'.join(map(str, mask.shape))}, {int((mask != 0).sum())} pixels)"
+        )
 
     def __call__(self, out: Any) -> Any:
         mask = np.asarray(self.mask, np.float32)

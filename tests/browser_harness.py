@@ -3,8 +3,8 @@ Playwright, and the helpers the browser tests and the browser benchmark share.""
 
 from __future__ import annotations
 
-import contextlib
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -26,14 +26,20 @@ from PIL import Image
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 OVERLAY = "img.camwidget-overlay"  # drawn by the kernel: kept for saved state and exported HTML
 CANVAS = "canvas.camwidget-canvas"  # drawn in the browser (overlay.js): what a live explorer shows
 STATUS = ".camwidget-status"
 
-EXPLORER_SETUP = '''
+EXPLORER_SETUP = """
 import os
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import numpy as np, keras
@@ -48,7 +54,7 @@ model = keras.Model(inp, out)
 rng = np.random.default_rng(0)
 pictures = [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8), rng.integers(0, 256, (90, 90, 3), dtype=np.uint8)]
 names = [f"thing {i}" for i in range(20)]
-'''
+"""
 EXPLORER_SHOW = "explorer = cw.CAMExplorer(model, pictures, class_names=names)\nexplorer"
 
 
@@ -113,17 +119,28 @@ def jupyter_server(root: Path, home: Path) -> Iterator[Server]:
     config, settings and workspace folders; the news notification off."""
     settings = home / "settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True, exist_ok=True)
-    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
     tracker = home / "settings" / "@jupyterlab" / "notebook-extension"
     tracker.mkdir(parents=True, exist_ok=True)
     (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"autoStartDefaultKernel": True}))
     port, token = free_port(), secrets.token_hex(16)
     command = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-        f"--LabApp.user_settings_dir={home / 'settings'}", f"--LabApp.workspaces_dir={home / 'workspaces'}",
-        "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-    ] + (["--allow-root"] if os.geteuid() == 0 else [])  # fmt: skip
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        f"--LabApp.user_settings_dir={home / 'settings'}",
+        f"--LabApp.workspaces_dir={home / 'workspaces'}",
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ] + (["--allow-root"] if os.geteuid() == 0 else [])
     log = home / "jupyter.log"
     with open(log, "w") as out:
         process = subprocess.Popen(command, env=_isolated_env(home), stdout=out, stderr=subprocess.STDOUT)
@@ -139,12 +156,20 @@ def jupyter_server(root: Path, home: Path) -> Iterator[Server]:
 def voila_server(notebook: Path, home: Path) -> Iterator[Server]:
     port = free_port()
     command = [
-        sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+        sys.executable,
+        "-m",
+        "voila",
+        str(notebook),
+        "--no-browser",
+        f"--port={port}",
+        "--Voila.ip=127.0.0.1",
         "--Voila.show_tracebacks=True",
     ]
     log = home / "voila.log"
     with open(log, "w") as out:
-        process = subprocess.Popen(command, env=_isolated_env(home), stdout=out, stderr=subprocess.STDOUT, cwd=notebook.parent)
+        process = subprocess.Popen(
+            command, env=_isolated_env(home), stdout=out, stderr=subprocess.STDOUT, cwd=notebook.parent
+        )
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_until_up(url, process, log, seconds=120)
@@ -323,10 +348,20 @@ def widget_renderer_js() -> Path:
     if not (modules / "@jupyter-widgets" / "html-manager" / "dist" / "embed-amd.js").exists():
         WIDGET_JS.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            ["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(WIDGET_JS),
-             "@jupyter-widgets/html-manager@1", "requirejs@2"],
-            check=True, timeout=600,
-        )  # fmt: skip
+            [
+                "npm",
+                "install",
+                "--silent",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                str(WIDGET_JS),
+                "@jupyter-widgets/html-manager@1",
+                "requirejs@2",
+            ],
+            check=True,
+            timeout=600,
+        )
     return modules
 
 
@@ -340,7 +375,11 @@ def serve_cdn_locally(page, modules: Path) -> None:
         if "require" in url and url.endswith(".js"):
             return route.fulfill(path=str(modules / "requirejs" / "require.js"), content_type="application/javascript")
         if "/@jupyter-widgets/html-manager" in url and "/dist/" in url:
-            return route.fulfill(path=str(modules / "@jupyter-widgets" / "html-manager" / "dist" / url.split("/dist/", 1)[1].split("?")[0]))
+            return route.fulfill(
+                path=str(
+                    modules / "@jupyter-widgets" / "html-manager" / "dist" / url.split("/dist/", 1)[1].split("?")[0]
+                )
+            )
         return route.abort()  # anything else (MathJax, fonts) is not needed for the widgets
 
     page.route("**/*", answer)

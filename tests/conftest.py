@@ -10,10 +10,9 @@ import functools  # noqa: E402
 import socket  # noqa: E402
 
 import keras  # noqa: E402
+import models  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
-import models  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from camwidget.internals import walk_layers
+from camwidget.keras_private import walk_layers
 
 
 def gap_head(n_classes: int = 5, name: str = "head") -> keras.Sequential:
@@ -98,9 +98,13 @@ class SubclassedCNN(keras.Model):
 def nested_three_deep(size: int = 32, n_classes: int = 3) -> keras.Model:
     """outer( middle( inner(conv) ) ) -> head."""
     inner_in = keras.Input((size, size, 3))
-    inner = keras.Model(inner_in, layers.Conv2D(8, 3, padding="same", activation="relu", name="deep_conv")(inner_in), name="inner")
+    inner = keras.Model(
+        inner_in, layers.Conv2D(8, 3, padding="same", activation="relu", name="deep_conv")(inner_in), name="inner"
+    )
     mid_in = keras.Input((size, size, 3))
-    middle = keras.Model(mid_in, layers.Conv2D(8, 3, padding="same", activation="relu", name="mid_conv")(inner(mid_in)), name="middle")
+    middle = keras.Model(
+        mid_in, layers.Conv2D(8, 3, padding="same", activation="relu", name="mid_conv")(inner(mid_in)), name="middle"
+    )
     inp = keras.Input((size, size, 3))
     x = middle(inp)
     x = layers.GlobalAveragePooling2D(name="outer_gap")(x)

@@ -1,13 +1,13 @@
-"""camwidget.adapter: layer discovery by a dry run, the capture, the logits."""
+"""camwidget.engines.adapter: layer discovery by a dry run, the capture, the logits."""
 
 import threading
 
+import models
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import models
-from camwidget import adapter
+from camwidget.engines import adapter
 from camwidget.errors import LayerError
 
 

@@ -16,13 +16,13 @@ import sys
 from pathlib import Path
 
 import keras
+import models
 import numpy as np
 import pytest
 from keras import layers, ops
+from reference import gradient
 
 import camwidget as cw
-import models
-from reference import gradient
 
 BACKEND = keras.backend.backend()
 TESTS = Path(__file__).parent
@@ -93,7 +93,9 @@ def test_a_segmentation_class_is_its_predicted_pixels(rng):
         if not (predicted == c).any():
             continue
         mask = (predicted == c).astype("float32")[..., None] * np.eye(3, dtype="float32")[c]
-        g = gradient(lambda t: ops.sum((ops.conv(t, seg.kernel, padding="same") + seg.bias) * ops.convert_to_tensor(mask)), A)
+        g = gradient(
+            lambda t: ops.sum((ops.conv(t, seg.kernel, padding="same") + seg.bias) * ops.convert_to_tensor(mask)), A
+        )
         raw = (ops.convert_to_numpy(A) * g.mean(axis=(1, 2), keepdims=True)).sum(-1)
         cam = cw.compute_cam(model, x, layer="conv", class_index=c, normalize=False)
         np.testing.assert_allclose(cam, raw, atol=1e-4 * max(np.abs(raw).max(), 1e-6))
@@ -104,7 +106,9 @@ def test_what_needs_tensorflow_says_so_naming_the_backend(small, rng):
     if BACKEND == "tensorflow":
         assert np.isfinite(cw.compute_cam(small, x, method="guided-gradcam")).all()
         return
-    with pytest.raises(ValueError, match=f"Guided Grad-CAM .* needs the TensorFlow backend, and Keras runs on '{BACKEND}'"):
+    with pytest.raises(
+        ValueError, match=f"Guided Grad-CAM .* needs the TensorFlow backend, and Keras runs on '{BACKEND}'"
+    ):
         cw.compute_cam(small, x, method="guided-gradcam")
 
 
@@ -131,7 +135,9 @@ def test_deletion_and_insertion_follow_their_definition(small, rng):
 def test_keras_backend_set_after_keras_was_imported_names_both(small, rng, monkeypatch):
     other = "jax" if BACKEND != "jax" else "torch"
     monkeypatch.setenv("KERAS_BACKEND", other)
-    with pytest.raises(ValueError, match=rf"KERAS_BACKEND is '{other}', but Keras .* runs on '{BACKEND}'.*before the first import"):
+    with pytest.raises(
+        ValueError, match=rf"KERAS_BACKEND is '{other}', but Keras .* runs on '{BACKEND}'.*before the first import"
+    ):
         cw.compute_cam(small, rng.uniform(0, 1, (1, 32, 32, 3)).astype("float32"))
 
 
@@ -150,8 +156,12 @@ except ValueError as exc:
     print("ERROR:", exc)
 """
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([sys.executable, "-W", "ignore", "-c", script], env=env, capture_output=True, text=True, timeout=300)
-    assert "ERROR: this model was built under the 'tensorflow' backend, but Keras now runs on 'torch'" in done.stdout, done.stdout + done.stderr[-3000:]
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert "ERROR: this model was built under the 'tensorflow' backend, but Keras now runs on 'torch'" in done.stdout, (
+        done.stdout + done.stderr[-3000:]
+    )
 
 
 # The other backends' runs: (the files, the least number of tests that must pass there).
@@ -187,7 +197,7 @@ def test_the_explorer_checks_its_map_with_a_randomised_copy(small, rng):
 def test_a_copy_made_during_a_capture_keeps_the_softmax(small):
     """The capture's stand-in for the last layer's activation has its name: a clone_model or save made in another
     thread meanwhile (the explorer's warm-up runs in one) still reads "softmax"."""
-    from camwidget import adapter
+    from camwidget.engines import adapter
 
     dense = small.get_layer("dense")
     with adapter.capturing({}, lambda path, out: None, activations={"dense": dense}, on_activation=lambda p, z: None):
@@ -223,7 +233,7 @@ def test_a_method_computed_inside_the_pass_equals_its_formula_on_the_host(small,
 def test_a_batch_that_is_a_backend_tensor_stays_one_and_gives_the_same_maps(small, rng, monkeypatch):
     """A jax.Array or torch tensor (on the GPU, say) goes into the pass as it is, so only the maps come back to
     the host; a TensorFlow tensor is read as NumPy, as before. Either gives the maps of the NumPy batch."""
-    from camwidget.engine import engine_for
+    from camwidget.engines.engine import engine_for
 
     x = rng.uniform(0, 1, (3, 32, 32, 3)).astype("float32")
     engine = engine_for(small)
@@ -231,13 +241,20 @@ def test_a_batch_that_is_a_backend_tensor_stays_one_and_gives_the_same_maps(smal
     seen, original = [], getattr(engine, entry)
     monkeypatch.setattr(engine, entry, lambda x, *a, **k: seen.append(type(x)) or original(x, *a, **k))
     tensor = ops.convert_to_tensor(x)
-    np.testing.assert_allclose(cw.compute_cam(small, tensor, layer="conv_b"), cw.compute_cam(small, x, layer="conv_b"), atol=1e-6)
+    np.testing.assert_allclose(
+        cw.compute_cam(small, tensor, layer="conv_b"), cw.compute_cam(small, x, layer="conv_b"), atol=1e-6
+    )
     kept = np.ndarray if BACKEND == "tensorflow" else type(tensor)
     assert seen[0] is kept and seen[1] is np.ndarray, seen  # handed to the pass as it was given
     for method in ("eigencam", "scorecam"):  # no formula: the batch is read into NumPy first
-        np.testing.assert_allclose(cw.compute_cam(small, tensor, method=method), cw.compute_cam(small, x, method=method), atol=1e-5)
-    np.testing.assert_allclose(cw.compute_cam(small, ops.convert_to_tensor(x[0]), layer="conv_b")[0],
-                               cw.compute_cam(small, x[:1], layer="conv_b")[0], atol=1e-6)  # one image  # fmt: skip
+        np.testing.assert_allclose(
+            cw.compute_cam(small, tensor, method=method), cw.compute_cam(small, x, method=method), atol=1e-5
+        )
+    np.testing.assert_allclose(
+        cw.compute_cam(small, ops.convert_to_tensor(x[0]), layer="conv_b")[0],
+        cw.compute_cam(small, x[:1], layer="conv_b")[0],
+        atol=1e-6,
+    )  # one image
     bad = x.copy()
     bad[1, 3, 4, 0] = np.nan
     bad[2, 0, 0, 1] = -np.inf
@@ -245,16 +262,20 @@ def test_a_batch_that_is_a_backend_tensor_stays_one_and_gives_the_same_maps(smal
         for given in (bad, ops.convert_to_tensor(bad)):
             with pytest.raises(ValueError, match=r"images contain 2 NaN or infinite value"):
                 cw.compute_cam(small, given, method=method)
-    with pytest.raises(ValueError, match=r"aug_smooth multiplies the images by 1.1, and their largest value \(3.2e\+38\)"):
+    with pytest.raises(
+        ValueError, match=r"aug_smooth multiplies the images by 1.1, and their largest value \(3.2e\+38\)"
+    ):
         cw.compute_cam(small, np.full((1, 32, 32, 3), 3.2e38, np.float32), aug_smooth=True)
-    with pytest.raises(ValueError, match=r"images has shape \(1, 3, 32, 32, 3\); expected \(N, height, width, channels\)"):
+    with pytest.raises(
+        ValueError, match=r"images has shape \(1, 3, 32, 32, 3\); expected \(N, height, width, channels\)"
+    ):
         cw.compute_cam(small, ops.convert_to_tensor(x[None]))
 
 
 def test_tensorflow_is_imported_only_where_it_runs(small, rng):
     """camwidget reads TensorFlow through a stand-in that imports it on first use: on JAX and torch it never is
     (the JAX and torch runs of this file make it impossible to import), on TensorFlow it is the module."""
-    from camwidget.backends.tensorflow_lazy import tf
+    from camwidget.tensorflow_lazy import tf
 
     cw.compute_cam(small, rng.uniform(0, 1, (1, 32, 32, 3)).astype("float32"))
     ex = cw.CAMExplorer(small, rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
@@ -297,7 +318,7 @@ def test_a_class_switch_runs_only_the_layers_after_with_the_weights_as_they_are_
     class's pass and runs only the layers after it (JAX: a compiled tail that takes the weights as arguments;
     torch: eagerly; TensorFlow: its tail pass). Its map equals compute_cam's, also after the weights changed
     under a tail already compiled (nothing traced again)."""
-    from camwidget.engine import engine_for
+    from camwidget.engines.engine import engine_for
 
     build, layer = TAILED_MODELS[kind]
     model = build()
@@ -330,7 +351,7 @@ def test_a_class_switch_runs_only_the_layers_after_with_the_weights_as_they_are_
 def test_a_tail_that_cannot_run_gives_a_whole_pass_not_an_error(rng, monkeypatch):
     """Where Keras's graph does not run as read, a class switch falls back to running the whole model, with
     the same map and nothing wrong on the status line, on every backend."""
-    from camwidget import internals
+    from camwidget import keras_private
 
     def broken(model, path, output):
         def tail(activations):
@@ -338,7 +359,7 @@ def test_a_tail_that_cannot_run_gives_a_whole_pass_not_an_error(rng, monkeypatch
 
         return tail
 
-    monkeypatch.setattr(internals, "tail_function", broken)
+    monkeypatch.setattr(keras_private, "tail_function", broken)
     model = models.small_cnn(name="tail_broken")
     ex = cw.CAMExplorer(model, rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), layer="conv_b", warm_up=False)
     x = ex.session.model_input(0)

@@ -12,7 +12,7 @@ import pytest
 from keras import layers
 
 import camwidget as cw
-from camwidget import widget as widget_module
+from camwidget.explorer import widget as widget_module
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +61,9 @@ def test_long_map_runs_in_the_background_with_progress(wide, picture, monkeypatc
         ex = cw.CAMExplorer(wide, picture, background=True)
         ex.session.scorecam_channels = None  # every channel: five batches
         progress_seen: list[tuple[int, int]] = []
-        ex.controls["progress"].observe(lambda c: progress_seen.append((ex.controls["progress"].value,
-                                                                        ex.controls["progress"].max)))
+        ex.controls["progress"].observe(
+            lambda c: progress_seen.append((ex.controls["progress"].value, ex.controls["progress"].max))
+        )
         busy_shown: list[str] = []
         ex._busy.layout.observe(lambda c: busy_shown.append(c["new"]), names="display")
         with ex.session._computing:  # hold the worker at the start, to act while it "runs"
@@ -136,7 +137,11 @@ def test_a_failure_in_the_background_puts_the_controls_back_and_says_why(wide, p
         ex.controls["method"].value = "cam"  # CAM needs GlobalAveragePooling2D + Dense right after the layer
         await settle(ex)
         assert ex.method == "gradcam" and ex.controls["method"].value == "gradcam" and ex.layer == "conv_a"
-        assert "✖" in ex.controls["status"].value and "Use 'gradcam': it equals CAM" in ex.status_text and ex.status_text.rstrip().endswith("every model.")
+        assert (
+            "✖" in ex.controls["status"].value
+            and "Use 'gradcam': it equals CAM" in ex.status_text
+            and ex.status_text.rstrip().endswith("every model.")
+        )
         assert "Grad-CAM:" in ex.status_text  # the last good view is still described
         ex.close()
 

@@ -14,10 +14,10 @@ import pytest
 from keras import layers
 
 import camwidget as cw
-from camwidget import preprocess as preprocessing
-from camwidget.batch import explain_many, map_stats
-from camwidget.cli import main, parser
-from camwidget.images import read_picture
+from camwidget.inputs import preprocess as preprocessing
+from camwidget.inputs.images import read_picture
+from camwidget.pipeline.batch import explain_many, map_stats
+from camwidget.pipeline.cli import main, parser
 
 
 def small_model() -> keras.Model:
@@ -151,8 +151,8 @@ def test_command_line_refuses_bad_input_in_one_line(model, folder, tmp_path, cap
 
 def test_model_as_module_function(model, folder, tmp_path, monkeypatch, capsys):
     (tmp_path / "my_models.py").write_text(
-        "import sys\nsys.path.insert(0, %r)\nfrom test_batch import small_model\n\ndef build():\n    return small_model()\n"
-        % os.path.dirname(__file__)
+        f"import sys\nsys.path.insert(0, {os.path.dirname(__file__)!r})\nfrom test_batch import small_model\n\n"
+        "def build():\n    return small_model()\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     out = tmp_path / "o"
@@ -165,7 +165,7 @@ def test_model_as_module_function(model, folder, tmp_path, monkeypatch, capsys):
 
 def test_ray_spreads_batches_over_two_workers_with_the_same_results(model, tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is the [ray] extra; pip install -e .[dev] installs it")
-    from camwidget.scale import explain_on_ray
+    from camwidget.pipeline.on_ray import explain_on_ray
 
     x = np.random.default_rng(2).integers(0, 256, (64, 32, 32, 3)).astype(np.uint8)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -221,7 +221,7 @@ def test_gallery_never_shows_thumbnails_of_an_older_model(folder):
 
 def test_pictures_are_decoded_only_a_little_ahead(model, monkeypatch):
     """A folder of any size: at most 2 x batch_size pictures are read ahead of the one being explained."""
-    import camwidget.batch as batch
+    import camwidget.pipeline.batch as batch
 
     read, explained = [], []
     original = batch.read_picture

@@ -116,7 +116,9 @@ def test_jupyterlab_every_control(page, server, workspace):
         chooser.value.set_files(str(root / "mine.png"))
 
     change(upload, "upload")
-    page.wait_for_function("() => [...document.querySelectorAll('.camwidget-image option')].some(o => o.textContent.includes('mine.png'))")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.camwidget-image option')].some(o => o.textContent.includes('mine.png'))"
+    )
     assert "mine.png" in page.locator(".camwidget-image option:checked").first.inner_text()
     assert "(50×70)" in page.locator(".camwidget-image option:checked").first.inner_text().replace("\xa0", " ")
 
@@ -156,12 +158,17 @@ def test_exported_html_shows_the_last_overlay(page, workspace):
     from nbconvert import HTMLExporter
 
     home, root = workspace
-    path = h.write_notebook(root / "exported.ipynb", extra_cells=(
-        "explorer.alpha = 0.8\nexplorer.colormap = 'magma'",
-        "import base64; print('LAST', base64.b64encode(explorer.controls['overlay'].value).decode())",
-    ))  # fmt: skip
+    path = h.write_notebook(
+        root / "exported.ipynb",
+        extra_cells=(
+            "explorer.alpha = 0.8\nexplorer.colormap = 'magma'",
+            "import base64; print('LAST', base64.b64encode(explorer.controls['overlay'].value).decode())",
+        ),
+    )
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", store_widget_state=True, resources={"metadata": {"path": str(root)}}).execute()
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", store_widget_state=True, resources={"metadata": {"path": str(root)}}
+    ).execute()
     last = nb.cells[-1].outputs[0]["text"].split("LAST ", 1)[1].strip()
     html_path = root / "exported.html"
     html_path.write_text(HTMLExporter().from_notebook_node(nb)[0])
@@ -178,12 +185,15 @@ def test_a_long_map_shows_progress_and_the_controls_stay_usable(page, server, wo
     """In JupyterLab: Score-CAM (slowed to about 2 s here) computes in the background; its progress line shows,
     a colormap change is painted meanwhile, and the map lands when done, the line gone."""
     _, root = workspace
-    h.write_notebook(root / "slow.ipynb", extra_cells=(
-        "import time\n"
-        "engine = explorer.session.engine\n"
-        "original = engine.class_probabilities\n"
-        "engine.class_probabilities = lambda x, output, *more: time.sleep(2) or original(x, output, *more)",
-    ))  # fmt: skip
+    h.write_notebook(
+        root / "slow.ipynb",
+        extra_cells=(
+            "import time\n"
+            "engine = explorer.session.engine\n"
+            "original = engine.class_probabilities\n"
+            "engine.class_probabilities = lambda x, output, *more: time.sleep(2) or original(x, output, *more)",
+        ),
+    )
     open_and_run(page, server, "lab/tree/slow.ipynb")
     page.wait_for_timeout(1000)
     busy = page.locator(".camwidget-busy").first
@@ -195,8 +205,9 @@ def test_a_long_map_shows_progress_and_the_controls_stay_usable(page, server, wo
     h.select(page, "colormap", label="viridis")
     h.wait_for_canvas(page, draws, timeout_ms=1000)  # painted while Score-CAM runs
     assert busy.is_visible()
-    page.wait_for_function("() => document.querySelector('.camwidget-status').innerText.includes('Score-CAM:')",
-                           timeout=60_000)  # fmt: skip
+    page.wait_for_function(
+        "() => document.querySelector('.camwidget-status').innerText.includes('Score-CAM:')", timeout=60_000
+    )
     page.wait_for_function("() => !document.querySelector('.camwidget-busy').offsetParent", timeout=10_000)
     page.screenshot(path=str(ARTIFACTS / "progress.png"))
 
@@ -252,7 +263,9 @@ def test_every_view_fits_the_cell_and_lines_up(workspace, server, width, file_br
         set_file_browser(page, file_browser)
         h.run_all_cells(page)
         page.wait_for_function("() => document.querySelectorAll('.camwidget-explorer').length == 2", timeout=180_000)
-        page.wait_for_function("() => document.querySelectorAll('.camwidget-explorer')[1].textContent.includes('Chelsea the cat')")
+        page.wait_for_function(
+            "() => document.querySelectorAll('.camwidget-explorer')[1].textContent.includes('Chelsea the cat')"
+        )
         explorer = page.locator(".camwidget-explorer").nth(1)
         explorer.scroll_into_view_if_needed()
 
@@ -264,8 +277,9 @@ def test_every_view_fits_the_cell_and_lines_up(workspace, server, width, file_br
             control("mode").locator("select").select_option(label=mode)
             page.wait_for_function(
                 "([el, before]) => el.offsetParent !== null && el.src !== before && el.complete && el.naturalWidth > 0",
-                arg=[control(shown).element_handle(), before], timeout=60_000,
-            )  # fmt: skip
+                arg=[control(shown).element_handle(), before],
+                timeout=60_000,
+            )
             page.wait_for_timeout(300)
             problems = explorer.evaluate(FITS)
             explorer.screenshot(path=str(ARTIFACTS / f"layout_{width}_{mode.lower().replace(' ', '_')}.png"))
@@ -281,10 +295,14 @@ def test_every_view_fits_the_cell_and_lines_up(workspace, server, width, file_br
         view("Check map", "grid")
         assert control("randomize").is_visible()
         before = control("grid").get_attribute("src")
-        control("randomize").locator("button").first.click() if control("randomize").locator("button").count() else \
-            control("randomize").click()  # fmt: skip
-        page.wait_for_function("([el, before]) => el.src !== before && el.complete", arg=[control("grid").element_handle(),
-                               before], timeout=120_000)  # fmt: skip
+        control("randomize").locator("button").first.click() if control("randomize").locator(
+            "button"
+        ).count() else control("randomize").click()
+        page.wait_for_function(
+            "([el, before]) => el.src !== before && el.complete",
+            arg=[control("grid").element_handle(), before],
+            timeout=120_000,
+        )
         page.wait_for_timeout(300)
         assert explorer.evaluate(FITS) == [], "the check view with its randomisation row does not fit"
         explorer.screenshot(path=str(ARTIFACTS / f"layout_{width}_check_randomised.png"))
@@ -311,10 +329,13 @@ def benchmark(rounds: int = 20) -> None:
     root = home / "work"
     root.mkdir()
     # caches of one entry, so that every class and layer change computes instead of hitting a cache
-    h.write_notebook(root / "explorer.ipynb", extra_cells=(
-        "explorer.add_image(rng.integers(0, 256, (768, 1024, 3), dtype=np.uint8), 'large')\nexplorer.image_index = 0",
-        "explorer.session.limit_caches(views=1, capture_bytes=1)\nexplorer.session.warm_ups_enabled = False",
-    ))  # fmt: skip
+    h.write_notebook(
+        root / "explorer.ipynb",
+        extra_cells=(
+            "explorer.add_image(rng.integers(0, 256, (768, 1024, 3), dtype=np.uint8), 'large')\nexplorer.image_index = 0",
+            "explorer.session.limit_caches(views=1, capture_bytes=1)\nexplorer.session.warm_ups_enabled = False",
+        ),
+    )
 
     def timed(page, action, by_status: bool = False) -> float:
         src, status = h.overlay_src(page), h.status_text(page)
@@ -345,43 +366,66 @@ def benchmark(rounds: int = 20) -> None:
         action()
         page.wait_for_function(f"n => window.{record}.length > n", arg=seen)
         page.wait_for_timeout(150)  # let the kernel's echo of the value land before the next move
-        return page.evaluate(f"""n => {{ const paint = window.{record}[n];
-            return (paint - Math.max(...window.__inputs.filter(t => t <= paint))) / 1e3; }}""", seen)
+        return page.evaluate(
+            f"""n => {{ const paint = window.{record}[n];
+            return (paint - Math.max(...window.__inputs.filter(t => t <= paint))) / 1e3; }}""",
+            seen,
+        )
 
     with h.jupyter_server(root, home) as running, h.chromium_page() as page:
         open_and_run(page, running, "lab/tree/explorer.ipynb")
         page.wait_for_timeout(1500)
         assert h.is_live(page), "the canvas front end did not load"
-        page.evaluate("""([canvas, img]) => { window.__paints = []; window.__inputs = []; window.__loads = [];
+        page.evaluate(
+            """([canvas, img]) => { window.__paints = []; window.__inputs = []; window.__loads = [];
             new MutationObserver(() => window.__paints.push(performance.now()))
               .observe(document.querySelector(canvas), {attributes: true, attributeFilter: ['data-draws']});
             document.querySelector(img).addEventListener('load', () => window.__loads.push(performance.now()));
             for (const kind of ['mousemove', 'change'])
               document.addEventListener(kind, () => window.__inputs.push(performance.now()), true); }""",
-            [h.CANVAS, h.OVERLAY])  # fmt: skip
+            [h.CANVAS, h.OVERLAY],
+        )
         results = {}
         moves = [-12, 12] * (rounds // 2)  # one mouse move: one new value, back and forth
-        results["alpha, browser canvas"] = [painted(page, lambda dx=dx: h.drag_alpha(page, dx, steps=1)) for dx in moves]
+        results["alpha, browser canvas"] = [
+            painted(page, lambda dx=dx: h.drag_alpha(page, dx, steps=1)) for dx in moves
+        ]
         colormaps = ["viridis", "jet"] * (rounds // 2)
-        results["colormap, browser canvas"] = [painted(page, lambda c=c: h.select(page, "colormap", label=c)) for c in colormaps]
+        results["colormap, browser canvas"] = [
+            painted(page, lambda c=c: h.select(page, "colormap", label=c)) for c in colormaps
+        ]
         results["alpha, kernel <img>"] = [loaded(page, lambda dx=dx: h.drag_alpha(page, dx, steps=1)) for dx in moves]
-        results["colormap, kernel <img>"] = [loaded(page, lambda c=c: h.select(page, "colormap", label=c)) for c in colormaps]
+        results["colormap, kernel <img>"] = [
+            loaded(page, lambda c=c: h.select(page, "colormap", label=c)) for c in colormaps
+        ]
         h.select(page, "image", index=2)  # 1024x768
         page.wait_for_function("sel => document.querySelector(sel).width === 1024", arg=h.CANVAS)
         page.wait_for_timeout(1500)
-        results["alpha, canvas, 1024x768"] = [painted(page, lambda dx=dx: h.drag_alpha(page, dx, steps=1)) for dx in moves]
-        results["colormap, canvas, 1024x768"] = [painted(page, lambda c=c: h.select(page, "colormap", label=c)) for c in colormaps]
-        results["alpha, <img>, 1024x768"] = [loaded(page, lambda dx=dx: h.drag_alpha(page, dx, steps=1)) for dx in moves]
+        results["alpha, canvas, 1024x768"] = [
+            painted(page, lambda dx=dx: h.drag_alpha(page, dx, steps=1)) for dx in moves
+        ]
+        results["colormap, canvas, 1024x768"] = [
+            painted(page, lambda c=c: h.select(page, "colormap", label=c)) for c in colormaps
+        ]
+        results["alpha, <img>, 1024x768"] = [
+            loaded(page, lambda dx=dx: h.drag_alpha(page, dx, steps=1)) for dx in moves
+        ]
         h.select(page, "image", index=0)
         page.wait_for_timeout(1500)
-        results["class"] = [timed(page, lambda i=i: h.select(page, "class", index=1 + i % 19), True) for i in range(rounds)]
+        results["class"] = [
+            timed(page, lambda i=i: h.select(page, "class", index=1 + i % 19), True) for i in range(rounds)
+        ]
         layers = ["conv_a · 32×32×8", "conv_b · 16×16×16"]
-        results["layer (full pass)"] = [timed(page, lambda i=i: h.select(page, "layer", label=layers[i % 2]), True) for i in range(rounds)]
+        results["layer (full pass)"] = [
+            timed(page, lambda i=i: h.select(page, "layer", label=layers[i % 2]), True) for i in range(rounds)
+        ]
     print(f"\nIn Chromium, JupyterLab, a 160x120 image (and a 1024x768 one) and a small CNN; medians of {rounds};")
     print("opacity and colormap from the input event to the repaint, on the page's clock; class and layer from")
     print("the test driver's action to the new status line:")
     for name, times in results.items():
-        print(f"  {name:26s} {statistics.median(times) * 1e3:7.1f} ms   (min {min(times) * 1e3:.1f}, max {max(times) * 1e3:.1f})")
+        print(
+            f"  {name:26s} {statistics.median(times) * 1e3:7.1f} ms   (min {min(times) * 1e3:.1f}, max {max(times) * 1e3:.1f})"
+        )
 
 
 def update_readme_screenshots() -> None:

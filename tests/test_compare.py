@@ -4,15 +4,15 @@ explorer's View control."""
 from __future__ import annotations
 
 import keras
+import models
 import numpy as np
 import pytest
 import tensorflow as tf
 from matplotlib.figure import Figure
 
 import camwidget as cw
-import models
-from camwidget import compare
-from camwidget.compare import Question, depth_strip
+from camwidget.explorer import compare
+from camwidget.explorer.compare import Question, depth_strip
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +53,20 @@ def test_why_a_rather_than_b_is_the_grad_cam_of_the_score_difference(linear, pic
     cells = compare.cells_for(ex.session, Question(0, "conv_b", None, "gradcam", kind="classes"))
     names = ex.class_names
     assert [c.title.split("\n")[0] for c in cells] == [
-        f"{names[a]} (Grad-CAM)", f"{names[b]} (Grad-CAM)", f"why {names[a]} rather than {names[b]}"]
+        f"{names[a]} (Grad-CAM)",
+        f"{names[b]} (Grad-CAM)",
+        f"why {names[a]} rather than {names[b]}",
+    ]
     expected = reference_contrast(linear, ex.model_input, "conv_b", a, b)
     np.testing.assert_allclose(cells[2].cam, expected, atol=1e-5)
     assert not np.allclose(cells[2].cam, cells[0].cam, atol=1e-3)  # not just A's map
-    chosen = compare.cells_for(ex.session, Question(0, "conv_a", a, "gradcam", kind="classes", versus=3 if a != 3 else 0))
+    chosen = compare.cells_for(
+        ex.session, Question(0, "conv_a", a, "gradcam", kind="classes", versus=3 if a != 3 else 0)
+    )
     versus = 3 if a != 3 else 0
-    np.testing.assert_allclose(chosen[2].cam, reference_contrast(linear, ex.model_input, "conv_a", a, versus), atol=1e-5)
+    np.testing.assert_allclose(
+        chosen[2].cam, reference_contrast(linear, ex.model_input, "conv_a", a, versus), atol=1e-5
+    )
     ex.close()
 
 
@@ -74,7 +81,11 @@ def test_compare_methods_from_code_returns_a_labelled_figure(linear, picture):
         expected = cw.compute_cam(linear, ex.model_input, layer=ex.layer, class_index=ex.class_index, method=method)[0]
         np.testing.assert_allclose(cell.cam, expected, atol=1e-5, err_msg=method)
     layers = ex.compare("layers")
-    assert [ax.get_title() for ax in layers.axes if ax.get_title()] == ["conv_a (32×32)", "pool_a (16×16)", "conv_b (16×16)"]
+    assert [ax.get_title() for ax in layers.axes if ax.get_title()] == [
+        "conv_a (32×32)",
+        "pool_a (16×16)",
+        "conv_b (16×16)",
+    ]
     with pytest.raises(cw.CAMError, match="compare kind must be one of 'methods', 'layers', 'classes'"):
         ex.compare("everything")
     ex.close()

@@ -45,7 +45,9 @@ def test_imagenet_download_path_uses_keras_get_file(tmp_path, monkeypatch):
     source = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
     write_keras_download_layout(source, weights)
     asked = []
-    monkeypatch.setattr(keras.utils, "get_file", lambda fname, origin, **kw: asked.append((fname, origin)) or str(weights))
+    monkeypatch.setattr(
+        keras.utils, "get_file", lambda fname, origin, **kw: asked.append((fname, origin)) or str(weights)
+    )
     loaded = demo.load_pretrained(keras.applications.VGG16, include_top=False, input_shape=(32, 32, 3))
     assert loaded.pretrained and asked[0][0].endswith("_notop.h5")
     for got, want in zip(loaded.model.get_weights(), source.get_weights()):

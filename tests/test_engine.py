@@ -7,14 +7,14 @@ import subprocess
 import sys
 
 import keras
+import models
 import numpy as np
 import psutil
 import pytest
+from models import assert_same, snapshot
 
 import camwidget as cw
-import models
-from models import assert_same, snapshot
-from camwidget.engine import engine_for
+from camwidget.engines.engine import engine_for
 
 
 @pytest.mark.parametrize("make", [models.vgg_composite_nested, models.small_cnn, models.sequential_cnn])

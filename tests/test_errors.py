@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import keras
+import models
 import numpy as np
 import pytest
 
 import camwidget as cw
-import models
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,9 @@ def test_1x1_pooled_map_is_refused(question):
         cw.compute_cam(question, np.zeros((1, 160, 160, 3), np.float32), layer="avg5")
 
 
-@pytest.mark.parametrize("bad, message", [(3, "out of range: the model's output has 3 classes"), (-1, "negative"), ([0, 5], "out of range")])
+@pytest.mark.parametrize(
+    "bad, message", [(3, "out of range: the model's output has 3 classes"), (-1, "negative"), ([0, 5], "out of range")]
+)
 def test_class_index_out_of_range(small, bad, message):
     with pytest.raises(ValueError, match=message):
         cw.compute_cam(small, x32(2), class_index=bad)

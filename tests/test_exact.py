@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import keras
+import models
 import numpy as np
 import pytest
+from reference import chain, dense_logits, reference_gradcam
 
 import camwidget as cw
-import models
-from reference import chain, dense_logits, reference_gradcam
 
 TOL = 1e-3
 
@@ -106,7 +106,12 @@ def test_question_head_4d_dense(rng):
     assert m.output_shape == (None, 1, 1, 4)
     x = images(rng, 2, 160) * 255
     L = m.get_layer
-    ref = reference_gradcam(sub_model(m, "block5_conv3"), chain(L("block5_pool"), L("avg5"), lambda h: dense_logits(L("dense_4d"), h)), x, [3, 0])
+    ref = reference_gradcam(
+        sub_model(m, "block5_conv3"),
+        chain(L("block5_pool"), L("avg5"), lambda h: dense_logits(L("dense_4d"), h)),
+        x,
+        [3, 0],
+    )
     assert cw.default_layer(m) == "block5_conv3"
     assert_matches(cw.compute_cam(m, x, class_index=[3, 0]), ref)
 
@@ -173,7 +178,9 @@ def test_sequential_saved_and_loaded(tmp_path, rng):
     loaded = keras.models.load_model(tmp_path / "m.keras")
     x = images(rng, 2, 32)
     assert_exact(loaded, x, *_sequential_split(loaded), [2, 0])
-    np.testing.assert_allclose(cw.compute_cam(loaded, x, class_index=[2, 0]), cw.compute_cam(m, x, class_index=[2, 0]), atol=1e-5)
+    np.testing.assert_allclose(
+        cw.compute_cam(loaded, x, class_index=[2, 0]), cw.compute_cam(m, x, class_index=[2, 0]), atol=1e-5
+    )
 
 
 def test_subclassed_model(rng):

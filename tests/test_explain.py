@@ -11,11 +11,11 @@ import threading
 import weakref
 
 import keras
+import models
 import numpy as np
 import pytest
 
 import camwidget as cw
-import models
 from camwidget.errors import CAMError
 from camwidget.explain import Explainer, Options
 
@@ -159,7 +159,7 @@ def test_an_edit_made_while_the_pass_runs_is_never_shown(method, trainable_cnn, 
     """The model is edited after the pass was set up and before its maps are returned: at the look that JAX
     makes while its pass runs on the device, at the look after the pass elsewhere. The maps of the model as it
     was are dropped, and those returned are the edited model's."""
-    from camwidget.engine import engine_for
+    from camwidget.engines.engine import engine_for
 
     model = trainable_cnn
     before = cw.compute_cam(model, batch, layer="conv_b", class_index=1, method=method)  # traced and looked at
@@ -168,7 +168,11 @@ def test_an_edit_made_while_the_pass_runs_is_never_shown(method, trainable_cnn, 
     for entry in ("capture", "capture_maps"):
         if hasattr(engine, entry):
             original = getattr(engine, entry)
-            monkeypatch.setattr(engine, entry, lambda *a, _original=original, **k: state.update({"pass started": True}) or _original(*a, **k))
+            monkeypatch.setattr(
+                engine,
+                entry,
+                lambda *a, _original=original, **k: state.update({"pass started": True}) or _original(*a, **k),
+            )
     real_sync = engine.sync
 
     def sync():
@@ -305,7 +309,8 @@ def test_compute_cam_while_other_threads_call_predict_and_train_the_model(rng):
     trainer.join()
     assert all(np.isfinite(m).all() and m.min() >= 0 and m.max() <= 1 for m in during)
     np.testing.assert_allclose(
-        cw.compute_cam(model, x, layer="conv_b", class_index=1), fresh_cam(model, x, layer="conv_b", class_index=1),
+        cw.compute_cam(model, x, layer="conv_b", class_index=1),
+        fresh_cam(model, x, layer="conv_b", class_index=1),
         atol=1e-5,
     )
 
@@ -329,7 +334,9 @@ def test_explorer_views_while_another_thread_calls_the_model(rng):
         stop.set()
         caller.join()
     for index, layer, c, cam in seen:
-        np.testing.assert_allclose(cam, fresh_cam(model, ex.session.model_input(index), layer=layer, class_index=c)[0], atol=1e-5)
+        np.testing.assert_allclose(
+            cam, fresh_cam(model, ex.session.model_input(index), layer=layer, class_index=c)[0], atol=1e-5
+        )
     ex.close()
 
 
@@ -391,12 +398,12 @@ def test_free_size_model_sees_at_most_max_side(rng):
 
 
 def test_private_keras_api_missing_gives_a_full_pass_not_an_error(monkeypatch, small, rng):
-    from camwidget import internals
+    from camwidget import keras_private
 
     def changed(*args, **kwargs):
         raise AttributeError("'Functional' object has no attribute '_nodes_by_depth'")
 
-    monkeypatch.setattr(internals, "_tail", changed)
+    monkeypatch.setattr(keras_private, "_tail", changed)
     picture = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
     ex = cw.CAMExplorer(small, picture)
     for c in range(3):
@@ -458,14 +465,18 @@ def test_the_warm_up_makes_every_layer_ready_and_never_serves_a_changed_model(tr
     calls = ex.session.model_calls
     x = ex.session.model_input(0)
     for layer in ("conv_a", "pool_a", "conv_b"):
-        np.testing.assert_allclose(explorer_cam(ex, layer), fresh_cam(model, x, layer=layer, class_index=1)[0], atol=1e-5)
+        np.testing.assert_allclose(
+            explorer_cam(ex, layer), fresh_cam(model, x, layer=layer, class_index=1)[0], atol=1e-5
+        )
     assert ex.session.model_calls == calls and ex.session.warm_up_passes >= 1
     ex.image_index = 1  # a new image: its warm-up starts, and the weights change while it may run
     _set_weights(model, batch)
     ex.session.wait_for_warm_ups()
     x = ex.session.model_input(1)
     for layer in ("conv_a", "conv_b"):
-        np.testing.assert_allclose(explorer_cam(ex, layer), fresh_cam(model, x, layer=layer, class_index=1)[0], atol=1e-5)
+        np.testing.assert_allclose(
+            explorer_cam(ex, layer), fresh_cam(model, x, layer=layer, class_index=1)[0], atol=1e-5
+        )
     ex.close()
 
 
@@ -491,7 +502,9 @@ def test_the_explainer_docstring_examples_run_as_written():
     images = np.random.default_rng(5).normal(size=(2, 32, 32, 3)).astype(np.float32)
     globs = {"Explainer": Explainer, "model": model, "images": images, "cw": cw, "np": np}
     finder = doctest.DocTestFinder()
-    tests = [t for t in finder.find(explain, globs=globs) if t.name in ("camwidget.explain", "camwidget.explain.Explainer")]
+    tests = [
+        t for t in finder.find(explain, globs=globs) if t.name in ("camwidget.explain", "camwidget.explain.Explainer")
+    ]
     assert sorted(t.name for t in tests) == ["camwidget.explain", "camwidget.explain.Explainer"]
     assert all(t.examples for t in tests)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)

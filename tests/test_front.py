@@ -28,8 +28,9 @@ def shown(ex) -> np.ndarray:
 
 @pytest.fixture
 def explorer(small, rng):
-    ex = cw.CAMExplorer(small, [rng.integers(0, 256, (48, 72, 3), dtype=np.uint8),
-                                rng.integers(0, 256, (30, 20, 3), dtype=np.uint8)])  # fmt: skip
+    ex = cw.CAMExplorer(
+        small, [rng.integers(0, 256, (48, 72, 3), dtype=np.uint8), rng.integers(0, 256, (30, 20, 3), dtype=np.uint8)]
+    )
     yield ex
     ex.close()
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 import camwidget as cw
 from camwidget.errors import ImageError
-from camwidget.images import read_picture, to_rgb_uint8
+from camwidget.inputs.images import read_picture, to_rgb_uint8
 
 # What a photo viewer shows for raw pixels R stored with EXIF orientation o, written from the EXIF spec's
 # table (not from Pillow): the inverse, raw pixels from an upright picture U, is what the camera stores.
@@ -72,8 +72,15 @@ def test_a_phone_jpeg_is_explained_upright_in_the_explorer_and_by_upload(small, 
     assert "turned upright (EXIF orientation 6)" in ex.status_text
     shown = to_rgb_uint8(str(path))
     assert np.abs(shown.astype(int) - upright.astype(int)).mean() < 8  # JPEG, so close rather than equal
-    ex.controls["upload"].value = ({"name": "upload.jpg", "type": "image/jpeg", "size": len(data), "content": memoryview(data),
-                         "last_modified": datetime.datetime.now(datetime.timezone.utc)},)  # fmt: skip
+    ex.controls["upload"].value = (
+        {
+            "name": "upload.jpg",
+            "type": "image/jpeg",
+            "size": len(data),
+            "content": memoryview(data),
+            "last_modified": datetime.datetime.now(datetime.timezone.utc),
+        },
+    )
     assert ex.image_index == 1 and ex.overlay.shape == (120, 60, 3)
     np.testing.assert_array_equal(ex.session.pixels[1], shown)
     ex.close()
@@ -95,7 +102,9 @@ def test_sixteen_bit_png_is_read_at_its_range(tmp_path, rng):
 def test_float_tiffs_grey_and_rgb(tmp_path, rng):
     grey = rng.uniform(0, 1, (20, 30)).astype(np.float32)
     Image.fromarray(grey, mode="F").save(tmp_path / "grey.tif")
-    np.testing.assert_array_equal(read_picture(tmp_path / "grey.tif").pixels[..., 0], np.rint(grey * 255).astype(np.uint8))
+    np.testing.assert_array_equal(
+        read_picture(tmp_path / "grey.tif").pixels[..., 0], np.rint(grey * 255).astype(np.uint8)
+    )
     rgb = rng.uniform(0, 1, (20, 30, 3)).astype(np.float32)
     cv2.imwrite(str(tmp_path / "rgb.tif"), rgb[..., ::-1])  # Pillow cannot decode this one: OpenCV does
     np.testing.assert_array_equal(read_picture(tmp_path / "rgb.tif").pixels, np.rint(rgb * 255).astype(np.uint8))
@@ -207,8 +216,15 @@ def test_a_bomb_is_refused_from_its_header_quickly_and_cheaply(side, small, rng,
     shown, cam = ex.controls["overlay"].value, ex.cam
     with pytest.raises(ImageError, match="megapixels"):
         ex.add_image(str(path))
-    ex.controls["upload"].value = ({"name": "bomb.png", "type": "image/png", "size": len(data), "content": memoryview(data),
-                         "last_modified": datetime.datetime.now(datetime.timezone.utc)},)  # fmt: skip
+    ex.controls["upload"].value = (
+        {
+            "name": "bomb.png",
+            "type": "image/png",
+            "size": len(data),
+            "content": memoryview(data),
+            "last_modified": datetime.datetime.now(datetime.timezone.utc),
+        },
+    )
     assert "could not use 'bomb.png'" in ex.status_text and "megapixels" in ex.status_text
     assert ex.controls["upload"].value == ()  # the control is cleared
     assert len(ex.session.pixels) == 1 and ex.controls["overlay"].value == shown  # nothing lost, view unchanged
@@ -225,14 +241,21 @@ def test_the_pixel_limit_is_the_users_to_set(rng, tmp_path):
 
 def test_an_upload_that_raises_anything_is_said_and_cleared(small, rng, monkeypatch):
     ex = cw.CAMExplorer(small, rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
-    import camwidget.images
+    import camwidget.inputs.images
 
     def broken(*args, **kwargs):
         raise MemoryError("no room")
 
-    monkeypatch.setattr(camwidget.images.Image, "open", broken)
-    ex.controls["upload"].value = ({"name": "x.png", "type": "image/png", "size": 3, "content": memoryview(b"abc"),
-                         "last_modified": datetime.datetime.now(datetime.timezone.utc)},)  # fmt: skip
+    monkeypatch.setattr(camwidget.inputs.images.Image, "open", broken)
+    ex.controls["upload"].value = (
+        {
+            "name": "x.png",
+            "type": "image/png",
+            "size": 3,
+            "content": memoryview(b"abc"),
+            "last_modified": datetime.datetime.now(datetime.timezone.utc),
+        },
+    )
     assert "could not use 'x.png': MemoryError: no room" in ex.status_text
     assert ex.controls["upload"].value == () and len(ex.session.pixels) == 1
     ex.close()

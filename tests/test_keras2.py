@@ -14,10 +14,14 @@ tf_keras = pytest.importorskip("tf_keras")  # a dev dependency: present in CI
 
 def keras2_model():
     L = tf_keras.layers
-    return tf_keras.Sequential([
-        tf_keras.Input((16, 16, 3)), L.Conv2D(4, 3, activation="relu", name="conv"), L.GlobalAveragePooling2D(),
-        L.Dense(2, activation="softmax", name="dense"),
-    ])  # fmt: skip
+    return tf_keras.Sequential(
+        [
+            tf_keras.Input((16, 16, 3)),
+            L.Conv2D(4, 3, activation="relu", name="conv"),
+            L.GlobalAveragePooling2D(),
+            L.Dense(2, activation="softmax", name="dense"),
+        ]
+    )
 
 
 # h5 on purpose: it is the format both Keras 2 writes and Keras 3 reads
@@ -25,7 +29,9 @@ def keras2_model():
 def test_a_keras2_model_is_told_how_to_convert_and_the_conversion_works(tmp_path, rng):
     old = keras2_model()
     x = rng.uniform(0, 1, (2, 16, 16, 3)).astype("float32")
-    with pytest.raises(TypeError, match=r"model is a Keras 2 model \(tf_keras\.src\..*keras.models.load_model\('model.h5'\)"):
+    with pytest.raises(
+        TypeError, match=r"model is a Keras 2 model \(tf_keras\.src\..*keras.models.load_model\('model.h5'\)"
+    ):
         cw.compute_cam(old, x)
     old.save(tmp_path / "model.h5")  # the way out, as the message gives it
     new = keras.models.load_model(tmp_path / "model.h5")
@@ -34,9 +40,19 @@ def test_a_keras2_model_is_told_how_to_convert_and_the_conversion_works(tmp_path
 
 
 def test_a_savedmodel_behind_tfsmlayer_is_named_with_the_way_out(tmp_path, rng):
-    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3, name="conv"),
-                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.Input((16, 16, 3)),
+            keras.layers.Conv2D(4, 3, name="conv"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2),
+        ]
+    )
     model.export(tmp_path / "saved", verbose=False)
-    wrapped = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.TFSMLayer(tmp_path / "saved", call_endpoint="serve")])
-    with pytest.raises(cw.CAMError, match="wraps a SavedModel .* whose layers Keras cannot see.*keras.models.load_model"):
+    wrapped = keras.Sequential(
+        [keras.Input((16, 16, 3)), keras.layers.TFSMLayer(tmp_path / "saved", call_endpoint="serve")]
+    )
+    with pytest.raises(
+        cw.CAMError, match="wraps a SavedModel .* whose layers Keras cannot see.*keras.models.load_model"
+    ):
         cw.compute_cam(wrapped, rng.uniform(0, 1, (1, 16, 16, 3)).astype("float32"))

@@ -1,4 +1,4 @@
-"""Building a model and giving it its weights with one copy of them in memory (camwidget.loading)."""
+"""Building a model and giving it its weights with one copy of them in memory (camwidget.demo.loading)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from models import write_keras_download_layout as write_legacy_h5
 
-from camwidget import demo, loading
+from camwidget import demo
+from camwidget.demo import loading
 
 
 def small_cnn(weights=None, classes=4, **kwargs):
@@ -83,7 +84,9 @@ def test_values_are_converted_to_the_variables_dtype(tmp_path, rng):
 def test_a_file_for_another_model_is_refused_before_any_variable_is_filled(tmp_path, rng):
     write_legacy_h5(small_cnn(classes=7), tmp_path / "other.h5")
     model = loading.build_unfilled(small_cnn)
-    with pytest.raises(ValueError, match=r"layer 'out': out/kernel has shape \(5, 4\); the weights file's /out/out/kernel has \(5, 7\)"):
+    with pytest.raises(
+        ValueError, match=r"layer 'out': out/kernel has shape \(5, 4\); the weights file's /out/out/kernel has \(5, 7\)"
+    ):
         loading.fill_from_h5(model, tmp_path / "other.h5")
     assert len(loading.unfilled_variables(model)) == len(model.variables)
     write_legacy_h5(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]), tmp_path / "fewer.h5")
@@ -106,7 +109,9 @@ def test_links_in_the_file_are_refused(tmp_path, rng):
 
 def test_fill_with_initializers_is_quiet(caplog):
     """One compiled initializer per variable: TensorFlow's "frequent retracing" warning would be noise."""
-    model = loading.build_unfilled(lambda: keras.Sequential([keras.Input((4,))] + [keras.layers.Dense(4) for _ in range(8)]))
+    model = loading.build_unfilled(
+        lambda: keras.Sequential([keras.Input((4,))] + [keras.layers.Dense(4) for _ in range(8)])
+    )
     with caplog.at_level("WARNING"):
         loading.fill_with_initializers(model)
     assert "retracing" not in caplog.text and loading.unfilled_variables(model) == []
@@ -203,7 +208,7 @@ def test_the_weights_are_held_once(tmp_path):
         import keras, h5py
         from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
         model = keras.Sequential([keras.Input((25000,)), keras.layers.Dense(4000, name="big")])
-        with h5py.File({str(tmp_path / 'big.h5')!r}, "w") as f:
+        with h5py.File({str(tmp_path / "big.h5")!r}, "w") as f:
             save_weights_to_hdf5_group(f, model)
     """
     measure = f"""
@@ -214,15 +219,21 @@ def test_the_weights_are_held_once(tmp_path):
         before = peak()
         if sys.argv[1] == "lean":
             model = loading.build_unfilled(build)
-            loading.fill_from_h5(model, {str(tmp_path / 'big.h5')!r})
+            loading.fill_from_h5(model, {str(tmp_path / "big.h5")!r})
         else:
             model = build()
-            model.load_weights({str(tmp_path / 'big.h5')!r})
+            model.load_weights({str(tmp_path / "big.h5")!r})
         print(peak() - before)
     """
-    run = lambda code, *args: subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True, check=True, timeout=300
-    ).stdout
+    run = lambda code, *args: (
+        subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code), *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        ).stdout
+    )
     run(write)
     size_mb = 25000 * 4000 * 4 / 2**20
     lean, keras_way = float(run(measure, "lean")), float(run(measure, "keras"))

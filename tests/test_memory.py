@@ -65,7 +65,7 @@ def measured():
     run = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600)
     line = [x for x in run.stdout.splitlines() if x.startswith("RESULT")]
     assert line, run.stderr[-3000:]
-    result = json.loads(line[-1][len("RESULT"):])
+    result = json.loads(line[-1][len("RESULT") :])
     print(result)
     return result
 

@@ -4,13 +4,13 @@ definitions agree."""
 from __future__ import annotations
 
 import keras
+import models
 import numpy as np
 import pytest
 from keras import ops
+from reference import chain, dense_logits, gradient
 
 import camwidget as cw
-import models
-from reference import chain, dense_logits, gradient
 
 if keras.backend.backend() == "tensorflow":  # the guided and peer checks; JAX and torch run without TensorFlow
     import tensorflow as tf
@@ -103,7 +103,10 @@ def ref_layercam(A, G):
     return relu_max((np.maximum(G, 0) * A).sum(-1))
 
 
-@pytest.mark.parametrize("method, reference", [("gradcam++", ref_gradcam_pp), ("hirescam", ref_hirescam), ("xgradcam", ref_xgradcam), ("layercam", ref_layercam)])
+@pytest.mark.parametrize(
+    "method, reference",
+    [("gradcam++", ref_gradcam_pp), ("hirescam", ref_hirescam), ("xgradcam", ref_xgradcam), ("layercam", ref_layercam)],
+)
 @pytest.mark.parametrize("layer", ["conv_b", "conv_c"])
 def test_gradient_methods_match_their_formulas(model, x, method, reference, layer):
     A, G = activations_and_gradients(model, layer, x, CLASSES)
@@ -112,7 +115,10 @@ def test_gradient_methods_match_their_formulas(model, x, method, reference, laye
 
 def test_methods_differ_where_gradients_vary(model, x):
     """On a Flatten head the gradient methods are not one method in disguise."""
-    maps = {m: cw.compute_cam(model, x, layer="conv_b", method=m, class_index=CLASSES) for m in ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam")}
+    maps = {
+        m: cw.compute_cam(model, x, layer="conv_b", method=m, class_index=CLASSES)
+        for m in ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam")
+    }
     names = list(maps)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
@@ -141,7 +147,10 @@ def ref_scorecam(model, layer, x, classes, keep=None):
 
 @pytest.mark.parametrize("layer", ["conv_a", "conv_c"])
 def test_scorecam_matches_its_formula(model, x, layer):
-    assert_close(cw.compute_cam(model, x, layer=layer, method="scorecam", class_index=CLASSES), ref_scorecam(model, layer, x, CLASSES))
+    assert_close(
+        cw.compute_cam(model, x, layer=layer, method="scorecam", class_index=CLASSES),
+        ref_scorecam(model, layer, x, CLASSES),
+    )
 
 
 def test_scorecam_channel_bound_keeps_the_most_varied_channels(model, x):
@@ -195,7 +204,10 @@ def test_cam_on_composite_head_and_a_clear_error_elsewhere(composite_b):
     assert any(r.max() > 0 for r in refs)
     for c, ref in enumerate(refs):
         np.testing.assert_allclose(cw.compute_cam(composite_b, xb, method="cam", class_index=c), ref, atol=TOL)
-    with pytest.raises(ValueError, match=r"CAM \(Zhou et al. 2016\) needs layer 'vgg16/block5_conv3'.*GlobalAveragePooling2D.*block5_pool.*'gradcam'"):
+    with pytest.raises(
+        ValueError,
+        match=r"CAM \(Zhou et al. 2016\) needs layer 'vgg16/block5_conv3'.*GlobalAveragePooling2D.*block5_pool.*'gradcam'",
+    ):
         cw.compute_cam(composite_b, xb, method="cam", layer="vgg16/block5_conv3")
 
 

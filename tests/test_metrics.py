@@ -5,12 +5,12 @@ random map and a centred Gaussian."""
 from __future__ import annotations
 
 import keras
+import models
 import numpy as np
 import pytest
 from keras import layers
 
 import camwidget as cw
-import models
 from camwidget import metrics
 
 SIZE = 32
@@ -57,13 +57,17 @@ def test_gradcam_beats_a_random_map_and_a_centred_gaussian(trained):
     cams = cw.compute_cam(model, x, layer="conv2")
     random = np.random.default_rng(2).random((len(x), SIZE, SIZE)).astype("float32")
     centred = gaussian_maps(len(x))
-    area = {name: (metrics.deletion(model, x, m, steps=32).area, metrics.insertion(model, x, m, steps=32).area)
-            for name, m in (("gradcam", cams), ("random", random), ("gaussian", centred))}  # fmt: skip
+    area = {
+        name: (metrics.deletion(model, x, m, steps=32).area, metrics.insertion(model, x, m, steps=32).area)
+        for name, m in (("gradcam", cams), ("random", random), ("gaussian", centred))
+    }
     assert area["gradcam"][0] < area["random"][0] and area["gradcam"][0] < area["gaussian"][0], area
     assert area["gradcam"][1] > area["random"][1] and area["gradcam"][1] > area["gaussian"][1], area
     hits = metrics.pointing_game(x, cams, boxes, tolerance=0)
     assert hits.mean() > 0.8 > metrics.pointing_game(x, random, boxes, tolerance=0).mean()
-    assert metrics.energy_pointing_game(x, cams, boxes).mean() > 2 * metrics.energy_pointing_game(x, random, boxes).mean()
+    assert (
+        metrics.energy_pointing_game(x, cams, boxes).mean() > 2 * metrics.energy_pointing_game(x, random, boxes).mean()
+    )
 
 
 def test_randomisation_checks_show_gradcam_decorrelating(trained):
@@ -125,10 +129,23 @@ def test_deletion_equals_quantus_pixel_flipping_where_they_agree(trained, monkey
         monkeypatch.setattr(np, "trapz", np.trapezoid, raising=False)
     model, x, *_ = trained
     maps = np.random.default_rng(6).random((4, SIZE, SIZE)).astype("float32")
-    metric = quantus.PixelFlipping(features_in_step=64, perturb_baseline=0.0, disable_warnings=True,
-                                   display_progressbar=False, return_auc_per_sample=False)  # fmt: skip
-    peer = np.array(metric(model=model, x_batch=x[:4], y_batch=model(x[:4]).numpy().argmax(axis=1),
-                           a_batch=maps[:, None], channel_first=False, batch_size=4))  # fmt: skip
+    metric = quantus.PixelFlipping(
+        features_in_step=64,
+        perturb_baseline=0.0,
+        disable_warnings=True,
+        display_progressbar=False,
+        return_auc_per_sample=False,
+    )
+    peer = np.array(
+        metric(
+            model=model,
+            x_batch=x[:4],
+            y_batch=model(x[:4]).numpy().argmax(axis=1),
+            a_batch=maps[:, None],
+            channel_first=False,
+            batch_size=4,
+        )
+    )
     ours = metrics.deletion(model, x[:4], maps, steps=16, baseline=0.0)
     np.testing.assert_allclose(ours.scores[:, 1:], peer[:, 2::3], atol=1e-3)
 
@@ -168,7 +185,9 @@ def test_road_imputes_from_the_neighbours_and_orders_by_relevance(trained):
 
 def test_metrics_bad_input_says_what_is_expected(trained):
     model, x, boxes, *_ = trained
-    with pytest.raises(ValueError, match=r"maps have shape \(3, 8, 8\); expected one map per image, \(N, h, w\) with N = 4"):
+    with pytest.raises(
+        ValueError, match=r"maps have shape \(3, 8, 8\); expected one map per image, \(N, h, w\) with N = 4"
+    ):
         metrics.deletion(model, x[:4], np.zeros((3, 8, 8)))
     with pytest.raises(ValueError, match="steps must be an int of at least 1, not 0"):
         metrics.insertion(model, x[:2], np.zeros((2, 8, 8)), steps=0)
@@ -176,7 +195,9 @@ def test_metrics_bad_input_says_what_is_expected(trained):
         metrics.energy_pointing_game(x[:1], np.zeros((1, 8, 8)), [np.ones((16, 16))])
     with pytest.raises(ValueError, match="baseline must be one of 'mean', 'blur', 'zero'"):
         metrics.deletion(model, x[:1], np.zeros((1, 8, 8)), baseline="grey")
-    regression = keras.Sequential([keras.Input((SIZE, SIZE, 3)), layers.Conv2D(2, 3), layers.Flatten(), layers.Dense(1)])
+    regression = keras.Sequential(
+        [keras.Input((SIZE, SIZE, 3)), layers.Conv2D(2, 3), layers.Flatten(), layers.Dense(1)]
+    )
     with pytest.raises(ValueError, match="these metrics score a class"):
         metrics.deletion(regression, x[:1], np.zeros((1, 8, 8)))
 
@@ -190,8 +211,9 @@ def test_explorer_check_view_shows_the_curves_and_runs_the_randomisation_on_dema
     ex = cw.CAMExplorer(model, pictures, class_names=["red", "green"], preprocess=lambda p: p / 255, background=False)
     try:
         result = ex.check()
-        want = metrics.deletion(model, ex.model_input, ex.cam[None], class_index=ex.predictions[0].class_index,
-                                steps=50)  # fmt: skip
+        want = metrics.deletion(
+            model, ex.model_input, ex.cam[None], class_index=ex.predictions[0].class_index, steps=50
+        )
         np.testing.assert_allclose(result.deletion.scores, want.scores, atol=1e-6)
         assert result.deletion.area < result.random_deletion.area  # a trained model's map beats a random one here
         assert result.randomization is None and result._repr_png_()[:4] == b"\x89PNG"
@@ -231,7 +253,7 @@ def test_every_numeric_option_out_of_range_is_named_with_what_was_given_and_what
     """NaN, infinities, negatives and non-numbers given to a metric or check option: a CAMError (a ValueError)
     naming the option, the value and the valid range, before any work (ROAD's NaN percent used to end in
     "cannot convert float NaN to integer", a NaN noise in NaN scores)."""
-    from camwidget import check
+    from camwidget.explorer import check
 
     keras.utils.set_random_seed(43)
     model = models.small_cnn(n_classes=2, size=16, name="options")
@@ -252,19 +274,37 @@ def test_every_numeric_option_out_of_range_is_named_with_what_was_given_and_what
         (lambda: metrics.deletion(model, x, maps, steps=nan), r"steps must be an int of at least 1, not nan"),
         (lambda: metrics.insertion(model, x, maps, steps=-3), r"steps must be an int of at least 1, not -3"),
         (lambda: metrics.deletion(model, x, maps, baseline=nan), r"baseline must be a finite number .*, not nan"),
-        (lambda: metrics.deletion(model, x, maps, baseline=np.full_like(x, inf)), r"baseline contains 768 NaN or infinite"),
-        (lambda: metrics.pointing_game(x, maps, [(0, 0, 4, 4)], tolerance=-1), r"tolerance must be an int of at least 0, not -1"),
-        (lambda: metrics.pointing_game(x, maps, [(0, 0, 4, 4)], tolerance=nan), r"tolerance must be an int of at least 0, not nan"),
-        (lambda: metrics.pointing_game(x, maps, [(0, 0, nan, 4)]), r"the box \(0.0, 0.0, nan, 4.0\) is not one: give \(top, left"),
+        (
+            lambda: metrics.deletion(model, x, maps, baseline=np.full_like(x, inf)),
+            r"baseline contains 768 NaN or infinite",
+        ),
+        (
+            lambda: metrics.pointing_game(x, maps, [(0, 0, 4, 4)], tolerance=-1),
+            r"tolerance must be an int of at least 0, not -1",
+        ),
+        (
+            lambda: metrics.pointing_game(x, maps, [(0, 0, 4, 4)], tolerance=nan),
+            r"tolerance must be an int of at least 0, not nan",
+        ),
+        (
+            lambda: metrics.pointing_game(x, maps, [(0, 0, nan, 4)]),
+            r"the box \(0.0, 0.0, nan, 4.0\) is not one: give \(top, left",
+        ),
         (lambda: metrics.energy_pointing_game(x, maps, [(0, 0, -2, -2)]), r"the box \(0, 0, -2, -2\) is not one"),
         (lambda: metrics.model_randomization(model, x, steps=0), r"steps must be an int of at least 1, not 0"),
         (lambda: metrics.model_randomization(model, x, seed=nan), r"seed must be an int of at least 0, not nan"),
         (lambda: metrics.data_randomization(model, x, [0], x, epochs=0), r"epochs must be an int of at least 1, not 0"),
-        (lambda: metrics.noisy_linear_imputation(x[0], np.ones((16, 16), bool), inf, np.random.default_rng()),
-         r"noise must be a finite number of at least 0, not inf"),
-        (lambda: check.check_map(model, x, maps[0], 0, layer="conv_b", method="gradcam", output=0, title="t",
-                                 pixels=x[0], steps=nan), r"steps must be an int of at least 1, not nan"),
-    ]  # fmt: skip
+        (
+            lambda: metrics.noisy_linear_imputation(x[0], np.ones((16, 16), bool), inf, np.random.default_rng()),
+            r"noise must be a finite number of at least 0, not inf",
+        ),
+        (
+            lambda: check.check_map(
+                model, x, maps[0], 0, layer="conv_b", method="gradcam", output=0, title="t", pixels=x[0], steps=nan
+            ),
+            r"steps must be an int of at least 1, not nan",
+        ),
+    ]
     for call, message in cases:
         with pytest.raises(cw.CAMError, match=message):
             call()
@@ -316,8 +356,12 @@ def test_every_metric_takes_the_other_inputs_as_compute_cam_does(two_inputs):
 
     road = metrics.road(model, x, maps, class_index=classes, percents=(25, 50), noise=0.0, **fed)
     for i in range(2):
-        filled = np.stack([metrics.noisy_linear_imputation(x[i], ranks[i] < round(p / 100 * 256), 0.0,
-                                                           np.random.default_rng(0)) for p in (25, 50)])  # fmt: skip
+        filled = np.stack(
+            [
+                metrics.noisy_linear_imputation(x[i], ranks[i] < round(p / 100 * 256), 0.0, np.random.default_rng(0))
+                for p in (25, 50)
+            ]
+        )
         np.testing.assert_allclose(road.scores[i], probability(filled, [i, i]), atol=1e-5)
 
     copies = []
@@ -334,11 +378,21 @@ def test_every_metric_takes_the_other_inputs_as_compute_cam_does(two_inputs):
     assert randomized.rho.shape == (2, 2)
 
     train = rng.uniform(0, 1, (8, 16, 16, 3)).astype("float32")
-    shuffled = metrics.data_randomization(model, train, np.arange(8) % 3, x, epochs=1, layer="conv", copy=copy,
-                                          train_other_inputs={"meta": rng.normal(size=(8, 4))}, **fed)  # fmt: skip
+    shuffled = metrics.data_randomization(
+        model,
+        train,
+        np.arange(8) % 3,
+        x,
+        epochs=1,
+        layer="conv",
+        copy=copy,
+        train_other_inputs={"meta": rng.normal(size=(8, 4))},
+        **fed,
+    )
     top = keras.ops.convert_to_numpy(model({"image": x, "meta": meta})).argmax(axis=1)
-    np.testing.assert_allclose(shuffled.maps[0], cw.compute_cam(copies[-1], x, layer="conv", class_index=top, **fed),
-                               atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        shuffled.maps[0], cw.compute_cam(copies[-1], x, layer="conv", class_index=top, **fed), atol=1e-6
+    )
     with pytest.raises(cw.CAMError, match=r"also takes 'meta': give their training values as train_other_inputs="):
         metrics.data_randomization(model, train, np.arange(8) % 3, x, epochs=1, **fed)
     with pytest.raises(cw.CAMError, match=r"the model has 2 inputs \('image', 'meta'\); pass input="):

@@ -3,9 +3,6 @@ HTML exported by nbconvert."""
 
 from __future__ import annotations
 
-import base64
-import json
-
 import nbformat
 import pytest
 from nbclient import NotebookClient

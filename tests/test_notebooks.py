@@ -15,7 +15,9 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 # VmHWM, the kernel's own peak: ru_maxrss would also count the test process the kernel was forked from
-PEAK_CELL = "print('PEAK_MB', int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024)"
+PEAK_CELL = (
+    "print('PEAK_MB', int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024)"
+)
 
 
 def execute(path: Path, tmp_path: Path, env: dict[str, str] | None = None) -> nbformat.NotebookNode:
@@ -24,7 +26,9 @@ def execute(path: Path, tmp_path: Path, env: dict[str, str] | None = None) -> nb
     old = {k: os.environ.get(k) for k in env or {}}
     os.environ.update(env or {})
     try:
-        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+        NotebookClient(
+            nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        ).execute()
     finally:
         for k, v in old.items():
             if v is None:
@@ -40,7 +44,10 @@ def text_of(nb: nbformat.NotebookNode) -> str:
 
 def test_four_notebooks_exist_and_are_stored_without_outputs():
     assert [p.name for p in NOTEBOOKS] == [
-        "01_vgg16_gradcam.ipynb", "02_composite_model.ipynb", "03_where_does_it_look.ipynb", "04_beyond_photos.ipynb"
+        "01_vgg16_gradcam.ipynb",
+        "02_composite_model.ipynb",
+        "03_where_does_it_look.ipynb",
+        "04_beyond_photos.ipynb",
     ]
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
@@ -81,7 +88,11 @@ def test_notebook_runs_offline_top_to_bottom(path, tmp_path):
         assert share(r"brighter inside the square than outside in (\d+)%") >= 80
         assert share(r"layercam .*brighter on the square than on average in (\d+)%") >= 80
     if path.name.startswith("03"):
-        assert "accuracy without the watermark: 50%" in text or "accuracy without the watermark: 4" in text or "accuracy without the watermark: 5" in text
+        assert (
+            "accuracy without the watermark: 50%" in text
+            or "accuracy without the watermark: 4" in text
+            or "accuracy without the watermark: 5" in text
+        )
 
 
 @pytest.mark.parametrize(
@@ -150,12 +161,15 @@ def test_binder_requirements_install_into_a_fresh_venv(tmp_path):
     python = venv / "bin" / "python"
     install = subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "-r", "binder/requirements.txt"],
-        cwd=ROOT, capture_output=True, text=True, timeout=1500,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1500,
     )
     assert install.returncode == 0, install.stderr[-3000:]
     # Binder's environment must take the lean loading path (the one that fits 2 GB), not Keras's fallback.
     check_code = """
-import camwidget, camwidget.widget, jupyterlab, skimage, keras
+import camwidget, camwidget.explorer.widget, jupyterlab, skimage, keras
 from camwidget import loading
 model = loading.build_unfilled(keras.applications.VGG16, weights=None, include_top=False, input_shape=(32, 32, 3))
 print(camwidget.__version__, len(loading.unfilled_variables(model)) == len(model.variables) > 0)

@@ -1,11 +1,10 @@
-"""camwidget.preprocess: families detected, the user's function checked, pictures made model inputs."""
+"""camwidget.inputs.preprocess: families detected, the user's function checked, pictures made model inputs."""
 
-import keras
+import models
 import numpy as np
 import pytest
 
-import models
-from camwidget import preprocess
+from camwidget.inputs import preprocess
 
 
 def test_families_are_detected_by_name_nested_or_flattened(composite_a, composite_b):

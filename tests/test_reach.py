@@ -301,9 +301,8 @@ def split_gradcam_tokens(model, x, layer_name, classes, leading):
 
 
 def test_token_layers_are_found_with_their_grid(vit):
-    from camwidget.adapter import MapGeometry
-
-    from camwidget.engine import engine_for
+    from camwidget.engines.adapter import MapGeometry
+    from camwidget.engines.engine import engine_for
 
     layout = engine_for(vit).layout((32, 48, 3))
     assert layout.layers["embed"].geometry == MapGeometry("tokens", (4, 6), 1)
@@ -349,8 +348,12 @@ def test_vit_grid_on_its_side_or_with_too_many_leading_tokens_is_refused_unless_
     fits = r"the grid that fits the picture's 32×48 is grid=\(4, 6\) after 1 leading token"
     with pytest.raises(cw.CAMError, match=r"grid \(6, 4\) is the picture's aspect turned on its side: .*" + fits):
         cw.compute_cam(vit, x, layer="block1_norm1", grid=(6, 4))
-    with pytest.raises(cw.CAMError, match=r"grid \(2, 2\) leaves 21 of the layer's 25 tokens before it, more than the 8 .*"
-                       + fits + r".*leading_tokens=21"):  # fmt: skip
+    with pytest.raises(
+        cw.CAMError,
+        match=r"grid \(2, 2\) leaves 21 of the layer's 25 tokens before it, more than the 8 .*"
+        + fits
+        + r".*leading_tokens=21",
+    ):
         cw.compute_cam(vit, x, layer="block1_norm1", grid=(2, 2))
     with pytest.raises(cw.CAMError, match=r"grid \(6, 4\) .* leaves 1 leading tokens, but leading_tokens=2"):
         cw.compute_cam(vit, x, layer="block1_norm1", grid=(6, 4), leading_tokens=2)
@@ -470,8 +473,9 @@ def test_scorecam_on_two_inputs_keeps_each_images_other_input(two_inputs):
     metas = np.random.default_rng(14).normal(size=(2, 4)).astype(np.float32)
     both = cw.compute_cam(two_inputs, x, input="image", other_inputs={"meta": metas}, method="scorecam", class_index=1)
     for i in range(2):
-        one = cw.compute_cam(two_inputs, x[i], input="image", other_inputs={"meta": metas[i]}, method="scorecam",
-                             class_index=1)  # fmt: skip
+        one = cw.compute_cam(
+            two_inputs, x[i], input="image", other_inputs={"meta": metas[i]}, method="scorecam", class_index=1
+        )
         np.testing.assert_allclose(both[i], one[0], atol=1e-5)
 
 

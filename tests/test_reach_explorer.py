@@ -7,11 +7,11 @@ import keras
 import numpy as np
 import pytest
 from keras import layers
+from test_reach import tiny_vit
 
 import camwidget as cw
 from camwidget import render
-from camwidget.samples import frame_slice, signal_picture
-from test_reach import tiny_vit
+from camwidget.inputs.samples import frame_slice, signal_picture
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +97,7 @@ def test_clip_explorer_has_a_frame_slider_over_the_map_slices(clip_model):
             ex.frame = frame
             np.testing.assert_array_equal(ex.pixels, clip[frame])
             shown = want[frame_slice(frame, 6, 3)]
-            np.testing.assert_allclose(
-                ex.overlay, render.overlay(clip[frame], shown, 0.5, "jet"), atol=1
-            )
+            np.testing.assert_allclose(ex.overlay, render.overlay(clip[frame], shown, 0.5, "jet"), atol=1)
             assert f"frame {frame} of 0-5" in ex.status_text
         with pytest.raises(ValueError, match=r"frame must be an int from 0 to 5"):
             ex.frame = 6
@@ -162,15 +160,21 @@ def test_explorer_on_a_model_of_two_inputs():
     values = np.random.default_rng(6).normal(size=4).astype(np.float32) * 3
     ex = cw.CAMExplorer(model, picture, input="image", other_inputs={"meta": values}, background=False)
     try:
-        want = cw.compute_cam(model, ex.model_input, input="image", other_inputs={"meta": values},
-                              class_index=ex.predictions[0].class_index)  # fmt: skip
+        want = cw.compute_cam(
+            model,
+            ex.model_input,
+            input="image",
+            other_inputs={"meta": values},
+            class_index=ex.predictions[0].class_index,
+        )
         np.testing.assert_allclose(ex.cam, want[0], atol=1e-5)
         ex.class_index = 2  # a class change (no after-layer pass with several inputs: a full pass)
         want = cw.compute_cam(model, ex.model_input, input="image", other_inputs={"meta": values}, class_index=2)
         np.testing.assert_allclose(ex.cam, want[0], atol=1e-5)
         check = ex.check()  # the other inputs go with the picture, as in the view
-        want = cw.metrics.deletion(model, ex.model_input, ex.cam[None], class_index=2, steps=50, input="image",
-                                   other_inputs={"meta": values})  # fmt: skip
+        want = cw.metrics.deletion(
+            model, ex.model_input, ex.cam[None], class_index=2, steps=50, input="image", other_inputs={"meta": values}
+        )
         np.testing.assert_allclose(check.deletion.scores, want.scores, atol=1e-6)
     finally:
         ex.close()
@@ -224,8 +228,9 @@ def test_explorer_explains_a_target(segmenter):
     target = Region(1, mask)
     ex = cw.CAMExplorer(segmenter, picture, target=target, preprocess="none", background=False)
     try:
-        np.testing.assert_allclose(ex.cam, cw.compute_cam(segmenter, ex.model_input, layer="conv", target=target)[0],
-                                   atol=1e-5)  # fmt: skip
+        np.testing.assert_allclose(
+            ex.cam, cw.compute_cam(segmenter, ex.model_input, layer="conv", target=target)[0], atol=1e-5
+        )
         assert "explaining target Region(class 1, mask 16×16, 63 pixels)" in ex.status_text
         assert "Prediction:" not in ex.status_text
         ex.method = "layercam"
@@ -235,8 +240,10 @@ def test_explorer_explains_a_target(segmenter):
             ex.method = "scorecam"
         assert ex.method == "layercam"
         mode = ex._named_controls()["mode"]
-        for refused, words in (("Compare classes", "comparing classes needs two of them"),
-                               ("Check map", "the map check scores a class's probability")):  # fmt: skip
+        for refused, words in (
+            ("Compare classes", "comparing classes needs two of them"),
+            ("Check map", "the map check scores a class's probability"),
+        ):
             mode.value = refused
             ex._flush()
             assert words in ex.status_text and mode.value == "Overlay"

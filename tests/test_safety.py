@@ -1,5 +1,5 @@
 """Never lose a user's file: the command line, its report and the gallery, given pictures of every name and
-place. Three guarantees (camwidget.outputs): every file a run writes is inside --out, none is an input, and
+place. Three guarantees (camwidget.pipeline.outputs): every file a run writes is inside --out, none is an input, and
 two pictures never share an output. Each example of issue 25 has a test; Hypothesis tries names and trees."""
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from hypothesis import strategies as st
 from keras import layers
 
 import camwidget as cw
-from camwidget import preprocess as preprocessing
-from camwidget.batch import Explained, find_pictures
-from camwidget.cli import main
-from camwidget.images import read_picture
-from camwidget.outputs import OutputFolder, UnsafeOutput, csv_cell, html_text, output_names
-from camwidget.report import Report, gallery_html
+from camwidget.inputs import preprocess as preprocessing
+from camwidget.inputs.images import read_picture
+from camwidget.pipeline.batch import Explained, find_pictures
+from camwidget.pipeline.cli import main
+from camwidget.pipeline.outputs import OutputFolder, UnsafeOutput, csv_cell, html_text, output_names
+from camwidget.pipeline.report import Report, gallery_html
 
 
 def small_model() -> keras.Model:
@@ -57,7 +57,7 @@ def write_picture(path, seed: int) -> None:
 def snapshot(root) -> dict[str, str]:
     """Every file under root (symlinks not followed) -> its content's hash."""
     found = {}
-    for folder, dirs, files in os.walk(root):
+    for folder, _, files in os.walk(root):
         for name in files:
             path = os.path.join(folder, name)
             if not os.path.islink(path):
@@ -106,8 +106,15 @@ def test_absolute_input_paths_are_never_overwritten(model_file, tmp_path, monkey
 def test_pictures_with_the_same_name_each_keep_their_own_results(model_file, tmp_path, capsys):
     """Same name in two folders, same stem with two extensions, names the old state files flattened alike."""
     root = tmp_path / "in"
-    paths = [root / "a/imgs/cat.png", root / "b/imgs/cat.png", root / "cat.png", root / "cat.jpg",
-             root / "a__b.png", root / "a/b.png", root / "CAT.png"]  # fmt: skip
+    paths = [
+        root / "a/imgs/cat.png",
+        root / "b/imgs/cat.png",
+        root / "cat.png",
+        root / "cat.jpg",
+        root / "a__b.png",
+        root / "a/b.png",
+        root / "CAT.png",
+    ]
     for seed, path in enumerate(paths):
         write_picture(path, seed)
     out = tmp_path / "out"
@@ -180,8 +187,20 @@ def test_a_symlink_inside_the_output_folder_never_leads_outside(model_file, tmp_
 
 
 def test_any_name_a_file_system_allows(model_file, tmp_path, capsys):
-    names = ["with space.png", "quote'\"s.png", "new\nline.png", "ünïcødé 猫.png", "file.png", "allow_pickle.png",
-             "<img src=x onerror=alert(1)>.png", "=HYPERLINK(1).png", "+1.png", "-1.png", "@x.png", "#?%.png"]  # fmt: skip
+    names = [
+        "with space.png",
+        "quote'\"s.png",
+        "new\nline.png",
+        "ünïcødé 猫.png",
+        "file.png",
+        "allow_pickle.png",
+        "<img src=x onerror=alert(1)>.png",
+        "=HYPERLINK(1).png",
+        "+1.png",
+        "-1.png",
+        "@x.png",
+        "#?%.png",
+    ]
     root = tmp_path / "odd"
     for seed, name in enumerate(names):
         write_picture(root / name, seed)
@@ -198,8 +217,16 @@ def test_any_name_a_file_system_allows(model_file, tmp_path, capsys):
 
 
 def test_names_are_unique_stable_and_plain():
-    pictures = [("k1", "a/imgs/cat.png"), ("k2", "b/imgs/cat.png"), ("k3", "cat.png"), ("k4", "cat.jpg"),
-                ("k5", "../../etc/passwd"), ("k6", ".hidden"), ("k7", "x.png/y.png"), ("k8", "x.jpg")]  # fmt: skip
+    pictures = [
+        ("k1", "a/imgs/cat.png"),
+        ("k2", "b/imgs/cat.png"),
+        ("k3", "cat.png"),
+        ("k4", "cat.jpg"),
+        ("k5", "../../etc/passwd"),
+        ("k6", ".hidden"),
+        ("k7", "x.png/y.png"),
+        ("k8", "x.jpg"),
+    ]
     names = output_names(pictures)
     assert names["k5"] == "etc/passwd" and names["k6"] == "_.hidden"
     assert names["k8"] != "x"  # x.png would be a file where x.png/ is a folder
@@ -209,11 +236,12 @@ def test_names_are_unique_stable_and_plain():
 
 # -- Hypothesis: any tree, any names ----------------------------------------------------------------------
 
-PART = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="/\0"), min_size=1, max_size=12
-).filter(lambda p: p not in (".", "..") and len(p.encode()) < 100)
-TREE = st.lists(st.tuples(st.lists(PART, max_size=2), PART, st.sampled_from([".png", ".jpg", ".PNG"])),
-                min_size=1, max_size=6)  # fmt: skip
+PART = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\0"), min_size=1, max_size=12).filter(
+    lambda p: p not in (".", "..") and len(p.encode()) < 100
+)
+TREE = st.lists(
+    st.tuples(st.lists(PART, max_size=2), PART, st.sampled_from([".png", ".jpg", ".PNG"])), min_size=1, max_size=6
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -250,8 +278,18 @@ def test_any_tree_keeps_the_three_guarantees(tree, how):
             for p in pictures:
                 if not report.done(p):
                     cam = np.full((2, 2), (p.index + 1) / 100, np.float32)
-                    report.add(Explained(p.index, p.name, [(0, "c", 1.0)], 0, cam, np.zeros((3, 3, 3), np.uint8),
-                                         stats={"centre_share": 0.5}, key=p.key))  # fmt: skip
+                    report.add(
+                        Explained(
+                            p.index,
+                            p.name,
+                            [(0, "c", 1.0)],
+                            0,
+                            cam,
+                            np.zeros((3, 3, 3), np.uint8),
+                            stats={"centre_share": 0.5},
+                            key=p.key,
+                        )
+                    )
             report.finish()
         after = snapshot(tmp)
         real_out = os.path.realpath(out)
@@ -335,13 +373,24 @@ def test_a_fresh_process_prints_only_the_error_and_ctrl_c_keeps_what_is_done(mod
     for i in range(300):
         write_picture(photos / f"p{i:03d}.png", i)
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "camwidget.cli", "explain", str(model_file), str(photos), "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "camwidget.pipeline.cli",
+        "explain",
+        str(model_file),
+        str(photos),
+        "--out",
+        str(out),
+    ]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     typo = subprocess.run([*command, "--layer", "conv_bb"], capture_output=True, text=True, env=env, timeout=120)
     assert typo.returncode == 2 and typo.stderr.strip().splitlines() == [
         "camwidget: layer 'conv_bb' not found; closest: 'conv'. Spatial layers of this model: 'conv'"
     ], typo.stderr
-    run = subprocess.Popen([*command, "--batch-size", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    run = subprocess.Popen(
+        [*command, "--batch-size", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     state = out / ".camwidget"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (state.is_dir() and len(os.listdir(state)) > 8):
@@ -359,7 +408,7 @@ def test_a_fresh_process_prints_only_the_error_and_ctrl_c_keeps_what_is_done(mod
 
 
 def test_ctrl_c_in_process_keeps_what_is_done(model_file, tmp_path, capsys, monkeypatch):
-    import camwidget.report as report
+    import camwidget.pipeline.report as report
 
     photos = tmp_path / "photos"
     for i in range(6):
@@ -403,10 +452,37 @@ def elements_and_attributes(page: str) -> list[tuple[str, tuple[str, ...]]]:
     return parser.found
 
 
-PAGE_TAGS = {"html", "head", "meta", "title", "style", "body", "h3", "ul", "li", "b", "label", "select", "option",
-             "div", "img", "script"}  # fmt: skip
-PAGE_ATTRIBUTES = {"charset", "class", "id", "value", "src", "alt", "data-score", "data-class", "data-centre",
-                   "data-peak", "data-large"}  # fmt: skip
+PAGE_TAGS = {
+    "html",
+    "head",
+    "meta",
+    "title",
+    "style",
+    "body",
+    "h3",
+    "ul",
+    "li",
+    "b",
+    "label",
+    "select",
+    "option",
+    "div",
+    "img",
+    "script",
+}
+PAGE_ATTRIBUTES = {
+    "charset",
+    "class",
+    "id",
+    "value",
+    "src",
+    "alt",
+    "data-score",
+    "data-class",
+    "data-centre",
+    "data-peak",
+    "data-large",
+}
 
 
 def only_the_pages_own_markup(page: str) -> bool:
@@ -419,15 +495,27 @@ EVIL = '<img src=x onerror="alert(1)">\'"&'
 
 
 def test_the_gallery_page_takes_no_element_or_attribute_from_data():
-    record = {"file": EVIL, "index": 0, "key": "file:/x", "output": "x", "overlay": "overlays/" + EVIL + ".png",
-              "thumbnail": "data:image/jpeg;base64,AA", "top": [{"class": 0, "name": EVIL, "score": 0.5}],
-              "centre_share": 0.2, "peak_y": 0.1, "peak_x": 0.3}  # fmt: skip
+    record = {
+        "file": EVIL,
+        "index": 0,
+        "key": "file:/x",
+        "output": "x",
+        "overlay": "overlays/" + EVIL + ".png",
+        "thumbnail": "data:image/jpeg;base64,AA",
+        "top": [{"class": 0, "name": EVIL, "score": 0.5}],
+        "centre_share": 0.2,
+        "peak_y": 0.1,
+        "peak_x": 0.3,
+    }
     broken = {"file": EVIL, "index": 1, "key": "file:/y", "output": "y", "error": EVIL}
     page = gallery_html([record, broken], details=[("model", EVIL)])
     plain = gallery_html(
-        [dict(record, file="a", overlay="overlays/a.png", top=[{"class": 0, "name": "c", "score": 0.5}]),
-         dict(broken, file="b", error="e")], details=[("model", "m")],
-    )  # fmt: skip
+        [
+            dict(record, file="a", overlay="overlays/a.png", top=[{"class": 0, "name": "c", "score": 0.5}]),
+            dict(broken, file="b", error="e"),
+        ],
+        details=[("model", "m")],
+    )
     assert elements_and_attributes(page) == elements_and_attributes(plain) and only_the_pages_own_markup(page)
     assert html_text(EVIL) in page
 

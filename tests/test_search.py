@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from camwidget.search import match_classes, option_label
+from camwidget.explorer.search import match_classes, option_label
 
 NAMES = ["tench", "goldfish", "tabby", "tiger cat", "Persian cat", "Egyptian cat", "tiger", "cat-o-nine"]
 

@@ -1,12 +1,12 @@
-"""camwidget.session: the explorer's model side without widgets: views, caches, model changes."""
+"""camwidget.explorer.session: the explorer's model side without widgets: views, caches, model changes."""
 
+import models
 import numpy as np
 import pytest
 
 import camwidget as cw
-import models
 from camwidget.errors import CAMError
-from camwidget.session import ExplorerSession
+from camwidget.explorer.session import ExplorerSession
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
-"""camwidget.state: what counts as a change of the model, and what does not."""
+"""camwidget.engines.model_watch: what counts as a change of the model, and what does not."""
 
 import keras
+import models
 import numpy as np
 import pytest
 
-import models
-from camwidget.state import ModelWatch, WeightsFingerprint, structure_signature
+from camwidget.engines.model_watch import ModelWatch, WeightsFingerprint, structure_signature
 
 
 def test_structure_signature_sees_attributes_flags_calls_and_layers():
@@ -16,7 +16,10 @@ def test_structure_signature_sees_attributes_flags_calls_and_layers():
     assert structure_signature(model) == before  # calling and predicting change nothing that matters
     conv = model.get_layer("s_conv_a")
     for change, undo in (
-        (lambda: setattr(conv, "activation", keras.activations.linear), lambda: setattr(conv, "activation", keras.activations.relu)),
+        (
+            lambda: setattr(conv, "activation", keras.activations.linear),
+            lambda: setattr(conv, "activation", keras.activations.relu),
+        ),
         (lambda: setattr(conv, "trainable", False), lambda: setattr(conv, "trainable", True)),
         (lambda: object.__setattr__(conv, "call", lambda *a, **k: None), lambda: object.__delattr__(conv, "call")),
     ):
@@ -28,7 +31,9 @@ def test_structure_signature_sees_attributes_flags_calls_and_layers():
 
 
 def test_fingerprint_sees_a_change_in_any_variable_large_or_small():
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3000, name="big"), keras.layers.Dense(2, name="small")])
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(3000, name="big"), keras.layers.Dense(2, name="small")]
+    )
     fingerprint = WeightsFingerprint(model)
     start = fingerprint(model)
     small = model.get_layer("small").bias
@@ -54,7 +59,7 @@ def test_model_watch_versions():
 
 
 def test_a_capture_in_progress_is_not_a_change():
-    from camwidget import adapter
+    from camwidget.engines import adapter
 
     model = models.small_cnn(name="capturing")
     before = structure_signature(model)
@@ -67,7 +72,7 @@ def test_the_optimizer_step_is_read_again_while_a_jax_fit_has_donated_it():
     read in between raises "deleted" (seen in test_explain's thread test), and is tried again, not failed."""
     from types import SimpleNamespace
 
-    from camwidget.state import _optimizer_step
+    from camwidget.engines.model_watch import _optimizer_step
 
     class Donated:
         reads = 0

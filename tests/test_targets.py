@@ -82,7 +82,9 @@ def test_a_region_of_a_segmentation_output_on_its_logits(segmenter, rng):
     probability = cw.compute_cam(segmenter, x, layer="conv", target=Region(2, mask), score="probability")
     expected = reference(segmenter, x, "conv", ("probs", lambda y: tf.reduce_sum(y[..., 2] * mask, axis=(1, 2))))
     np.testing.assert_allclose(probability, expected, atol=1e-3)
-    with pytest.raises(cw.CAMError, match=r"mask of its \(H, W\); the output is \(None, 16, 16, 3\) and the mask \(8, 8\)"):
+    with pytest.raises(
+        cw.CAMError, match=r"mask of its \(H, W\); the output is \(None, 16, 16, 3\) and the mask \(8, 8\)"
+    ):
         cw.compute_cam(segmenter, x, layer="conv", target=Region(2, np.ones((8, 8))))
 
 
@@ -126,12 +128,14 @@ def test_a_segmentation_class_explains_the_pixels_predicted_as_that_class(segmen
         maps = cw.compute_cam(segmenter, x, layer="conv", class_index=c)
         for i in range(3):
             mask = predicted[i] == c
-            want = reference(segmenter, x[i : i + 1], "conv",
-                             ("logits", lambda y, m=mask: tf.reduce_sum(y[..., c] * m, axis=(1, 2))))  # fmt: skip
+            want = reference(
+                segmenter, x[i : i + 1], "conv", ("logits", lambda y, m=mask: tf.reduce_sum(y[..., c] * m, axis=(1, 2)))
+            )
             np.testing.assert_allclose(maps[i : i + 1], want, atol=1e-3)
     top = [int(np.bincount(p.ravel(), minlength=3).argmax()) for p in predicted]
     np.testing.assert_allclose(
-        cw.compute_cam(segmenter, x, layer="conv"), cw.compute_cam(segmenter, x, layer="conv", class_index=top),
+        cw.compute_cam(segmenter, x, layer="conv"),
+        cw.compute_cam(segmenter, x, layer="conv", class_index=top),
         atol=1e-6,
     )
 
@@ -178,7 +182,7 @@ def test_negative_indices_are_refused_by_every_target_never_read_as_another_unit
         "Box class": lambda: Box(0, -1),
         "Box offset": lambda: Box(0, 0, offset=-4),
     }
-    for name, make in made.items():
+    for _name, make in made.items():
         with pytest.raises(cw.CAMError, match=r"-\d is negative; indices count from 0 \(negative ones are refused"):
             make()
     with pytest.raises(cw.CAMError, match=r"Box: class_index must be a whole number from 0, not 1.5"):

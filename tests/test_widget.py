@@ -8,16 +8,16 @@ import io
 
 import keras
 import matplotlib
+import models
 import numpy as np
 import pytest
+from models import assert_same, snapshot
 from PIL import Image
 
 import camwidget as cw
-import models
-from models import assert_same, snapshot
 from camwidget import render
-from camwidget.engine import engine_for
-from camwidget.images import resize_to
+from camwidget.engines.engine import engine_for
+from camwidget.inputs.images import resize_to
 
 
 @pytest.fixture
@@ -38,7 +38,9 @@ def decode_png(data: bytes) -> np.ndarray:
 
 def expected_cam(ex):
     x = ex.model_input
-    return cw.compute_cam(ex.session.explainer.model, x, layer=ex.layer, class_index=ex.class_index, method=ex.method)[0]
+    return cw.compute_cam(ex.session.explainer.model, x, layer=ex.layer, class_index=ex.class_index, method=ex.method)[
+        0
+    ]
 
 
 # -- what it shows -------------------------------------------------------------------------------------------
@@ -55,7 +57,11 @@ def test_initial_view(explorer, picture):
 
 
 def test_layer_dropdown_lists_spatial_layers_with_shapes(explorer):
-    assert explorer.controls["layer"].options == (("conv_a · 32×32×8", "conv_a"), ("pool_a · 16×16×8", "pool_a"), ("conv_b · 16×16×16", "conv_b"))
+    assert explorer.controls["layer"].options == (
+        ("conv_a · 32×32×8", "conv_a"),
+        ("pool_a · 16×16×8", "pool_a"),
+        ("conv_b · 16×16×16", "conv_b"),
+    )
 
 
 def test_class_dropdown_sorted_by_score_with_names(explorer):
@@ -94,7 +100,11 @@ def test_attributes_move_controls(explorer):
     ex = explorer
     ex.layer, ex.class_index, ex.alpha, ex.colormap, ex.image_index = "conv_a", 1, 0.25, "viridis", 1
     assert ex.controls["layer"].value == "conv_a" and ex.controls["class"].value == 1
-    assert ex.controls["alpha"].value == 0.25 and ex.controls["colormap"].value == "viridis" and ex.controls["image"].value == 1
+    assert (
+        ex.controls["alpha"].value == 0.25
+        and ex.controls["colormap"].value == "viridis"
+        and ex.controls["image"].value == 1
+    )
     np.testing.assert_array_equal(ex.overlay, render.overlay(ex.session.pixels[1], expected_cam(ex), 0.25, "viridis"))
 
 
@@ -283,7 +293,9 @@ def test_burst_of_slider_events_ends_in_one_redraw(explorer):
         return ex.redraws - before
 
     assert asyncio.run(burst()) == 1
-    np.testing.assert_array_equal(decode_png(ex.controls["overlay"].value), render.overlay(ex.session.pixels[0], ex.cam, 0.35, "jet"))
+    np.testing.assert_array_equal(
+        decode_png(ex.controls["overlay"].value), render.overlay(ex.session.pixels[0], ex.cam, 0.35, "jet")
+    )
 
 
 # -- images as people have them ------------------------------------------------------------------------------
@@ -319,7 +331,10 @@ def test_image_kinds(small, picture, make):
 
 
 def test_list_of_mixed_images_of_any_size(small, rng):
-    imgs = [rng.integers(0, 256, (300, 200, 3), dtype=np.uint8), Image.fromarray(rng.integers(0, 256, (20, 40), dtype=np.uint8))]
+    imgs = [
+        rng.integers(0, 256, (300, 200, 3), dtype=np.uint8),
+        Image.fromarray(rng.integers(0, 256, (20, 40), dtype=np.uint8)),
+    ]
     ex = cw.CAMExplorer(small, imgs)
     assert ex.overlay.shape == (300, 200, 3)
     ex.image_index = 1
@@ -355,7 +370,15 @@ def test_bad_images(small, bad, error, message):
 def test_upload_adds_and_selects_the_image(explorer, picture):
     buffer = io.BytesIO()
     Image.fromarray(picture[:20, :30]).save(buffer, format="PNG")
-    explorer.controls["upload"].value = ({"name": "mine.png", "type": "image/png", "size": 1, "content": memoryview(buffer.getvalue()), "last_modified": datetime.datetime(2026, 1, 1)},)
+    explorer.controls["upload"].value = (
+        {
+            "name": "mine.png",
+            "type": "image/png",
+            "size": 1,
+            "content": memoryview(buffer.getvalue()),
+            "last_modified": datetime.datetime(2026, 1, 1),
+        },
+    )
     assert explorer.image_index == 2 and explorer.overlay.shape == (20, 30, 3)
     assert "mine.png" in explorer.controls["image"].options[2][0]
     assert explorer.controls["upload"].value == ()
@@ -363,7 +386,15 @@ def test_upload_adds_and_selects_the_image(explorer, picture):
 
 def test_upload_of_a_non_image_says_so_and_keeps_the_view(explorer):
     before = explorer.overlay
-    explorer.controls["upload"].value = ({"name": "notes.txt", "type": "text/plain", "size": 3, "content": memoryview(b"abc"), "last_modified": datetime.datetime(2026, 1, 1)},)
+    explorer.controls["upload"].value = (
+        {
+            "name": "notes.txt",
+            "type": "text/plain",
+            "size": 3,
+            "content": memoryview(b"abc"),
+            "last_modified": datetime.datetime(2026, 1, 1),
+        },
+    )
     assert "could not use 'notes.txt'" in explorer.status_text and "not an image" in explorer.status_text
     assert len(explorer.controls["image"].options) == 2
     np.testing.assert_array_equal(explorer.overlay, before)
@@ -419,7 +450,9 @@ def test_explorer_on_nested_vgg_layer(composite_b, picture):
 
 def _gap_model(dense_kernel, hidden=None):
     inp = keras.Input((16, 16, 3))
-    x = keras.layers.Conv2D(2, 3, padding="same", activation="relu", kernel_initializer="ones", bias_initializer="ones", name="conv")(inp)
+    x = keras.layers.Conv2D(
+        2, 3, padding="same", activation="relu", kernel_initializer="ones", bias_initializer="ones", name="conv"
+    )(inp)
     x = keras.layers.GlobalAveragePooling2D()(x)
     if hidden is not None:
         x = hidden(x)
@@ -554,7 +587,9 @@ def test_a_change_that_cannot_be_shown_leaves_every_control_on_the_last_view(rng
     with pytest.raises(ValueError, match="CAM .* needs layer"):
         ex.method = "cam"
     assert ex.method == "gradcam" and ex.controls["method"].value == "gradcam"
-    assert "needs layer" in ex.status_text and ex.status_text.rstrip().endswith("works on every model.")  # the whole message
+    assert "needs layer" in ex.status_text and ex.status_text.rstrip().endswith(
+        "works on every model."
+    )  # the whole message
     np.testing.assert_array_equal(ex.cam, cam)
     ex.controls["method"].value = "cam"  # the same from the browser: said, and the dropdown goes back
     assert ex.controls["method"].value == "gradcam" and "needs layer" in ex.status_text

@@ -1,0 +1,138 @@
+"""Is the map on screen right? Its deletion and insertion curves beside a random map's, and (on demand) the
+cascading randomisation check: what the explorer's "Check map" view and ``explorer.check()`` show.
+
+A faithful map's deletion curve falls faster (smaller area) and its insertion curve rises faster (larger area)
+than a random map's; a map that explains the model changes when the model's top layers are re-initialised
+(Spearman's rho falls). See :mod:`camwidget.metrics` for the definitions.
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from camwidget import metrics, render
+from camwidget.errors import CAMError
+
+CHECK_STEPS = 50  # steps of each curve: 2 x 51 perturbed copies for the map, as many for the random map
+RANDOMIZED_LAYERS = 4  # the explorer's randomisation check re-initialises this many top layers, one at a time
+
+
+@dataclass(frozen=True)
+class MapCheck:
+    """One map's faithfulness numbers, and its randomisation check if it was run."""
+
+    title: str
+    deletion: metrics.Curve
+    insertion: metrics.Curve
+    random_deletion: metrics.Curve
+    random_insertion: metrics.Curve
+    randomization: metrics.Randomization | None
+    pixels: np.ndarray  # the picture, for the randomisation row's overlays
+
+    def figure(self, colormap: str = "jet", alpha: float = 0.5, width_px: int = 800) -> Figure:
+        """Deletion and insertion curves (the map and a random map, areas in the legend); below them, when the
+        randomisation check ran, the map before and after each step with its rho."""
+        dpi = 100
+        rows = 2 if self.randomization is not None else 1
+        fig = Figure(figsize=(width_px / dpi, 2.6 * rows + 0.4), dpi=dpi)
+        FigureCanvasAgg(fig)
+        grid = fig.add_gridspec(rows, 2 if rows == 1 else max(2, 1 + len(self.randomization.steps)))
+        span = grid.ncols // 2
+        for column, (ours, random, label) in enumerate(
+            (
+                (self.deletion, self.random_deletion, "deletion (lower is better)"),
+                (self.insertion, self.random_insertion, "insertion (higher is better)"),
+            )
+        ):
+            ax = fig.add_subplot(grid[0, column * span : (column + 1) * span])
+            ax.plot(ours.fractions, ours.scores[0], label=f"this map: area {ours.area:.3f}", color="C3")
+            ax.plot(random.fractions, random.scores[0], label=f"random map: {random.area:.3f}", color="0.5", ls="--")
+            ax.set_title(label, fontsize=9)
+            ax.set_xlabel("share of pixels " + ("removed" if column == 0 else "put back"), fontsize=8)
+            ax.set_ylabel("class probability", fontsize=8)
+            ax.set_ylim(-0.02, 1.02)
+            ax.tick_params(labelsize=7)
+            ax.legend(fontsize=7, loc="upper right" if column == 0 else "lower right")
+        if self.randomization is not None:
+            r = self.randomization
+            h, w = self.pixels.shape[:2]
+            panels = [("before", r.before[0], None)] + [(s, m[0], rho[0]) for s, m, rho in zip(r.steps, r.maps, r.rho)]
+            for column, (name, cam, rho) in enumerate(panels):
+                ax = fig.add_subplot(grid[1, column])
+                shown = render.blend(self.pixels, render.colorize(render.upsample(cam, h, w), colormap), alpha)
+                ax.imshow(shown)
+                title = "trained model" if rho is None else f"+ {name.rsplit('/', 1)[-1]} random\nrho {rho:.2f}"
+                ax.set_title("\n".join(textwrap.wrap(title, 22)) if rho is None else title, fontsize=7)
+                ax.set_xticks([])
+                ax.set_yticks([])
+        fig.suptitle(self.title, fontsize=9)
+        fig.tight_layout()
+        return fig
+
+    def figure_png(self, colormap: str = "jet", alpha: float = 0.5, width_px: int = 800) -> bytes:
+        buffer = io.BytesIO()
+        self.figure(colormap, alpha, width_px).savefig(buffer, format="png")
+        return buffer.getvalue()
+
+    def _repr_png_(self) -> bytes:  # a notebook shows the figure when the check is a cell's last value
+        return self.figure_png()
+
+
+def check_map(
+    model,
+    x: np.ndarray,
+    cam: np.ndarray,
+    class_index: int,
+    *,
+    layer: str,
+    method: str,
+    output: int,
+    title: str,
+    pixels: np.ndarray,
+    randomize: bool = False,
+    steps: int = CHECK_STEPS,
+    input=None,
+    other_inputs=None,
+    **cam_options,
+) -> MapCheck:
+    """The check of one map `cam` (h, w) of image `x` (1, H, W, C) for `class_index`; input, other_inputs for a
+    model with several inputs, as compute_cam takes them."""
+    if cam.ndim != 2 or x.ndim != 4:
+        raise CAMError("the map check works on pictures (a 2-D map of an image model); this map is not one")
+    steps = metrics._check_steps(steps)  # before any work
+    random = np.random.default_rng(0).random(cam.shape).astype(np.float32)
+    curves = [
+        kind(
+            model,
+            x,
+            m[None],
+            class_index=class_index,
+            steps=steps,
+            output=output,
+            input=input,
+            other_inputs=other_inputs,
+        )
+        for m in (cam, random)
+        for kind in (metrics.deletion, metrics.insertion)
+    ]
+    randomization = None
+    if randomize:
+        randomization = metrics.model_randomization(
+            model,
+            x,
+            layer=layer,
+            method=method,
+            class_index=class_index,
+            steps=RANDOMIZED_LAYERS,
+            output=output,
+            input=input,
+            other_inputs=other_inputs,
+            **cam_options,
+        )
+    return MapCheck(title, curves[0], curves[1], curves[2], curves[3], randomization, pixels)
