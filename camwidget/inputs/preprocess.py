@@ -16,9 +16,9 @@ import cv2
 import keras
 import numpy as np
 
-from camwidget.engines.adapter import walk_layers
 from camwidget.errors import ImageError
 from camwidget.inputs.images import resize_to
+from camwidget.keras_private import walk_layers
 
 PixelsToInput = Callable[[np.ndarray], np.ndarray]
 
