@@ -12,8 +12,10 @@
 # The peer tools the tests and benchmarks compare against:
 # xplique 2.0.2 and Quantus 0.6.0 pin an older TensorFlow and the full (GUI) opencv, so they go in without their
 # own dependencies, and what they import is installed here (tested on TensorFlow 2.21: their Deletion,
-# Insertion, GradCAM and PixelFlipping import and run).
+# Insertion, GradCAM and PixelFlipping import and run). What they import goes in first: pip's resolver then never
+# sees their pins, so it prints no "ERROR: pip's dependency resolver ..." about them.
 set -e
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 python -c "import torch" 2>/dev/null \
     || pip install -q "torch==2.13.0+cpu" 2>/dev/null \
     || pip install -q --retries 1 --timeout 30 torch --index-url https://download.pytorch.org/whl/cpu 2>/dev/null \
@@ -21,5 +23,7 @@ python -c "import torch" 2>/dev/null \
 JAX_DIR="$(dirname "$0")/.jax"
 python -c "import sys; sys.path.insert(0, '$JAX_DIR'); import jax" 2>/dev/null \
     || pip install -q --no-deps --upgrade --target "$JAX_DIR" "jax>=0.4.30" "jaxlib>=0.4.30"
-pip install -q --no-deps "xplique==2.0.2" "quantus==0.6.0"
-pip install -q pandas cachetools einops scikit-learn "tensorflow-probability==0.25.0"
+python -c "import xplique, quantus" 2>/dev/null || {
+    pip install -q pandas cachetools einops scikit-learn "tensorflow-probability==0.25.0"
+    pip install -q --no-deps "xplique==2.0.2" "quantus==0.6.0"
+}
