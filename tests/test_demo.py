@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from models import write_keras_download_layout
 
-from camwidget import demo
+from camwidget import demo, notes
 
 
 def tiny(weights=None, **kwargs):
@@ -27,6 +27,16 @@ def test_missing_weights_give_a_random_stand_in_and_one_sentence(tmp_path):
     loaded = demo.load_pretrained(tiny, tmp_path / "missing.h5")
     assert not loaded.pretrained and loaded.model.name == "tiny"
     assert loaded.message.startswith("Could not load pretrained weights") and "random weights" in loaded.message
+    assert notes.note_of(loaded.model) == notes.STAND_IN  # the explorer and the gallery say it too
+
+
+def test_sample_photos_keep_their_names_in_a_list_too():
+    from camwidget.inputs.images import picture_names
+
+    photos = demo.sample_photos()
+    assert picture_names(photos, 2) == ["chelsea the cat", "coffee"]
+    assert picture_names([photos["coffee"], photos["chelsea the cat"][:100]], 2) == ["coffee", "chelsea the cat"]
+    assert picture_names([np.asarray(photos["coffee"])], 1) == ["image 0"]  # a plain array has no name
 
 
 def test_the_stand_in_is_the_same_on_every_run(tmp_path):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from camwidget import notes
 from camwidget.classes import imagenet_class_names
 from camwidget.demo import loading
 
@@ -58,6 +59,7 @@ def load_pretrained(
 def _stand_in(model: keras.Model, exc: Exception, seed: int) -> LoadedModel:
     keras.utils.set_random_seed(seed)
     loading.fill_with_initializers(model)
+    notes.mark(model)  # the explorer, its figures and the gallery say so too
     reason = textwrap.shorten(str(exc).splitlines()[0], 120) if str(exc) else type(exc).__name__
     return LoadedModel(
         model,
@@ -90,4 +92,10 @@ def sample_photos() -> dict[str, np.ndarray]:
     """Photos that ship with scikit-image (no download): a cat and a cup of coffee, RGB uint8."""
     from skimage import data
 
-    return {"chelsea the cat": data.chelsea(), "coffee": data.coffee()}
+    from camwidget.inputs.images import NamedArray
+
+    # named arrays: a list of them is listed by these names too, not as "image 0"
+    return {
+        name: NamedArray.of(pixels, name)
+        for name, pixels in (("chelsea the cat", data.chelsea()), ("coffee", data.coffee()))
+    }

@@ -337,9 +337,27 @@ def picture_names(images: Images, count: int) -> list[str]:
     return [_source_name(source) or f"image {i}" for i, source in zip(range(count), sources + [None] * count)]
 
 
+class NamedArray(np.ndarray):
+    """A picture's pixels that carry its name (``.name``), so that a list of them is listed by name in the explorer
+    and in reports: ``NamedArray.of(pixels, "chelsea the cat")``. Slices and copies keep the name."""
+
+    name: str | None
+
+    @classmethod
+    def of(cls, pixels: np.ndarray, name: str) -> NamedArray:
+        named = np.asarray(pixels).view(cls)
+        named.name = name
+        return named
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.name = getattr(obj, "name", None)
+
+
 def _source_name(source: Any) -> str | None:
     if isinstance(source, (str, os.PathLike)):
         return os.path.basename(os.fspath(source))
+    if isinstance(source, NamedArray) and source.name:
+        return source.name
     filename = getattr(source, "filename", None) if isinstance(source, Image.Image) else None
     return os.path.basename(filename) if isinstance(filename, str) and filename else None
 
