@@ -13,6 +13,7 @@ import sys
 import time
 from typing import Any, NoReturn
 
+from camwidget import notes
 from camwidget.limits import MAX_SIDE
 from camwidget.pipeline.model_file import UsageError, call_spec, first_line, load_model
 from camwidget.version import __version__
@@ -225,7 +226,9 @@ def _details(args: argparse.Namespace, model: Any) -> list[tuple[str, Any]]:
     import datetime
 
     shape = getattr(model, "input_shape", None)
+    note = notes.note_of(model)
     return [
+        *([("note", note)] if note else []),
         ("model", args.model),
         ("input size", shape if shape is not None else "any"),
         ("method", args.method),
@@ -234,7 +237,7 @@ def _details(args: argparse.Namespace, model: Any) -> list[tuple[str, Any]]:
             "explained",
             f"class {args.class_index}" if args.class_index is not None else args.target or "each picture's top class",
         ),
-        ("class names", args.class_names or "the model's (or numbers)"),
+        ("class names", args.class_names or "none given: ImageNet's for 1000 classes, else numbers"),
         ("camwidget", __version__),
         ("date", datetime.date.today().isoformat()),
     ]
