@@ -597,3 +597,20 @@ def test_a_model_file_with_python_code_is_refused_not_run(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "Lambda" in err and "safe_mode" in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_an_unexpected_error_is_one_line_with_a_way_to_the_traceback(model_file, tmp_path, capsys, monkeypatch):
+    import camwidget.pipeline.report as report
+
+    def broken(self, item):
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(report.Report, "add", broken)
+    write_picture(tmp_path / "photos" / "a.png", 1)
+    argv = ["explain", str(model_file), str(tmp_path / "photos"), "--out", str(tmp_path / "out")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unexpected RuntimeError: disk on fire (a bug" in err and "Traceback" not in err
+    monkeypatch.setenv("CAMWIDGET_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        main(argv)

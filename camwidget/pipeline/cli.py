@@ -260,6 +260,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug of ours, not something typed: one line still, the traceback on request
+        if os.environ.get("CAMWIDGET_DEBUG"):
+            raise
+        print(
+            f"camwidget: unexpected {type(exc).__name__}: {first_line(exc)} (a bug: please report it; "
+            "CAMWIDGET_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     return 2
 
 
