@@ -84,7 +84,7 @@ def test_long_map_runs_in_the_background_with_progress(wide, picture, monkeypatc
     asyncio.run(scenario())
 
 
-def test_a_newer_request_supersedes_and_the_older_is_never_shown(wide, picture):
+def test_a_newer_request_supersedes_and_the_older_is_never_shown(wide, picture, monkeypatch):
     async def scenario():
         ex = cw.CAMExplorer(wide, picture, background=True)
         ex.session.scorecam_channels = None
@@ -92,12 +92,12 @@ def test_a_newer_request_supersedes_and_the_older_is_never_shown(wide, picture):
         masked = []
         original = ex.session.engine.class_probabilities
 
-        def counted(x, output):
-            probabilities = original(x, output)
+        def counted(x, *args, **kwargs):  # Score-CAM's masked batches, as Score-CAM calls it
+            probabilities = original(x, *args, **kwargs)
             masked.append(len(x))  # only when every batch ran
             return probabilities
 
-        ex.session.engine.class_probabilities = counted
+        monkeypatch.setattr(ex.session.engine, "class_probabilities", counted)  # put back after the test
         with ex.session._computing:
             ex.controls["method"].value = "scorecam"
             await asyncio.sleep(0.05)
@@ -106,8 +106,11 @@ def test_a_newer_request_supersedes_and_the_older_is_never_shown(wide, picture):
         await settle(ex)
         assert ex.method == "gradcam++" and "Grad-CAM++:" in ex.status_text
         assert not any("Score-CAM:" in s for s in seen), "the superseded Score-CAM map was shown"
-        assert masked == [], "Score-CAM went on after it was superseded"
+        assert masked == [], f"Score-CAM went on after it was superseded ({len(masked)} masked batches ran)"
         assert_fresh(ex, wide, layer="conv_c", method="gradcam++")
+        ex.controls["method"].value = "scorecam"  # the count does see Score-CAM when it runs to the end:
+        await settle(ex)
+        assert masked == [40], masked  # its 40 masked inputs, in one call (five batches inside)
         ex.close()
 
     asyncio.run(scenario())
