@@ -213,7 +213,7 @@ def test_the_weights_are_held_once(tmp_path):
     """
     measure = f"""
         import sys, keras
-        from camwidget import loading
+        from camwidget.demo import loading
         def peak(): return int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024
         build = lambda: keras.Sequential([keras.Input((25000,)), keras.layers.Dense(4000, name="big")])
         before = peak()
