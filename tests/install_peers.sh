@@ -27,3 +27,8 @@ python -c "import xplique, quantus" 2>/dev/null || {
     pip install -q pandas cachetools einops scikit-learn "tensorflow-probability==0.25.0"
     pip install -q --no-deps "xplique==2.0.2" "quantus==0.6.0"
 }
+# pytorch-grad-cam, the CAM library most people use, for the methods' peer tests (tests/test_methods_peers.py):
+# its own requirements pull torchvision (a CUDA build of several GB beside this CPU torch), which it imports only
+# for image helpers the tests never call; the tests stand in for that import.
+python -c "import importlib.util as u, sys; sys.exit(u.find_spec('pytorch_grad_cam') is None)" 2>/dev/null \
+    || pip install -q --no-deps "grad-cam==1.5.7" "ttach==0.0.3"

@@ -185,6 +185,75 @@ def test_eigencam_is_the_first_principal_component(model, x):
     np.testing.assert_allclose(cam, cw.compute_cam(model, x, layer="conv_b", method="eigencam", class_index=[1, 1, 1]))
 
 
+# -- the methods added from pytorch-grad-cam and torch-cam: each from its formula, written out here ------------
+
+
+def ref_gradcam_elementwise(A, G):
+    maps = []
+    for a, g in zip(A, G):
+        m = np.zeros(a.shape[:2])
+        for c in range(a.shape[-1]):
+            m += np.maximum(g[..., c] * a[..., c], 0)  # the ReLU per position and channel, before the sum
+        maps.append(m)
+    return relu_max(np.array(maps))
+
+
+def ref_fem(A, sigmas=2.0):
+    maps = []
+    for a in A:
+        m = np.zeros(a.shape[:2])
+        for c in range(a.shape[-1]):
+            channel = a[..., c]
+            share = (channel > channel.mean() + sigmas * channel.std()).mean()
+            m += share * channel
+        maps.append(m)
+    return relu_max(np.array(maps))
+
+
+def ref_kpca(A):
+    """First kernel principal component of the centred (h*w, K) activations, sigmoid kernel, gamma = 1/K, by
+    scikit-learn (what pytorch-grad-cam's KPCA_CAM calls), signed to agree with the summed activations."""
+    from sklearn.decomposition import KernelPCA
+
+    maps = []
+    for a in A:
+        h, w, k = a.shape
+        x = a.reshape(h * w, k) - a.reshape(h * w, k).mean(axis=0)
+        p = KernelPCA(n_components=1, kernel="sigmoid").fit_transform(x)[:, 0]
+        if np.dot(p, a.reshape(h * w, k).sum(axis=1)) < 0:
+            p = -p
+        maps.append(p.reshape(h, w))
+    return relu_max(np.array(maps))
+
+
+@pytest.mark.parametrize("layer", ["conv_b", "conv_c"])
+def test_added_methods_match_their_formulas(model, x, layer):
+    A, G = activations_and_gradients(model, layer, x, CLASSES)
+    cam = lambda method: cw.compute_cam(model, x, layer=layer, method=method, class_index=CLASSES)  # noqa: E731
+    assert_close(cam("gradcam-elementwise"), ref_gradcam_elementwise(A, G))
+    assert_close(cam("eigen-gradcam"), relu_max(ref_first_component(A * G)))
+    assert_close(cam("fem"), ref_fem(A))
+    w = np.random.default_rng(0).uniform(-1, 1, (len(x), 1, 1, A.shape[-1]))
+    assert_close(cam("random-cam"), relu_max((w * A).sum(-1)))
+    if keras.backend.backend() == "tensorflow":  # scikit-learn comes with the peers, in the TensorFlow run
+        assert_close(cam("kpca-cam"), ref_kpca(A))
+    # the class matters to the gradient ones, not to the activation ones
+    other = [(c + 1) % 3 for c in CLASSES]
+    assert (
+        np.abs(
+            cam("eigen-gradcam") - cw.compute_cam(model, x, layer=layer, method="eigen-gradcam", class_index=other)
+        ).max()
+        > 0.01
+    )
+    np.testing.assert_allclose(cam("fem"), cw.compute_cam(model, x, layer=layer, method="fem", class_index=other))
+
+
+def test_random_cam_is_the_same_every_time_and_unlike_the_class_maps(model, x):
+    first = cw.compute_cam(model, x, layer="conv_b", method="random-cam")
+    np.testing.assert_array_equal(first, cw.compute_cam(model, x, layer="conv_b", method="random-cam"))
+    assert np.abs(first - cw.compute_cam(model, x, layer="conv_b", method="gradcam")).max() > 0.05
+
+
 def test_cam_uses_the_dense_weights_after_global_average_pooling(x):
     m = models.small_cnn(n_classes=3)
     A = as_numpy(keras.Model(m.input, m.get_layer("conv_b").output)(x))

@@ -614,3 +614,12 @@ def test_an_unexpected_error_is_one_line_with_a_way_to_the_traceback(model_file,
     monkeypatch.setenv("CAMWIDGET_DEBUG", "1")
     with pytest.raises(RuntimeError, match="disk on fire"):
         main(argv)
+
+
+def test_the_help_lists_every_method():
+    from camwidget.pipeline.cli import parser
+
+    explain = parser()._subparsers._group_actions[0].choices["explain"]
+    text = " ".join(explain.format_help().split())
+    assert all(name in text for name in cw.METHODS), [n for n in cw.METHODS if n not in text]
+    assert "130 interrupted" in text and "2 bad usage" in text

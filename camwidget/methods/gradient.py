@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from camwidget.methods.registry import EPS, register_formula
+import numpy as np
+
+from camwidget.methods.activation import project_first_component
+from camwidget.methods.registry import EPS, MethodInputs, register, register_formula
 
 # the methods this family registers, in the order the Method dropdown lists them
-NAMES = ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam")
+NAMES = ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "gradcam-elementwise", "eigen-gradcam")
 
 
 @register_formula("gradcam", "Grad-CAM")
@@ -52,3 +55,20 @@ def xgradcam(a: Any, g: Any, xp: Any) -> Any:
 def layercam(a: Any, g: Any, xp: Any) -> Any:
     """Layer-CAM (Jiang et al. 2021): T_k = ReLU(G_k) * A_k element-wise; works at shallow layers too."""
     return xp.maximum(g, 0) * a
+
+
+@register_formula("gradcam-elementwise", "Grad-CAM element-wise")
+def gradcam_elementwise(a: Any, g: Any, xp: Any) -> Any:
+    """Grad-CAM element-wise (pytorch-grad-cam's GradCAMElementWise, Gildenblat et al. 2021): T_k = ReLU(G_k * A_k), the ReLU taken
+    per position and channel before the sum over channels, so a channel that lowers the score at a position
+    cannot cancel one that raises it there."""
+    return xp.maximum(g * a, 0)
+
+
+@register("eigen-gradcam", "Eigen-Grad-CAM", per_channel=False)
+def eigen_gradcam(inputs: MethodInputs) -> np.ndarray:
+    """Eigen-Grad-CAM (pytorch-grad-cam's EigenGradCAM, Gildenblat et al. 2021): Eigen-CAM of the class-weighted activations, the first
+    principal component of G * A as a (h*w, K) matrix: map = (M - mean(M)) v_1, M = G * A. Signed to agree
+    with the sum of G * A (an SVD's sign is arbitrary; pytorch-grad-cam leaves it to the SVD)."""
+    c = inputs.capture
+    return project_first_component(c.gradients.astype(np.float64) * c.activations.astype(np.float64))

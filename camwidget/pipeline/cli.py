@@ -82,7 +82,8 @@ def parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--method",
         default="gradcam",
-        help="gradcam (default), gradcam++, hirescam, xgradcam, layercam, scorecam, eigencam, cam, guided-gradcam",
+        help="gradcam (default), gradcam++, hirescam, xgradcam, layercam, gradcam-elementwise, eigen-gradcam, "
+        "scorecam, eigencam, fem, kpca-cam, cam, guided-gradcam, random-cam",
     )
     explain.add_argument(
         "--class",
