@@ -69,7 +69,7 @@ def measure(backend: str, rounds: int, batch: int, explorer: bool = False) -> di
             print(f"torch.compile did not run this model: {type(exc).__name__}: {str(exc)[:200]}", file=sys.stderr)
     candidates["compute_cam"] = lambda: cw.compute_cam(model, x, layer="block5_conv3")
     if explorer:  # a class switch: the layers after block5_conv3 from its cached activations, or a whole pass
-        from camwidget.engines.engine import engine_for
+        from camwidget.engines import engine_for
 
         picture = np.random.default_rng(1).integers(0, 256, (224, 224, 3), dtype=np.uint8)
         ex = cw.CAMExplorer(model, picture, layer="block5_conv3", warm_up=False)

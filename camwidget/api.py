@@ -10,7 +10,7 @@ import keras
 import numpy as np
 from PIL import Image as PILImage
 
-from camwidget.engines.engine import engine_for
+from camwidget.engines import engine_for
 from camwidget.errors import CAMError, ImageError
 from camwidget.explain import Explainer, Options
 from camwidget.inputs import preprocess as preprocessing

@@ -23,13 +23,15 @@ import keras
 import numpy as np
 
 from camwidget import progress
-from camwidget.engines.adapter import LayerInfo, MapGeometry, ModelLayout
-from camwidget.engines.engine import (
+from camwidget.engines import (
     SCORES,
     CAMEngine,
     Capture,
     LayerCapture,
+    LayerInfo,
+    MapGeometry,
     ModelChanged,
+    ModelLayout,
     class_vector,
     engine_for,
     num_classes,

@@ -233,7 +233,7 @@ def test_a_method_computed_inside_the_pass_equals_its_formula_on_the_host(small,
 def test_a_batch_that_is_a_backend_tensor_stays_one_and_gives_the_same_maps(small, rng, monkeypatch):
     """A jax.Array or torch tensor (on the GPU, say) goes into the pass as it is, so only the maps come back to
     the host; a TensorFlow tensor is read as NumPy, as before. Either gives the maps of the NumPy batch."""
-    from camwidget.engines.engine import engine_for
+    from camwidget.engines import engine_for
 
     x = rng.uniform(0, 1, (3, 32, 32, 3)).astype("float32")
     engine = engine_for(small)
@@ -318,7 +318,7 @@ def test_a_class_switch_runs_only_the_layers_after_with_the_weights_as_they_are_
     class's pass and runs only the layers after it (JAX: a compiled tail that takes the weights as arguments;
     torch: eagerly; TensorFlow: its tail pass). Its map equals compute_cam's, also after the weights changed
     under a tail already compiled (nothing traced again)."""
-    from camwidget.engines.engine import engine_for
+    from camwidget.engines import engine_for
 
     build, layer = TAILED_MODELS[kind]
     model = build()

@@ -14,7 +14,7 @@ import pytest
 from models import assert_same, snapshot
 
 import camwidget as cw
-from camwidget.engines.engine import engine_for
+from camwidget.engines import engine_for
 
 
 @pytest.mark.parametrize("make", [models.vgg_composite_nested, models.small_cnn, models.sequential_cnn])

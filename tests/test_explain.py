@@ -159,7 +159,7 @@ def test_an_edit_made_while_the_pass_runs_is_never_shown(method, trainable_cnn, 
     """The model is edited after the pass was set up and before its maps are returned: at the look that JAX
     makes while its pass runs on the device, at the look after the pass elsewhere. The maps of the model as it
     was are dropped, and those returned are the edited model's."""
-    from camwidget.engines.engine import engine_for
+    from camwidget.engines import engine_for
 
     model = trainable_cnn
     before = cw.compute_cam(model, batch, layer="conv_b", class_index=1, method=method)  # traced and looked at

@@ -301,8 +301,7 @@ def split_gradcam_tokens(model, x, layer_name, classes, leading):
 
 
 def test_token_layers_are_found_with_their_grid(vit):
-    from camwidget.engines.adapter import MapGeometry
-    from camwidget.engines.engine import engine_for
+    from camwidget.engines import MapGeometry, engine_for
 
     layout = engine_for(vit).layout((32, 48, 3))
     assert layout.layers["embed"].geometry == MapGeometry("tokens", (4, 6), 1)

@@ -16,7 +16,7 @@ from PIL import Image
 
 import camwidget as cw
 from camwidget import render
-from camwidget.engines.engine import engine_for
+from camwidget.engines import engine_for
 from camwidget.inputs.images import resize_to
 
 

@@ -10,7 +10,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from camwidget import render
-from camwidget.engines.engine import engine_for
+from camwidget.engines import engine_for
 from camwidget.errors import CAMError
 from camwidget.pipeline.batch import Explained, explain_many, find_pictures
 from camwidget.pipeline.outputs import html_text

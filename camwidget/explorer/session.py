@@ -22,8 +22,7 @@ import numpy as np
 
 from camwidget.cache import LRU, give_back_freed_memory
 from camwidget.classes import resolve_class_names
-from camwidget.engines.adapter import LayerInfo, ModelLayout
-from camwidget.engines.engine import LayerCapture, is_per_position
+from camwidget.engines import LayerCapture, LayerInfo, ModelLayout, is_per_position
 from camwidget.errors import CAMError, ImageError
 from camwidget.explain import AUGMENTATIONS, Explainer, Options
 from camwidget.inputs import preprocess as preprocessing

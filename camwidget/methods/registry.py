@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from camwidget.engines.adapter import LayerInfo, ModelLayout
-from camwidget.engines.engine import CAMEngine, LayerCapture
+from camwidget.engines import CAMEngine, LayerCapture, LayerInfo, ModelLayout
 from camwidget.errors import CAMError, closest, quoted
 from camwidget.inputs.feed import Feed
 

@@ -48,7 +48,7 @@ import keras
 import numpy as np
 
 from camwidget import progress
-from camwidget.engines.engine import CAMEngine, class_vector, engine_for, num_classes
+from camwidget.engines import CAMEngine, class_vector, engine_for, num_classes
 from camwidget.errors import CAMError
 from camwidget.inputs.feed import Feed, make_feed
 from camwidget.inputs.images import model_batch

@@ -252,7 +252,7 @@ def _checked_settings(explainer: Explainer, x: np.ndarray, class_index: Any, giv
     the output, the class's range): a typo is an error of the run, never a 'skipped' on every picture.
     Returns the class names."""
     from camwidget.classes import resolve_class_names
-    from camwidget.engines.engine import class_vector
+    from camwidget.engines import class_vector
 
     layout = explainer.layout(x.shape[1:])
     if explainer.target is not None:
