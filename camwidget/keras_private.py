@@ -12,6 +12,13 @@ layers after the chosen one) or a less specific message, never an AttributeError
 * ``_nodes_by_depth`` and each node's ``operation``, ``is_input``, ``input_tensors``, ``outputs`` and
   ``arguments.fill_in``: the functional graph, to run only the layers after one (the "tail"). Fallback:
   no tail (a full pass).
+* ``keras.src.layers.<package>`` module names: which layers compute no new features (pooling, dropout,
+  reshaping, preprocessing), so the default layer skips them. Fallback: the public classes of those families.
+* A variable's ``_initializer``, ``_initialize`` and ``_value``, and ``keras.src.backend.common.global_state``'s
+  list of variables waiting for a value: the demo's streamed weight loading fills deferred variables in place.
+  Fallback: ``variable.assign``, and an empty waiting list.
+* ``_omit_frequent_tracing_warning`` on a ``tf.function``: quiets TensorFlow's retracing warning where one trace
+  per variable is the plan. Fallback: the warning shows.
 """
 
 from __future__ import annotations
@@ -221,3 +228,106 @@ def _tail_reaches_outputs(container: keras.Model, start: Any) -> list[Any] | Non
                 return None  # mixes values from after the layer with values from before it
     outs = [True if id(t) in known else None for t in container.outputs]
     return outs if any(outs) else None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Layers that compute no new features: the default layer skips them.
+
+_NON_FEATURE_PACKAGES = (
+    "keras.src.layers.pooling",
+    "keras.src.layers.regularization",
+    "keras.src.layers.reshaping",
+    "keras.src.layers.preprocessing",
+)
+# The same families by their public classes, where Keras's module layout has moved.
+_NON_FEATURE_FALLBACK = tuple(
+    getattr(keras.layers, name)
+    for name in (
+        "MaxPooling2D",
+        "AveragePooling2D",
+        "GlobalAveragePooling2D",
+        "GlobalMaxPooling2D",
+        "Dropout",
+        "Reshape",
+        "Flatten",
+        "ZeroPadding2D",
+        "Cropping2D",
+        "Rescaling",
+        "Normalization",
+    )
+    if hasattr(keras.layers, name)
+)
+
+
+def computes_features(layer: keras.layers.Layer) -> bool:
+    """Whether a layer computes new features (not pooling, dropout or noise, padding, cropping, reshaping or
+    preprocessing, which move, drop or reshape values): read off the Keras package its class is defined in."""
+    if not keras.layers.Dense.__module__.startswith("keras.src.layers"):  # Keras's layout moved: public classes
+        return not isinstance(layer, _NON_FEATURE_FALLBACK)
+    return not any(cls.__module__.startswith(_NON_FEATURE_PACKAGES) for cls in type(layer).__mro__)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Deferred variables (the demo's streamed weight loading): a variable created in a StatelessScope has no
+# value yet, and Keras keeps it on a global list to initialise when the scope closes.
+
+
+def is_unfilled(variable: Any) -> bool:
+    """Whether a variable waits for a value (created, not yet initialised). Fallback: False (filled)."""
+    return (
+        getattr(variable, "_value", object()) is None
+        and callable(getattr(variable, "_initializer", None))
+        and callable(getattr(variable, "_initialize", None))
+    )
+
+
+def is_filled(variable: Any) -> bool:
+    """Whether a variable holds a value. Fallback: False where Keras no longer says (then nothing is assumed)."""
+    return getattr(variable, "_value", None) is not None
+
+
+def variable_initializer(variable: Any) -> Callable[..., Any] | None:
+    """The initializer a deferred variable will be filled with; None where Keras does not say."""
+    return getattr(variable, "_initializer", None)
+
+
+def fill_variable(variable: Any, value: Any) -> None:
+    """Give a deferred variable its first value, in place, and take it off the waiting list's duty (its
+    initializer is dropped). Fallback: ``variable.assign(value)``."""
+    initialize = getattr(variable, "_initialize", None)
+    if not callable(initialize):
+        variable.assign(value)
+        return
+    initialize(value)
+    try:
+        variable._initializer = None
+    except _API_CHANGED:
+        pass
+
+
+def waiting_variables() -> list[Any]:
+    """Keras's list of variables waiting for a value (initialised when a StatelessScope closes). Fallback: []."""
+    try:
+        from keras.src.backend.common import global_state
+
+        return list(global_state.get_global_attribute("uninitialized_variables") or [])
+    except (ImportError, *_API_CHANGED):
+        return []
+
+
+def set_waiting_variables(variables: list[Any]) -> None:
+    """Replace Keras's list of variables waiting for a value. Fallback: nothing (the list is Keras's own)."""
+    try:
+        from keras.src.backend.common import global_state
+
+        global_state.set_global_attribute("uninitialized_variables", list(variables))
+    except (ImportError, *_API_CHANGED):
+        pass
+
+
+def omit_tracing_warning(function: Any) -> None:
+    """Quiet TensorFlow's frequent-retracing warning for a ``tf.function`` traced once per use on purpose."""
+    try:
+        function._omit_frequent_tracing_warning = True
+    except _API_CHANGED:
+        pass

@@ -197,10 +197,10 @@ def test_the_explorer_checks_its_map_with_a_randomised_copy(small, rng):
 def test_a_copy_made_during_a_capture_keeps_the_softmax(small):
     """The capture's stand-in for the last layer's activation has its name: a clone_model or save made in another
     thread meanwhile (the explorer's warm-up runs in one) still reads "softmax"."""
-    from camwidget.engines import adapter
+    from camwidget.engines.capture import capturing
 
     dense = small.get_layer("dense")
-    with adapter.capturing({}, lambda path, out: None, activations={"dense": dense}, on_activation=lambda p, z: None):
+    with capturing({}, lambda path, out: None, activations={"dense": dense}, on_activation=lambda p, z: None):
         assert dense.activation is not keras.activations.softmax
         assert dense.get_config()["activation"] == "softmax"
         assert keras.models.clone_model(small).get_layer("dense").activation is keras.activations.softmax

@@ -59,11 +59,11 @@ def test_model_watch_versions():
 
 
 def test_a_capture_in_progress_is_not_a_change():
-    from camwidget.engines import adapter
+    from camwidget.engines.capture import capturing
 
     model = models.small_cnn(name="capturing")
     before = structure_signature(model)
-    with adapter.capturing({"conv_a": model.get_layer("conv_a")}, lambda path, out: None):
+    with capturing({"conv_a": model.get_layer("conv_a")}, lambda path, out: None):
         assert structure_signature(model) == before  # another thread's capture must not drop every trace
 
 

@@ -1,4 +1,5 @@
-"""camwidget.engines.adapter: layer discovery by a dry run, the capture, the logits."""
+"""camwidget.engines.tensorflow_layout: layer discovery by a dry run over the traced graph, and the logits
+under a final softmax; camwidget.engines.capture: the capture reads only its own thread's calls."""
 
 import threading
 
@@ -7,12 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from camwidget.engines import adapter
+from camwidget.engines import capture, tensorflow_layout
 from camwidget.errors import LayerError
 
 
 def test_dry_run_describes_layers_in_forward_order():
-    layout = adapter.describe_model(models.nested_three_deep(), (32, 32, 3))
+    layout = tensorflow_layout.describe_model(models.nested_three_deep(), (32, 32, 3))
     assert layout.spatial_paths() == ["middle/inner/deep_conv", "middle/mid_conv"]
     assert layout.default_path() == "middle/mid_conv"
     assert layout.output_activations == ["softmax"] and layout.nested_models == ["middle", "middle/inner"]
@@ -28,7 +29,7 @@ def test_capture_reports_only_its_own_threads_calls():
     other = threading.Thread(target=lambda: [model(x) for _ in iter(stop.is_set, True)])
     other.start()
     try:
-        with adapter.capturing({"conv_a": conv}, lambda path, out: seen.append(path)):
+        with capture.capturing({"conv_a": conv}, lambda path, out: seen.append(path)):
             for _ in range(5):
                 model(x)
     finally:
@@ -43,7 +44,7 @@ def test_final_activation_finds_the_logits_through_reshapes():
     def run(x):
         logits = x * 2.0
         y = tf.reshape(tf.nn.softmax(logits), (-1, 1, 1, 3))
-        kind, before = adapter.final_activation(y)
+        kind, before = tensorflow_layout.final_activation(y)
         return tf.constant(kind or ""), before
 
     kind, before = run(tf.ones((2, 3)))

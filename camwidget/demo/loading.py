@@ -26,6 +26,7 @@ import h5py
 import keras
 import numpy as np
 
+from camwidget import keras_private
 from camwidget.tensorflow_lazy import tf
 
 _ALIGNMENT = 64  # bytes: TensorFlow's CPU kernels (Eigen, oneDNN) require it of a borrowed buffer
@@ -201,50 +202,30 @@ def _borrow(array: np.ndarray) -> tf.Tensor:
 def _set_value(variable: keras.Variable, array: np.ndarray) -> None:
     value = _borrow(array)
     with tf.init_scope():
-        variable._initialize(value)
-    variable._initializer = None
+        keras_private.fill_variable(variable, value)
 
 
 def _fill_remaining_with_initializers(model: keras.Model) -> None:
     # Largest first: TensorFlow keeps freed buffers for reuse, so the smaller ones then fit in its temporaries.
     for variable in sorted(unfilled_variables(model), key=lambda v: -int(np.prod(v.shape))):
-        initializer = variable._initializer
+        initializer = keras_private.variable_initializer(variable)
         compute = tf.function(lambda: initializer(variable.shape, dtype=variable.dtype), autograph=False)
-        compute._omit_frequent_tracing_warning = True  # one trace per variable is the plan, not a mistake
+        keras_private.omit_tracing_warning(compute)  # one trace per variable is the plan, not a mistake
         with tf.init_scope():
-            variable._initialize(compute())
-        variable._initializer = None
+            keras_private.fill_variable(variable, compute())
     _forget_filled()
 
 
 # --- Keras's bookkeeping ---------------------------------------------------------------------------------
 
 
-def _is_unfilled(variable: keras.Variable) -> bool:
-    return (
-        getattr(variable, "_value", object()) is None
-        and callable(getattr(variable, "_initializer", None))
-        and callable(getattr(variable, "_initialize", None))
-    )
-
-
-def _is_filled(variable: keras.Variable) -> bool:
-    return getattr(variable, "_value", None) is not None
+_is_unfilled = keras_private.is_unfilled
+_is_filled = keras_private.is_filled
+_waiting = keras_private.waiting_variables
+_set_waiting = keras_private.set_waiting_variables
 
 
 def _forget_filled() -> None:
     """Take filled variables off Keras's list of variables waiting for a value: the next StatelessScope
     to close would otherwise try to initialize them again, and fail."""
     _set_waiting([v for v in _waiting() if _is_unfilled(v)])
-
-
-def _waiting() -> list[keras.Variable]:
-    from keras.src.backend.common import global_state
-
-    return global_state.get_global_attribute("uninitialized_variables") or []
-
-
-def _set_waiting(variables: list[keras.Variable]) -> None:
-    from keras.src.backend.common import global_state
-
-    global_state.set_global_attribute("uninitialized_variables", list(variables))
