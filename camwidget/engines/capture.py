@@ -39,6 +39,16 @@ def capturing(
     is unchanged after. Other threads that call the model meanwhile go through the replaced ``call`` too, but it
     reports only calls made by the thread (and the capture) that installed it: their tensors never reach
     ``on_output``. Captures are serialised by a lock, so two never patch the same layer at once.
+
+    Args:
+        layers: path -> layer, the layers whose outputs are read.
+        on_output: called with (path, output) for each output; a non-None return replaces the output.
+        on_input: called with (path, args) before each call of a layer of `layers`.
+        activations: path -> layer whose ``activation`` input is read (the logits under it).
+        on_activation: called with (path, the activation's input).
+
+    Returns:
+        A context manager; nothing is patched outside it.
     """
     patched: list[tuple[keras.layers.Layer, str, Any]] = []
     token = object()

@@ -208,7 +208,19 @@ class ModelLayout:
 
 
 def model_input_shape(model: keras.Model, feed: Feed | None = None) -> tuple[int | None, ...] | None:
-    """(H, W, C) (or whatever one item is) of the images' input, or None where the model does not know it yet."""
+    """The shape of one item of the images' input.
+
+    Args:
+        model: the model.
+        feed: with several inputs, the feed that says which one the images go to.
+
+    Returns:
+        (H, W, C) (or whatever one item is), None entries where any size goes; None where the model does not
+        know it yet (a subclassed model never built).
+
+    Raises:
+        CAMError: the model has several inputs and no feed says which one takes the images.
+    """
     if feed is not None:
         return feed.shapes[feed.index]
     try:

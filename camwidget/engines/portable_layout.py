@@ -47,8 +47,21 @@ def describe_model(
     dry_call: Callable[[keras.Model, Callable[..., Any]], Any] | None = None,
 ) -> ModelLayout:
     """Run the model once on one zero input (and the feed's other inputs) and describe its layers: what
-    :func:`camwidget.engines.tensorflow_layout.describe_model` learns from a traced graph, learned from the tensors each layer
-    takes and returns."""
+    :func:`camwidget.engines.tensorflow_layout.describe_model` learns from a traced graph, learned from the
+    tensors each layer takes and returns.
+
+    Args:
+        model: the model (unchanged).
+        input_shape: one input item's shape, (H, W, C) for images.
+        feed: the model's other inputs, for a model with several.
+        dry_call: the backend's way to run it once (JAX: stateless, so no variable is written); None: a plain call.
+
+    Returns:
+        The :class:`camwidget.engines.layout.ModelLayout`, with each output's logits and sources.
+
+    Raises:
+        CAMError: the model refused an input of this shape.
+    """
     layers = readable_layers(model)
     calls: dict[str, list[tuple[tuple[Any, ...], Any]]] = {p: [] for p in layers}
     order: list[str] = []

@@ -58,7 +58,19 @@ def _depends_on(outputs: list[tf.Tensor]) -> set[str]:
 
 def describe_model(model: keras.Model, input_shape: tuple[int, ...], feed: Feed | None = None) -> ModelLayout:
     """Trace the model once on a symbolic (None, *input_shape) input (and the feed's other inputs) and describe
-    its layers."""
+    its layers. Nothing is computed: the traced graph is walked.
+
+    Args:
+        model: the model (unchanged).
+        input_shape: one input item's shape, (H, W, C) for images.
+        feed: the model's other inputs, for a model with several.
+
+    Returns:
+        The :class:`camwidget.engines.layout.ModelLayout`.
+
+    Raises:
+        CAMError: the model refused an input of this shape (the first line of why).
+    """
     layers = readable_layers(model)
     records: dict[str, list[Any]] = {p: [] for p in layers}
     order: list[str] = []
