@@ -1,6 +1,6 @@
 """Which Keras backend runs the model, and the small part of camwidget that depends on it.
 
-TensorFlow (the default) runs through :mod:`camwidget.engines.engine`: traced ``tf.function`` passes and a
+TensorFlow (the default) runs through :mod:`camwidget.engines.tensorflow`: traced ``tf.function`` passes and a
 ``GradientTape``, a tail pass for class switches, and guided backpropagation (TensorFlow only). JAX and
 PyTorch run through :mod:`camwidget.engines.portable`, written in ``keras.ops``, with their own tail pass;
 all it needs from the backend is how to compile a pass and differentiate it, one small module each
