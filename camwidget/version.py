@@ -1,3 +1,3 @@
 """camwidget's version, in one place: the package, `camwidget --version` and the wheel's metadata read it."""
 
-__version__ = "0.2.0.dev0"
+__version__ = "0.2.0"
