@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import io
 import os
 import re
@@ -35,10 +34,12 @@ from camwidget.explorer.check import RANDOMIZED_LAYERS, MapCheck, check_map
 from camwidget.explorer.compare import Cell, Question
 from camwidget.explorer.search import match_classes, option_label
 from camwidget.explorer.session import ExplorerSession, View
+from camwidget.explorer.status import Status, computing_html, status_html, status_of
 from camwidget.explorer.worker import LatestOnly
 from camwidget.inputs.feed import make_feed
 from camwidget.inputs.images import ImageLike, Images
 from camwidget.methods import METHODS, get_method
+from camwidget.pipeline.outputs import html_text
 
 _MIN_DISPLAY_WIDTH = 384  # px on screen for small images
 # Sizes on screen, in px, so that every view fits a 900 px notebook cell and its panels line up.
@@ -206,6 +207,7 @@ class CAMExplorer(widgets.VBox):
         self._pending, self._scheduled, self._syncing = 0, False, False
         self._view: View | None = None
         self._notice: str | None = None  # said once in the status line, then dropped
+        self.status = Status()  # what the status line says; drawn from this by status_html
         self._status_error = False  # the status line shows an error (the next change that works clears it)
         self._good: dict[str, Any] | None = None  # the controls' values for the last view drawn
         self._shown_request: _Request | None = None  # what the view on screen was computed for
@@ -792,7 +794,7 @@ class CAMExplorer(widgets.VBox):
             else "<small>no class matches</small>"
             if not matches
             else f"<small>{len(matches)} match{'es' if len(matches) > 1 else ''}; Enter: "
-            f"{html.escape(option_label(matches[0], names))}</small>"
+            f"{html_text(option_label(matches[0], names))}</small>"
         )
 
     def _on_search_submit(self, _: widgets.Widget, content: dict, buffers: list) -> None:
@@ -1137,7 +1139,9 @@ class CAMExplorer(widgets.VBox):
         self._in_flight_since = time.perf_counter()
         number = self._in_flight
         self._progress.value, self._progress.max = 0, 1
-        self._busy_text.value = html.escape(f"computing {METHODS[request.method].label} at {request.layer}…")
+        what = f"{METHODS[request.method].label} at {request.layer}"
+        self.status = self.status.with_computing(what)
+        self._busy_text.value = computing_html(f"computing {what}…")
         self._loop.call_later(_BUSY_AFTER, self._show_busy, number)
         self._busy_request = request
 
@@ -1194,11 +1198,12 @@ class CAMExplorer(widgets.VBox):
                 self._progress.max, self._progress.value = total, done
             label += f" {done}/{total}"
         self._progress.layout.visibility = "visible" if total else "hidden"
-        self._busy_text.value = html.escape(label + "…")
+        self._busy_text.value = computing_html(label + "…")
         if time.perf_counter() - self._in_flight_since >= _BUSY_AFTER:
             self._busy.layout.display = "flex"
 
     def _hide_busy(self) -> None:
+        self.status = self.status.with_computing(None)
         self._busy.layout.display = "none"
 
     @property
@@ -1207,56 +1212,19 @@ class CAMExplorer(widgets.VBox):
         return self._in_flight is not None or self._scheduled
 
     def _show_status(self, error: str | None = None) -> None:
+        """Say what is on screen, the notice once, and `error` (kept until a change works) in the status line."""
         self._status_error = error is not None
-        view, names = self._view, self._session.class_names
-        lines = []
-        if view is not None:
-            probs = view.probabilities
-            top = int(np.argmax(probs))
-            shape = "×".join(str(d) for d in (view.cam if view.full is None else view.full).shape)
-            per_position = self._session.per_position
-
-            def score(value: float) -> str:
-                return f"{value:.0%} of pixels" if per_position else f"{value:.2f}"
-
-            if self._session.kind == "volume":
-                shape += f", frame {self._shown_frame} of 0-{self._session.frames(self._shown_image) - 1}"
-            took = "from cache" if view.how == "cached" else f"{view.seconds * 1e3:.0f} ms ({view.how})"
-            predicted = (
-                ""
-                if self._session.explainer.target is not None  # one score: the target's, said once
-                else f"<b>Prediction:</b> {html.escape(names[top])} · {score(probs[top])} &nbsp;|&nbsp; "
-            )
-            lines.append(
-                f"<b>{html.escape(self._session.names[self._shown_image])}</b> &nbsp;|&nbsp; {predicted}"
-                f"<b>explaining</b> {html.escape(names[view.class_index])} · {score(probs[view.class_index])} "
-                f"at <b>{html.escape(view.layer.path)}</b> ({shape}) &nbsp;|&nbsp; "
-                f"{METHODS[view.method].label}: {took}"
-            )
-            note = "; ".join(
-                self._session.notes[self._shown_image] + (f"preprocessing: {self._session.preprocessing.description}",)
-            )
-            resized = self._session.resized.get(self._shown_image)
-            if resized:
-                (h0, w0), (h1, w1) = resized
-                note += f"; resized from {w0}×{h0} to {w1}×{h1} for the model (max_side={self._session.max_side})"
-            lines.append(f"<small>{html.escape(note)}</small>")
-            if view.diagnostic:
-                lines.append(f"<span style='color:#b35900'>⚠ {html.escape(view.diagnostic)}</span>")
-        if self._notice:
-            lines.append(f"<span style='color:#b35900'>⚠ {html.escape(self._notice)}</span>")
-            self._notice = None
-        if error:
-            lines.append(f"<span style='color:#c00'>✖ {html.escape(error)}</span>")
-        # wrapped, never cut: a long error must be read to the end at any cell width
-        self._status.value = (
-            "<div style='white-space:normal;overflow-wrap:anywhere;line-height:1.45'>" + "<br>".join(lines) + "</div>"
+        status = status_of(
+            self._session, self._view, self._shown_image, self._shown_frame, notice=self._notice, error=error
         )
+        self._notice = None
+        self.status = status.with_computing(self.status.computing)
+        self._status.value = status_html(self.status)
 
     @property
     def status_text(self) -> str:
-        """The status line as plain text."""
-        return html.unescape(re.sub(r"<[^>]+>", "", self._status.value.replace("<br>", "\n")))
+        """The status line as plain text (read from :attr:`status`, the value it is drawn from)."""
+        return self.status.text()
 
 
 def _px(width: int, **more: str) -> widgets.Layout:
