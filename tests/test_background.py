@@ -12,7 +12,7 @@ import pytest
 from keras import layers
 
 import camwidget as cw
-from camwidget.explorer import widget as widget_module
+from camwidget.explorer import controller
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def statuses(ex) -> list[str]:
 
 
 def test_long_map_runs_in_the_background_with_progress(wide, picture, monkeypatch):
-    monkeypatch.setattr(widget_module, "_BUSY_AFTER", 0.0)
+    monkeypatch.setattr(controller, "BUSY_AFTER", 0.0)
 
     async def scenario():
         ex = cw.CAMExplorer(wide, picture, background=True)

@@ -15,7 +15,7 @@ import io
 import os
 import re
 import sys
-import time
+import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -32,10 +32,10 @@ from camwidget.explorer import compare
 from camwidget.explorer.canvas import PAGE_STYLE, OverlayCanvas, link_controls
 from camwidget.explorer.check import RANDOMIZED_LAYERS, MapCheck, check_map
 from camwidget.explorer.compare import Cell, Question
+from camwidget.explorer.controller import BLEND, COLOURS, MAP, Controller
 from camwidget.explorer.search import match_classes, option_label
 from camwidget.explorer.session import ExplorerSession, View
 from camwidget.explorer.status import Status, computing_html, status_html, status_of
-from camwidget.explorer.worker import LatestOnly
 from camwidget.inputs.feed import make_feed
 from camwidget.inputs.images import ImageLike, Images
 from camwidget.methods import METHODS, get_method
@@ -56,7 +56,6 @@ MODES = {
     "Compare classes": "classes",
     "Check map": "check",
 }
-_BUSY_AFTER = 0.3  # s: a computation longer than this shows a progress line
 _SEARCH_LIST = 30  # matches listed under the class search box
 _SAVE_FORMATS = {
     ".png": "PNG",
@@ -67,9 +66,6 @@ _SAVE_FORMATS = {
     ".tiff": "TIFF",
     ".webp": "WEBP",
 }
-
-# How much of the view a change makes stale, least to most.
-_BLEND, _COLOURS, _MAP = 1, 2, 3
 
 
 class _Request(NamedTuple):
@@ -204,24 +200,28 @@ class CAMExplorer(widgets.VBox):
         if class_index is not None:
             _check_class(class_index, self._session.n_classes)
         self._follow_top = class_index is None
-        self._pending, self._scheduled, self._syncing = 0, False, False
+        self._syncing = False
         self._view: View | None = None
         self._notice: str | None = None  # said once in the status line, then dropped
         self.status = Status()  # what the status line says; drawn from this by status_html
         self._status_error = False  # the status line shows an error (the next change that works clears it)
         self._good: dict[str, Any] | None = None  # the controls' values for the last view drawn
         self._shown_request: _Request | None = None  # what the view on screen was computed for
-        self._deferring = False  # a setter is changing a control: it draws itself, once
         self._heat: np.ndarray | None = None
         self._overlay: np.ndarray | None = None
         self._shown_image = 0  # the image of the view on screen (the image control may be ahead of it)
         self._shown_frame = 0  # a clip's frame on screen
-        self._loop = _running_loop() if background is not False else None
-        self._background = self._loop is not None
-        self._worker = LatestOnly()
-        self._in_flight: int | None = None  # the worker's request that the screen waits for
-        self._in_flight_since = 0.0
-        self.redraws = 0  # full redraw passes, for tests of event coalescing
+        screen = types.SimpleNamespace(
+            catch_up=self._catch_up,
+            request=self._request,
+            compute=self._compute,
+            draw=self._draw,
+            show=self._show_result,
+            failed=self._failed,
+            busy=self._show_busy,
+            progress=self._show_progress,
+        )
+        self._controller = Controller(screen, _running_loop() if background is not False else None)
 
         wide = {"description_width": "70px"}
         self._image_control = widgets.Dropdown(description="Image", style=wide, layout=_px(400))
@@ -374,7 +374,7 @@ class CAMExplorer(widgets.VBox):
         for name, control in self._named_controls().items():
             control.add_class(f"camwidget-{name}")  # stable hooks for styling and browser tests
         self._observe()
-        error = self._redraw_now(_MAP)
+        error = self._controller.redraw_now(MAP)
         if error is not None:  # the settings given cannot be shown at all: say so now, not in a status line
             self.close()
             raise error
@@ -651,10 +651,10 @@ class CAMExplorer(widgets.VBox):
         change that may go unseen is a few values of a large weight tensor edited in place while all the
         values sampled from it stay the same (see :mod:`camwidget.engines.model_watch`); call this after such an edit.
         """
-        self._cancel_in_flight()
+        self._controller.cancel_in_flight()
         self._session.refresh()
         self._follow_model()
-        self._redraw_now(_MAP)
+        self._controller.redraw_now(MAP)
 
     # Read through the class at interpreter exit, when ipywidgets' __del__ calls close() after this module's
     # globals, the builtins and sys.modules may already be gone (nothing can be imported then).
@@ -669,8 +669,7 @@ class CAMExplorer(widgets.VBox):
             if session is not None:
                 session.close()
             return
-        self._cancel_in_flight()
-        self._worker.close()
+        self._controller.close()
         self._session.close()
         for link in self._links:
             link.close()
@@ -720,17 +719,17 @@ class CAMExplorer(widgets.VBox):
             (self._image_control, self._on_image),
             (self._layer_control, self._on_layer),
             (self._scrub, self._on_scrub),
-            (self._versus_control, lambda _: self._schedule(_MAP)),
-            (self._frame_control, lambda _: self._schedule(_MAP)),
-            (self._method_control, lambda _: self._schedule(_MAP)),
+            (self._versus_control, lambda _: self._schedule(MAP)),
+            (self._frame_control, lambda _: self._schedule(MAP)),
+            (self._method_control, lambda _: self._schedule(MAP)),
             (self._class_control, self._on_class),
             (self._class_search, self._on_search),
-            (self._alpha_control, lambda _: self._schedule(_BLEND)),
-            (self._colormap_control, lambda _: self._schedule(_COLOURS)),
+            (self._alpha_control, lambda _: self._schedule(BLEND)),
+            (self._colormap_control, lambda _: self._schedule(COLOURS)),
             (self._mode_control, self._on_mode),
-            (self._score_control, lambda _: self._schedule(_MAP)),
-            (self._eigen_control, lambda _: self._schedule(_MAP)),
-            (self._aug_control, lambda _: self._schedule(_MAP)),
+            (self._score_control, lambda _: self._schedule(MAP)),
+            (self._eigen_control, lambda _: self._schedule(MAP)),
+            (self._aug_control, lambda _: self._schedule(MAP)),
             (self._upload, self._on_upload),
         ]
         for control, handler in watch:
@@ -740,7 +739,7 @@ class CAMExplorer(widgets.VBox):
 
     def _on_randomize(self, _: widgets.Button) -> None:
         self._randomize = True
-        self._schedule(_MAP)
+        self._schedule(MAP)
 
     def _guarded(self, handler: Callable[[dict], None]) -> Callable[[dict], None]:
         def run(change: dict) -> None:
@@ -750,11 +749,11 @@ class CAMExplorer(widgets.VBox):
         return run
 
     def _on_image(self, _: dict) -> None:
-        self._schedule(_MAP)  # the class list follows when the new image's view lands (its scores come with it)
+        self._schedule(MAP)  # the class list follows when the new image's view lands (its scores come with it)
 
     def _on_layer(self, _: dict) -> None:
         self._sync_scrub()
-        self._schedule(_MAP)
+        self._schedule(MAP)
 
     def _on_scrub(self, change: dict) -> None:
         self._layer_control.value = change["new"]  # the layer control's observer draws
@@ -769,7 +768,7 @@ class CAMExplorer(widgets.VBox):
 
     def _on_class(self, _: dict) -> None:
         self._follow_top = False
-        self._schedule(_MAP)
+        self._schedule(MAP)
 
     def _search_options(self, text: str) -> list[str]:
         """The search box's list: every class before anything is typed, then the matches, best first."""
@@ -813,7 +812,7 @@ class CAMExplorer(widgets.VBox):
 
     def _on_mode(self, change: dict) -> None:
         self._show_panels_for(change["new"])
-        self._schedule(_MAP if MODES[change["new"]] else _COLOURS)  # a grid needs its maps
+        self._schedule(MAP if MODES[change["new"]] else COLOURS)  # a grid needs its maps
 
     def _show_panels_for(self, mode: str) -> None:
         kind = MODES[mode]
@@ -859,7 +858,7 @@ class CAMExplorer(widgets.VBox):
         except (CAMError, ValueError, TypeError) as exc:
             self._show_status(error=f"the model changed, and it cannot be shown any more: {exc}")
             return None
-        self._pending = max(self._pending, _MAP)
+        self._controller.mark(MAP)
         return True
 
     def _follow_model(self) -> None:
@@ -908,50 +907,17 @@ class CAMExplorer(widgets.VBox):
     # -- drawing -------------------------------------------------------------------------------------------
 
     def _schedule(self, level: int) -> None:
-        self._pending = max(self._pending, level)
-        if self._scheduled or self._deferring:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self._flush()
-            return
-        self._scheduled = True
-        loop.call_soon(self._flush, False)
+        self._controller.schedule(level)
 
     def _flush(self, now: bool = True) -> Exception | None:
-        """Draw what is pending; the error, if the view could not be drawn (it is also in the status line).
-
-        now=True (a cell, a setter, a property): the map is computed here, superseding any request the worker
-        has. now=False (a control change, from the event loop): in background mode, the map goes to the
-        worker and lands later (:meth:`_land`); opacity and colour changes are drawn at once either way."""
-        self._scheduled = False
-        if self._in_flight is not None and not now and self._pending < _MAP:
-            # opacity or colours while the worker computes: no model check (it would queue behind the worker's
-            # TensorFlow work); the view on screen is re-blended, and the worker's view is checked as it lands
-            level, self._pending = self._pending, 0
-            return self._redraw_now(level) if level else None
-        caught_up = self._catch_up()
-        level, self._pending = self._pending, 0
-        if caught_up is None:
-            return None
-        if now and self._in_flight is not None:
-            level = _MAP  # what the worker was asked for is computed here instead
-        if level >= _MAP and self._background and not now:
-            self._submit(self._request())
-            return None
-        if level >= _MAP:
-            self._cancel_in_flight()
-        return self._redraw_now(level) if level else None
+        """Draw what is pending (see Controller.flush); the error, if the view could not be drawn."""
+        return self._controller.flush(now)
 
     def _set_and_draw(self, control: widgets.Widget, value: Any) -> None:
         """For setters: set a control, draw now, and raise what stopped the view (the controls are then back
         on the last view drawn, as the status line says)."""
-        self._deferring = True
-        try:
+        with self._controller.deferred():
             control.value = value
-        finally:
-            self._deferring = False
         error = self._flush()
         if error is not None:
             raise error
@@ -1036,20 +1002,18 @@ class CAMExplorer(widgets.VBox):
             cells = compare.cells_for(self._session, question)
         return _Result(view, cells)
 
-    def _redraw_now(self, level: int) -> CAMError | ValueError | TypeError | None:
-        """Redraw what `level` makes stale, computing here; an error is shown in the status line (the last
-        view stays) and returned."""
-        self.redraws += 1
-        try:
-            if level >= _MAP or self._view is None:
-                request = self._request()
-                self._install_view(request, self._compute(request))
-                level = _MAP
-            self._paint(level)
-        except (CAMError, ValueError, TypeError) as exc:
-            self._failed(exc, level)
-            return exc
-        return None
+    def _draw(self, level: int) -> None:
+        """Redraw what `level` makes stale, computing here (raises what stops the view)."""
+        if level >= MAP or self._view is None:
+            request = self._request()
+            self._install_view(request, self._compute(request))
+            level = MAP
+        self._paint(level)
+
+    def _show_result(self, request: _Request, result: _Result) -> None:
+        """A view computed in the background for `request` goes on screen."""
+        self._install_view(request, result)
+        self._paint(MAP)
 
     def _install_view(self, request: _Request, result: _Result) -> None:
         """Make `result` (computed for `request`) the one on screen, with the class list of its image."""
@@ -1073,10 +1037,10 @@ class CAMExplorer(widgets.VBox):
             self._refresh_class_options(view.class_index, view.probabilities)
 
     def _paint(self, level: int) -> None:
-        """Colour and blend the view on screen; level _MAP also records it as the last good view."""
+        """Colour and blend the view on screen; level MAP also records it as the last good view."""
         pixels = self._session.display_pixels(self._shown_image, self._shown_frame)
         mode = self._mode_control.value
-        if level >= _COLOURS or self._heat is None:
+        if level >= COLOURS or self._heat is None:
             self._heat = render.colorize(self._upsampled, self.colormap)
         shown = render.blend(pixels, self._heat, self.alpha)
         self._overlay = None  # the full-size overlay, made when asked for (.overlay, .save)
@@ -1090,20 +1054,20 @@ class CAMExplorer(widgets.VBox):
         _show(self._overlay_view, shown)
         with self._canvas.hold_sync():  # the browser has these already (linked); the saved state must too
             self._canvas.alpha, self._canvas.colormap_index = self.alpha, self._colormap_control.index
-        if mode == "Side by side" and level >= _COLOURS:
+        if mode == "Side by side" and level >= COLOURS:
             title = f"{self._session.class_names[self._view.class_index]}\n@ {self._view.layer.path}"
             self._heat_view.value = render.heatmap_figure_png(self._view.cam, self.colormap, title)
-        if mode == "Overlay" and (level >= _COLOURS or not self._colorbar_view.value):
+        if mode == "Overlay" and (level >= COLOURS or not self._colorbar_view.value):
             _size(self._overlay_view, *_panel_size(pixels.shape[:2]))
             _size(self._canvas, *_panel_size(pixels.shape[:2]))
             height = int(self._overlay_view.layout.height[:-2])
             self._colorbar_view.value = render.colorbar_png(self.colormap, height)
             _size(self._colorbar_view, height, _COLORBAR_WIDTH)
-        elif mode == "Side by side" and level >= _COLOURS:  # the heatmap panel changed: size them again
+        elif mode == "Side by side" and level >= COLOURS:  # the heatmap panel changed: size them again
             self._size_side_by_side(pixels.shape[:2])
-        if level < _MAP and self._status_error:  # this change worked: the error line of an earlier one goes
+        if level < MAP and self._status_error:  # this change worked: the error line of an earlier one goes
             self._show_status()
-        if level >= _MAP:
+        if level >= MAP:
             # what the view was computed for, not what the controls say now: they may have moved on already
             request = self._shown_request
             self._good = request.controls(self._view.class_index)
@@ -1127,71 +1091,28 @@ class CAMExplorer(widgets.VBox):
             _size(view, height, round(height * aspect))
 
     def _failed(self, exc: BaseException, level: int) -> None:
-        if level >= _MAP:
+        if level >= MAP:
             self._restore_last_view()
         known = isinstance(exc, (CAMError, ValueError, TypeError))
         self._show_status(error=str(exc) if known else f"{type(exc).__name__}: {exc}")
 
-    # -- the background worker -----------------------------------------------------------------------------
+    # -- the background worker's progress line -----------------------------------------------------------------
 
-    def _submit(self, request: _Request) -> None:
-        self._in_flight = self._worker.submit(lambda: self._compute(request), self._delivered, self._reported)
-        self._in_flight_since = time.perf_counter()
-        number = self._in_flight
-        self._progress.value, self._progress.max = 0, 1
+    def _show_busy(self, request: _Request | None, *, visible: bool = False) -> None:
+        """The worker computes `request` (None: nothing; the progress line hidden); `visible`: show it now."""
+        if request is None:
+            self.status = self.status.with_computing(None)
+            self._busy.layout.display = "none"
+            return
+        if visible:
+            self._busy.layout.display = "flex"
+            return
         what = f"{METHODS[request.method].label} at {request.layer}"
         self.status = self.status.with_computing(what)
+        self._progress.value, self._progress.max = 0, 1
         self._busy_text.value = computing_html(f"computing {what}…")
-        self._loop.call_later(_BUSY_AFTER, self._show_busy, number)
-        self._busy_request = request
 
-    def _delivered(self, number: int, view: View | None, error: BaseException | None) -> None:
-        """In the worker thread: hand the result to the event loop's thread, where widgets are changed."""
-        if not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._land, number, view, error)
-
-    def _reported(self, number: int, done: int, total: int, what: str) -> None:
-        if not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._show_progress, number, done, total, what)
-
-    def _land(self, number: int, view: _Result | None, error: BaseException | None) -> None:
-        """A worker's result arrives: shown only if it is still what the controls ask for, and only if the
-        model did not change while it was computed (else it is computed again)."""
-        if number != self._in_flight:
-            return  # superseded: a newer request, or a cell computed the view itself
-        self._in_flight = None
-        self._hide_busy()
-        self.redraws += 1
-        changed = self._catch_up()
-        if changed is None:
-            return  # the model can no longer be shown: the status line says so
-        if changed:
-            self._pending = 0
-            self._submit(self._request())  # from the model as it is now
-            return
-        if error is not None:
-            self._failed(error, _MAP)
-            return
-        try:
-            self._install_view(self._busy_request, view)
-            self._paint(_MAP)
-        except (CAMError, ValueError, TypeError) as exc:
-            self._failed(exc, _MAP)
-
-    def _cancel_in_flight(self) -> None:
-        if self._in_flight is not None:
-            self._worker.supersede()
-            self._in_flight = None
-            self._hide_busy()
-
-    def _show_busy(self, number: int) -> None:
-        if number == self._in_flight:
-            self._busy.layout.display = "flex"
-
-    def _show_progress(self, number: int, done: int, total: int, what: str) -> None:
-        if number != self._in_flight:
-            return
-        request = self._busy_request
+    def _show_progress(self, request: _Request, done: int, total: int, what: str, *, visible: bool) -> None:
         label = f"computing {METHODS[request.method].label} at {request.layer}: {what}"
         if total:
             with self._progress.hold_sync():
@@ -1199,17 +1120,13 @@ class CAMExplorer(widgets.VBox):
             label += f" {done}/{total}"
         self._progress.layout.visibility = "visible" if total else "hidden"
         self._busy_text.value = computing_html(label + "…")
-        if time.perf_counter() - self._in_flight_since >= _BUSY_AFTER:
+        if visible:
             self._busy.layout.display = "flex"
-
-    def _hide_busy(self) -> None:
-        self.status = self.status.with_computing(None)
-        self._busy.layout.display = "none"
 
     @property
     def busy(self) -> bool:
         """True while a map asked for by a control is being computed in the background."""
-        return self._in_flight is not None or self._scheduled
+        return self._controller.busy
 
     def _show_status(self, error: str | None = None) -> None:
         """Say what is on screen, the notice once, and `error` (kept until a change works) in the status line."""
