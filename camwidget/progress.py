@@ -26,6 +26,9 @@ class Task:
 
 
 _current: ContextVar[Task | None] = ContextVar("camwidget_task", default=None)
+# the stage of a longer job this thread is in: its own steps then only check for cancellation, so the progress
+# line keeps naming the job ("randomising layer 2 of 4") rather than the batches inside it
+_in_stage: ContextVar[bool] = ContextVar("camwidget_in_stage", default=False)
 
 
 @contextlib.contextmanager
@@ -45,7 +48,21 @@ def step(done: int, total: int, what: str) -> None:
         return
     if task.cancelled():
         raise Superseded
-    task.report(done, total, what)
+    if not _in_stage.get():
+        task.report(done, total, what)
+
+
+@contextlib.contextmanager
+def stage(number: int, total: int, what: str) -> Iterator[None]:
+    """Stage `number` (1-based) of `total` of a job, called `what` ("randomising layer", "deletion and insertion
+    curves: step"): reported as "`what` `number` of `total`"; the steps of the work inside it are not reported
+    (they still stop it when it is superseded)."""
+    step(number, total, what)
+    token = _in_stage.set(True)
+    try:
+        yield
+    finally:
+        _in_stage.reset(token)
 
 
 def note(what: str) -> None:

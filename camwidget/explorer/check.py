@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from camwidget import metrics, render
+from camwidget import metrics, progress, render
 from camwidget.errors import CAMError
 
 CHECK_STEPS = 50  # steps of each curve: 2 x 51 perturbed copies for the map, as many for the random map
@@ -67,7 +67,7 @@ class MapCheck:
                 ax = fig.add_subplot(grid[1, column])
                 shown = render.blend(self.pixels, render.colorize(render.upsample(cam, h, w), colormap), alpha)
                 ax.imshow(shown)
-                title = "trained model" if rho is None else f"+ {name.rsplit('/', 1)[-1]} random\nrho {rho:.2f}"
+                title = "model as given" if rho is None else f"+ {name.rsplit('/', 1)[-1]} random\nrho {rho:.2f}"
                 ax.set_title("\n".join(textwrap.wrap(title, 22)) if rho is None else title, fontsize=7)
                 ax.set_xticks([])
                 ax.set_yticks([])
@@ -107,20 +107,22 @@ def check_map(
         raise CAMError("the map check works on pictures (a 2-D map of an image model); this map is not one")
     steps = metrics._check_steps(steps)  # before any work
     random = np.random.default_rng(0).random(cam.shape).astype(np.float32)
-    curves = [
-        kind(
-            model,
-            x,
-            m[None],
-            class_index=class_index,
-            steps=steps,
-            output=output,
-            input=input,
-            other_inputs=other_inputs,
-        )
-        for m in (cam, random)
-        for kind in (metrics.deletion, metrics.insertion)
-    ]
+    jobs = [(m, kind) for m in (cam, random) for kind in (metrics.deletion, metrics.insertion)]
+    curves = []
+    for number, (m, kind) in enumerate(jobs, 1):
+        with progress.stage(number, len(jobs), "deletion and insertion curves: curve"):
+            curves.append(
+                kind(
+                    model,
+                    x,
+                    m[None],
+                    class_index=class_index,
+                    steps=steps,
+                    output=output,
+                    input=input,
+                    other_inputs=other_inputs,
+                )
+            )
     randomization = None
     if randomize:
         randomization = metrics.model_randomization(

@@ -1107,17 +1107,16 @@ class CAMExplorer(widgets.VBox):
         if visible:
             self._busy.layout.display = "flex"
             return
-        what = f"{METHODS[request.method].label} at {request.layer}"
-        self.status = self.status.with_computing(what)
+        self.status = self.status.with_computing(f"{METHODS[request.method].label} at {request.layer}")
         self._progress.value, self._progress.max = 0, 1
-        self._busy_text.value = computing_html(f"computing {what}…")
+        self._busy_text.value = computing_html(f"{_doing(request)}…")
 
     def _show_progress(self, request: _Request, done: int, total: int, what: str, *, visible: bool) -> None:
-        label = f"computing {METHODS[request.method].label} at {request.layer}: {what}"
+        label = f"{_doing(request)}: {what}"
         if total:
             with self._progress.hold_sync():
                 self._progress.max, self._progress.value = total, done
-            label += f" {done}/{total}"
+            label += f" {done} of {total}"
         self._progress.layout.visibility = "visible" if total else "hidden"
         self._busy_text.value = computing_html(label + "…")
         if visible:
@@ -1186,6 +1185,14 @@ def _check_class(value: Any, n_classes: int) -> None:
         raise TypeError(f"class_index must be an int (or None for the top class), not {type(value).__name__}")
     if not 0 <= value < n_classes:
         raise CAMError(f"class_index {value} is out of range: the model has {n_classes} classes (0..{n_classes - 1})")
+
+
+def _doing(request: _Request) -> str:
+    """What the worker does for `request`, in words: the work the progress line names."""
+    method = f"{METHODS[request.method].label} at {request.layer}"
+    if request.compare == "check":
+        return f"checking the {method} map" + (" (randomisation check)" if request.randomize else "")
+    return f"computing {method}"
 
 
 def _show(view: widgets.Image, rgb: np.ndarray) -> None:

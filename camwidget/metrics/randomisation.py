@@ -107,11 +107,11 @@ def model_randomization(
     chosen = list(reversed(with_weights))[: steps or len(with_weights)]
     rng = np.random.default_rng(seed)
     names, rhos, maps = [], [], []
-    with progress.bar(len(chosen), "randomised layers"):
+    with progress.bar(len(chosen), "randomising layers"):
         for k, (path, randomised) in enumerate(chosen):
-            progress.step(k, len(chosen), "randomised layers")
-            _reinitialise(randomised, rng)
-            after = _maps(copied, batch, classes, layer=layer, method=method, **fed, **cam_options)
+            with progress.stage(k + 1, len(chosen), "randomising layer"):
+                _reinitialise(randomised, rng)
+                after = _maps(copied, batch, classes, layer=layer, method=method, **fed, **cam_options)
             names.append(path)
             rhos.append([spearman(a, b) for a, b in zip(before, after)])
             maps.append(after)
