@@ -10,6 +10,7 @@ state show it; reading ``.cam`` or ``.overlay`` always brings the view up to dat
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import io
 import os
@@ -35,6 +36,7 @@ from camwidget.explorer.compare import Cell, Question
 from camwidget.explorer.controller import BLEND, COLOURS, MAP, Controller
 from camwidget.explorer.search import match_classes, option_label
 from camwidget.explorer.session import ExplorerSession, View
+from camwidget.explorer.static_view import view_png
 from camwidget.explorer.status import Status, computing_html, status_html, status_of
 from camwidget.inputs.feed import make_feed
 from camwidget.inputs.images import ImageLike, Images
@@ -1141,6 +1143,16 @@ class CAMExplorer(widgets.VBox):
     def status_text(self) -> str:
         """The status line as plain text (read from :attr:`status`, the value it is drawn from)."""
         return self.status.text()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        """The widget's own bundle plus an ``image/png`` still of the view (static_view.view_png), which
+        nbconvert, GitHub's viewer and the docs show where the widget cannot load; a live front end shows the
+        widget, the bundle's first choice."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        still = view_png(self, self.status_text)
+        if bundle is not None and still is not None:
+            bundle["image/png"] = base64.b64encode(still).decode("ascii")
+        return bundle
 
 
 def _px(width: int, **more: str) -> widgets.Layout:
