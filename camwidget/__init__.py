@@ -26,6 +26,7 @@ __all__ = [
     "ImageError",
     "quiet_tensorflow",
     "explain_many",
+    "concepts",
     "explain_on_ray",
     "Gallery",
     "metrics",
@@ -46,6 +47,7 @@ _LAZY = {  # public name -> the module that defines it
     "ImageError": "camwidget.errors",
     "quiet_tensorflow": "camwidget.quiet",
     "explain_many": "camwidget.pipeline.batch",
+    "concepts": "camwidget.dff",
     "explain_on_ray": "camwidget.pipeline.on_ray",
     "Gallery": "camwidget.explorer.gallery",
 }
@@ -58,6 +60,7 @@ _SUBMODULES = (
 if TYPE_CHECKING:
     from camwidget import demo, metrics, targets
     from camwidget.api import compute_cam, default_layer, spatial_layers
+    from camwidget.dff import concepts
     from camwidget.errors import CAMError, ImageError
     from camwidget.explain import Explainer
     from camwidget.explorer.gallery import Gallery
