@@ -15,7 +15,6 @@ stale traced passes or cached values. The capture -> method -> normalise sequenc
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,7 +23,6 @@ import numpy as np
 
 from camwidget import progress
 from camwidget.engines import (
-    SCORES,
     CAMEngine,
     Capture,
     LayerCapture,
@@ -40,40 +38,17 @@ from camwidget.errors import CAMError
 from camwidget.inputs.feed import Feed
 from camwidget.inputs.images import model_batch
 from camwidget.methods import CAMMethod, MethodInputs, finite, get_method, method_maps, normalize_maps
-from camwidget.targets import check_target
+from camwidget.methods.grid import as_grid, from_grid
+from camwidget.request import Options, Request, check_method_fits
+
+__all__ = ["AUGMENTATIONS", "Explainer", "Options", "Request"]
 
 # Test-time augmentations for aug_smooth: horizontal flip x intensity factors, as pytorch-grad-cam's
 # ttach.Compose([HorizontalFlip(), Multiply([0.9, 1, 1.1])]).
 AUGMENTATIONS = tuple((flip, factor) for flip in (False, True) for factor in (0.9, 1.0, 1.1))
 
-# Methods that weigh channels by a class's score from another pass or the Dense kernel: not with a target yet.
-_CLASS_ONLY_METHODS = ("scorecam", "cam", "guided-gradcam")
-
 # How often a computation is repeated when the model's weights changed while it ran (another thread training).
 _CONSISTENCY_TRIES = 3
-
-
-@dataclasses.dataclass(frozen=True)
-class Options:
-    """How maps are made, apart from the model, the layer and the images."""
-
-    method: str = "gradcam"
-    score: str = "auto"
-    eigen_smooth: bool = False
-    aug_smooth: bool = False
-    max_channels: int | None = None
-    normalize: bool = True
-
-    def checked(self) -> Options:
-        if self.score not in SCORES:
-            raise CAMError(f"score must be one of {', '.join(map(repr, SCORES))}, not {self.score!r}")
-        mc = self.max_channels
-        if mc is not None and (isinstance(mc, bool) or not isinstance(mc, (int, np.integer)) or mc < 1):
-            raise CAMError(f"max_channels must be a positive int or None, not {mc!r}")
-        for flag in ("eigen_smooth", "aug_smooth", "normalize"):
-            if not isinstance(getattr(self, flag), (bool, np.bool_)):
-                raise TypeError(f"{flag} must be True or False, not {getattr(self, flag)!r}")
-        return dataclasses.replace(self, method=get_method(self.method).name)
 
 
 class Explainer:
@@ -108,10 +83,17 @@ class Explainer:
         aug_smooth: bool | None = None,
         max_channels: int | None = None,
         normalize: bool | None = None,
+        request: Request | None = None,
     ) -> None:
-        if options is not None and not isinstance(options, Options):
-            raise TypeError(f"options must be camwidget.explain.Options(...), not {type(options).__name__}")
-        given = dict(
+        self.engine: CAMEngine = engine_for(model)
+        self.request = request or Request.of(
+            layer=layer,
+            output=output,
+            target=target,
+            options=options,
+            grid=grid,
+            leading_tokens=leading_tokens,
+            feed=feed,
             method=method,
             score=score,
             eigen_smooth=eigen_smooth,
@@ -119,30 +101,29 @@ class Explainer:
             max_channels=max_channels,
             normalize=normalize,
         )
-        options = dataclasses.replace(options or Options(), **{k: v for k, v in given.items() if v is not None})
-        self.engine: CAMEngine = engine_for(model)
-        self.grid = check_grid(grid)
-        self.leading_tokens = check_leading_tokens(leading_tokens)
         self._token_layout: tuple[Any, Any] = (None, None)  # (the engine's layout, it read with grid / leading)
-        self.feed = feed
-        self.target = check_target(target)
         self._flipped_target: Any = None  # aug_smooth's flipped copies: the target flipped with them, made once
         self._model: keras.Model | None = model
-        self.layer_name = layer
-        self.output_spec = output
-        self.options = options.checked()
         self.cam_method: CAMMethod = get_method(self.options.method)
-        if self.target is not None and self.cam_method.name in _CLASS_ONLY_METHODS:
-            raise CAMError(
-                f"method {self.cam_method.name!r} explains a class and cannot take target= yet; use one of the "
-                f"gradient methods ('gradcam', 'gradcam++', 'hirescam', 'xgradcam', 'layercam') or 'eigencam'"
-            )
+
+    # The request's fields, read where the maps are made.
+    options = property(lambda self: self.request.options)
+    target = property(lambda self: self.request.target)
+    feed = property(lambda self: self.request.feed)
+    grid = property(lambda self: self.request.grid)
+    leading_tokens = property(lambda self: self.request.leading_tokens)
+    layer_name = property(lambda self: self.request.layer)
+    output_spec = property(lambda self: self.request.output)
 
     @property
     def model(self) -> keras.Model:
         if self._model is None:
             raise CAMError("this explainer was closed; make a new one for the model")
         return self._model
+
+    def forget(self) -> None:
+        """Forget everything traced and read for the model, as if it had changed in every way."""
+        self.engine.forget()
 
     def close(self) -> None:
         """Let the model go, and everything traced for it."""
@@ -152,17 +133,7 @@ class Explainer:
 
     def with_options(self, **changes: Any) -> Explainer:
         """The same model, layer and output with other options (checked); shares the compiled passes."""
-        other = Explainer(
-            self.model,
-            layer=self.layer_name,
-            output=self.output_spec,
-            options=dataclasses.replace(self.options, **changes),
-            target=self.target,
-            grid=self.grid,
-            feed=self.feed,
-            leading_tokens=self.leading_tokens,
-        )
-        return other
+        return Explainer(self.model, request=self.request.with_options(**changes))
 
     # -- resolved once per input shape ---------------------------------------------------------------------
 
@@ -192,16 +163,62 @@ class Explainer:
         output = self.engine.output_index(layout, self.output_spec)
         return info, output, num_classes(layout, output)
 
+    def output_and_classes(self, layout: ModelLayout) -> tuple[int, int]:
+        """(the output's index, how many classes it scores) for this layout; with a target, its one score is
+        the only "class"."""
+        if self.target is not None:
+            return self.engine.output_index(layout, self.output_spec, classes=False), 1
+        _, output, n_classes = self.resolve(layout)
+        return output, n_classes
+
     # -- the one capture -> method -> normalise path -------------------------------------------------------
 
     def capture(
-        self, batch: np.ndarray, infos: Sequence[LayerInfo], classes: np.ndarray, output: int, target: Any = None
+        self,
+        batch: np.ndarray,
+        infos: Sequence[LayerInfo],
+        classes: np.ndarray,
+        output: int,
+        target: Any = None,
+        score: str | None = None,
     ) -> Capture:
-        """The pass's activations, gradients and scores; `target` (default this explainer's) for a flipped copy."""
+        """One pass's activations, gradients and scores at each layer of `infos`; the target's values checked.
+
+        Args:
+            batch: (N, ...) in the model's input space.
+            infos: the layers to capture.
+            classes: int32 (N,), -1 for each picture's top class.
+            output: the output's index.
+            target: default this explainer's (a flipped copy's for aug_smooth).
+            score: default this explainer's option ("auto" or "probability").
+        """
         target = self.target if target is None else target
-        capture = self.engine.capture(batch, infos, classes, output, self.options.score, target, self.feed)
+        score = self.options.score if score is None else score
+        capture = self.engine.capture(batch, infos, classes, output, score, target, self.feed)
         self._check_target_scores(capture.scores)
         return capture
+
+    def tail_capture(
+        self,
+        activations: np.ndarray,
+        info: LayerInfo,
+        class_index: int,
+        output: int,
+        image_shape: tuple[int, ...],
+        score: str | None = None,
+    ) -> LayerCapture | None:
+        """The class-switch tail pass: one picture's capture at `info` for another class, from the layer's
+        kept activations, running only the layers after it (:meth:`CAMEngine.recapture`).
+
+        Returns:
+            The capture, or None where a tail pass cannot stand for the whole one (a target, whose score may
+            read any layer; a layer the engine cannot cut at): then capture with :meth:`capture`.
+        """
+        if self.target is not None:
+            return None
+        score = self.options.score if score is None else score
+        classes = np.array([class_index], np.int32)
+        return self.engine.recapture(activations, info, classes, output, score, self.feed, image_shape)
 
     def target_for(self, flipped: bool) -> Any:
         """The target for a copy of the images flipped left-right (aug_smooth): a target that depends on where in
@@ -245,7 +262,7 @@ class Explainer:
         """Raw maps (N, *grid) of this explainer's method from one layer's capture (signed, before ReLU):
         (N, h, w) for images and tokens, (N, L) for signals, (N, D, H, W) for volumes."""
         geometry = self.geometry(info)
-        check_method_fits(self.cam_method, geometry, info)
+        check_method_fits(self.cam_method, geometry, info.path, info.describe_shape())
         inputs = MethodInputs(
             as_grid(capture, geometry),
             batch,
@@ -404,72 +421,3 @@ class Explainer:
             total = total + (np.flip(maps, axis=-1) if flip else maps)
         maps = (total / len(AUGMENTATIONS)).astype(np.float32)
         return normalize_maps(maps) if self.options.normalize else maps
-
-
-def as_grid(capture: LayerCapture, geometry: MapGeometry) -> LayerCapture:
-    """A capture (N, *positions, K) as the (N, a, b, K) grid the methods read: tokens without their leading
-    ones, on their (h, w) patch grid; a signal (N, L, K) as (N, L, 1, K); a volume (N, D, H, W, K) as
-    (N, D*H, W, K). Every method sums or averages over the positions, so the grid's layout does not change
-    their values."""
-
-    def view(x: np.ndarray) -> np.ndarray:
-        n, k = x.shape[0], x.shape[-1]
-        if geometry.kind == "tokens":
-            return x[:, geometry.leading :].reshape(n, *geometry.grid, k)
-        if geometry.kind == "signal":
-            return x[:, :, None, :]
-        if geometry.kind == "volume":
-            return x.reshape(n, x.shape[1] * x.shape[2], x.shape[3], k)
-        return x
-
-    return dataclasses.replace(capture, activations=view(capture.activations), gradients=view(capture.gradients))
-
-
-def from_grid(maps: np.ndarray, geometry: MapGeometry, positions: tuple[int, ...]) -> np.ndarray:
-    """Maps on the methods' grid (N, a, b) -> (N, *positions), the layer's own positions (tokens: the
-    patch grid)."""
-    if geometry.kind == "signal":
-        return maps[:, :, 0]
-    if geometry.kind == "volume":
-        return maps.reshape(maps.shape[0], *positions)
-    return maps
-
-
-_IMAGE_ONLY_METHODS = ("scorecam", "guided-gradcam")
-
-
-def check_method_fits(method: CAMMethod, geometry: MapGeometry, info: LayerInfo) -> None:
-    """Score-CAM and Guided Grad-CAM mask or trace the input as an image: on image models only."""
-    if method.name in _IMAGE_ONLY_METHODS and geometry.kind not in ("image", "tokens"):
-        raise CAMError(
-            f"method {method.name!r} works on image models; layer {info.path!r} is a {geometry.kind} map "
-            f"(N, {info.describe_shape()}); use a gradient method ('gradcam', 'gradcam++', 'hirescam', "
-            "'xgradcam', 'layercam') or 'eigencam'"
-        )
-
-
-def check_grid(grid: Any) -> tuple[int, int] | None:
-    """grid= as given: None, or (rows, columns) of a token layer's patch grid."""
-    if grid is None:
-        return None
-    if (
-        not isinstance(grid, (tuple, list))
-        or len(grid) != 2
-        or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in grid)
-    ):
-        raise TypeError(f"grid must be two positive ints (rows, columns) of a token layer's patches, not {grid!r}")
-    return int(grid[0]), int(grid[1])
-
-
-def check_leading_tokens(leading_tokens: Any) -> int | None:
-    """leading_tokens= as given: None, or how many tokens (class, distillation, registers) come before a token
-    layer's patch grid."""
-    if leading_tokens is None:
-        return None
-    whole = isinstance(leading_tokens, (int, np.integer)) and not isinstance(leading_tokens, (bool, np.bool_))
-    if not whole or leading_tokens < 0:
-        raise CAMError(
-            f"leading_tokens must be an int of at least 0 (the tokens before a token layer's patch grid: class, "
-            f"distillation, register tokens), not {leading_tokens!r}"
-        )
-    return int(leading_tokens)

@@ -17,6 +17,7 @@ import camwidget as cw
 from camwidget import metrics
 from camwidget.engines import engine_for
 from camwidget.explain import Explainer
+from camwidget.explorer.session import ExplorerSession
 
 MAP_ENTRY_POINTS = ("capture", "recapture", "capture_maps")
 
@@ -88,6 +89,25 @@ def test_data_randomization_goes_through_the_explainer(calls, model_and_images):
     model, x = model_and_images
     labels = np.array([0, 1])
     metrics.data_randomization(model, x, labels, x, layer="conv_b", epochs=1)
+    _all_through_explainer(calls)
+
+
+def test_the_explorer_session_goes_through_the_explainer(calls, model_and_images):
+    """Every way the explorer's session gets ingredients: a first view (a full pass), a class switch (the tail
+    pass), the background warm-up pass, a layer it reached, Score-CAM's masked passes, a top-class lookup."""
+    model, x = model_and_images
+    pictures = list((x * 255).astype("uint8"))
+    session = ExplorerSession(model, pictures, preprocess=lambda p: p / 255, warm_up=True)
+    try:
+        session.view(0, "conv_b", 0, "gradcam")
+        session.view(0, "conv_b", 1, "gradcam")
+        session.warm_up(0, 1, "auto")
+        session.wait_for_warm_ups()
+        session.view(0, "conv_a", 1, "gradcam")
+        session.view(1, None, None, "scorecam")
+    finally:
+        session.close()
+    assert {"capture", "recapture"} <= {name for name, _ in calls}, calls
     _all_through_explainer(calls)
 
 

@@ -61,3 +61,30 @@ def test_bad_arguments(rng):
     with pytest.raises(CAMError, match="class_index 7 is out of range"):
         s.view(0, None, 7, "gradcam")
     s.close()
+
+
+def test_a_fresh_map_is_never_called_cached_and_says_what_it_came_from(rng):
+    """The status line's source of truth: a map computed now says which pass it was computed from (the full
+    pass, the background warm-up's gradients, an earlier pass's), and only a map kept whole reads "cached"."""
+    model = models.small_cnn(name="truth")
+    pictures = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)]
+    s = ExplorerSession(model, pictures, preprocess="none", warm_up=True)
+    try:
+        assert s.view(0, None, 1, "gradcam").how == "full pass"
+        s.warm_up(0, 1, "auto")
+        s.wait_for_warm_ups()
+        assert s.warm_up_passes == 1
+        calls = s.model_calls
+        deeper = s.view(0, "conv_a", 1, "gradcam")  # below the first pass's layers: only the warm-up reached it
+        assert deeper.how == "from the warm-up pass's gradients" and s.model_calls == calls
+        scored = s.view(0, "conv_a", 1, "scorecam")  # Score-CAM's own masked passes run now, on kept activations
+        assert scored.how == "from the warm-up pass's gradients" and scored.seconds > 0
+        assert s.view(0, "conv_a", 1, "scorecam").how == "cached"
+    finally:
+        s.close()
+
+
+def test_without_a_warm_up_a_kept_pass_is_called_earlier(session):
+    session.view(0, "conv_a", 1, "gradcam")  # below the default layer: one pass reaching every layer
+    later = session.view(0, "conv_b", 1, "hirescam")
+    assert later.how == "from an earlier pass's gradients"

@@ -56,7 +56,7 @@ def test_status_text_is_what_the_html_shows():
 def test_status_says_timing_and_cache():
     fresh = Shown("a", ("cat", "0.90"), "cat", "0.90", "conv", "4×4", "Grad-CAM", 0.0123, "full pass")
     cached = Shown("a", None, "cat", "0.90", "conv", "4×4", "Grad-CAM", 0.0, "cached")
-    assert not fresh.from_cache and fresh.timing == "12 ms (full pass)"
+    assert not fresh.from_cache and fresh.timing == "computed now, 12 ms (full pass)"
     assert cached.from_cache and cached.timing == "from cache"
     assert "Prediction:" not in Status(shown=cached).text() and "Prediction: cat · 0.90" in Status(shown=fresh).text()
     assert Status(error="bad").with_error(None).error is None

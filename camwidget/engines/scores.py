@@ -15,6 +15,7 @@ import numpy as np
 from keras import ops
 
 from camwidget import targets
+from camwidget.classes import check_class_index
 from camwidget.engines.layout import ModelLayout
 from camwidget.errors import CAMError
 
@@ -176,13 +177,7 @@ def class_vector(class_index: Any, n_images: int, n_classes: int) -> np.ndarray:
     def check(c: Any) -> int:
         if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)):
             raise TypeError(f"class_index must be an int (or None, or one int per image), not {type(c).__name__}")
-        if c < 0:
-            raise CAMError(f"class_index {c} is negative; classes are numbered 0..{n_classes - 1}")
-        if c >= n_classes:
-            raise CAMError(
-                f"class_index {c} is out of range: the model's output has {n_classes} classes (0..{n_classes - 1})"
-            )
-        return int(c)
+        return check_class_index(c, n_classes)
 
     if class_index is None:
         return np.full(n_images, -1, np.int32)

@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from camwidget import progress, render
+from camwidget.classes import check_class_index
 from camwidget.errors import CAMError
 from camwidget.methods import METHODS, get_method, normalize_maps
 
@@ -117,8 +118,7 @@ def cells_for(session: ExplorerSession, question: Question) -> list[Cell]:
     count["total"] = 2 if q.method == "gradcam" else 4
     a = view(q.layer, q.class_index, "gradcam")
     b_index = runner_up(a.probabilities, a.class_index) if q.versus is None else q.versus
-    if not 0 <= b_index < session.n_classes:
-        raise CAMError(f"class {b_index} is out of range: the model has {session.n_classes} classes")
+    b_index = check_class_index(b_index, session.n_classes, "versus")
     b = view(q.layer, b_index, "gradcam")
     label = METHODS[get_method(q.method).name].label
     shown_a = a if q.method == "gradcam" else view(q.layer, a.class_index, q.method)

@@ -12,36 +12,32 @@ import gc
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import keras
 import numpy as np
 
 from camwidget.cache import LRU, give_back_freed_memory
-from camwidget.classes import resolve_class_names
+from camwidget.classes import check_class_index, resolve_class_names
 from camwidget.engines import LayerCapture, LayerInfo, ModelLayout, is_per_position
-from camwidget.errors import CAMError, ImageError
-from camwidget.explain import AUGMENTATIONS, Explainer, Options
+from camwidget.errors import CAMError
+from camwidget.explain import AUGMENTATIONS, Explainer
+from camwidget.explorer.passes import Passes, capture_nbytes, diagnose, within_budget
+from camwidget.explorer.pictures import Pictures, plain_preprocessing
+from camwidget.explorer.warm_up import WarmUp
 from camwidget.inputs import preprocess as preprocessing
 from camwidget.inputs.feed import Feed
 from camwidget.inputs.images import (
-    MAX_PIXELS,
     ImageLike,
     Images,
     ValueRange,
-    check_value_range,
-    load_pictures,
-    picture_names,
-    read_picture,
 )
-from camwidget.inputs.samples import read_clips, read_signals, screen_map, signal_picture
+from camwidget.inputs.samples import screen_map
+from camwidget.limits import MAX_PIXELS, MAX_SIDE
 from camwidget.methods import normalize_maps
+from camwidget.request import Options
 from camwidget.targets import describe as describe_target
-
-_WARM_UP_DELAY = 0.3  # s a view is looked at before the warm-up pass starts
 
 
 @dataclass(frozen=True)
@@ -54,26 +50,10 @@ class View:
     method: str
     probabilities: np.ndarray  # (C,) the model's output for this image
     seconds: float  # how long computing it took (0 when it came from the cache)
-    how: str  # "cached" | "after-layer pass" | "full pass"
+    how: str  # "cached", or the pass it was made from (see status.Shown.how)
     diagnostic: str | None  # plain words when the map is blank
     raw: np.ndarray | None = None  # (h, w) the method's map before ReLU and scaling (None: aug_smooth's average)
     full: np.ndarray | None = None  # the whole map where it is not 2-D: (l,) of a signal, (d, h, w) of a clip
-
-
-@dataclass
-class _Passes:
-    """What passes gave for one (image, class): each layer's gradients, from one or more passes."""
-
-    gradients: dict[str, np.ndarray]
-    scores: np.ndarray
-    probabilities: np.ndarray
-    class_index: np.ndarray
-    unreported_seconds: float  # a pass run to find the top class, reported with the view that uses it
-    reached_all: bool = False  # a pass reached every spatial layer (the budget allowing)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(g.nbytes for g in self.gradients.values())
 
 
 class ExplorerSession:
@@ -96,7 +76,7 @@ class ExplorerSession:
         preprocess: Callable[[np.ndarray], np.ndarray] | str | None = None,
         class_names: Sequence[str] | Mapping[int, str] | None = None,
         output: str | int | None = None,
-        max_side: int = 1024,
+        max_side: int = MAX_SIDE,
         capture_bytes: int = 192 * 2**20,
         value_range: ValueRange | None = None,
         max_pixels: int = MAX_PIXELS,
@@ -108,10 +88,6 @@ class ExplorerSession:
     ) -> None:
         self._lock = threading.RLock()  # the state and the caches, against the warm-up thread
         self._computing = threading.RLock()  # one view or probabilities at a time (explorer's worker, a cell)
-        _check_max_side(max_side)
-        _check_max_pixels(max_pixels)
-        self.value_range = None if value_range is None else check_value_range(value_range)
-        self.max_pixels = int(max_pixels)
         if feed is not None and any(len(value) > 1 for value in feed.others):
             raise CAMError(
                 "the explorer gives every image the same other inputs: give other_inputs one value each (not a batch)"
@@ -119,56 +95,33 @@ class ExplorerSession:
         self.explainer = Explainer(
             model, output=output, feed=feed, target=target, grid=grid, leading_tokens=leading_tokens
         )
-        self.engine = self.explainer.engine
-        self.max_side = int(max_side)
         self.capture_bytes = capture_bytes
         expected = self.explainer.expected_input_shape()
-        self.kind = {2: "signal", 4: "volume"}.get(len(expected) if expected else 3, "image")  # what one input is
-        self.preprocessing = (
-            _plain_preprocessing(preprocess) if self.kind == "signal" else preprocessing.resolve(model, preprocess)
+        kind = {2: "signal", 4: "volume"}.get(len(expected) if expected else 3, "image")  # what one input is
+        steps = plain_preprocessing(preprocess) if kind == "signal" else preprocessing.resolve(model, preprocess)
+        self.pictures = Pictures(
+            images,
+            kind,
+            steps,
+            lambda: self.explainer.expected_input_shape(),
+            max_side,
+            value_range,
+            max_pixels,
         )
-        # pixels: per image RGB uint8 (H, W, 3); per signal its line picture; per clip its frames (T, H, W, 3)
-        self.pixels: list[np.ndarray]
-        self.signals: list[np.ndarray] = []  # the signals themselves (L, C), for a model of signals
-        if self.kind == "image":
-            pictures = load_pictures(images, self.value_range, self.max_pixels)
-            self.pixels = [p.pixels for p in pictures]
-            self.notes: list[tuple[str, ...]] = [p.notes for p in pictures]  # how each picture was read
-            self.names: list[str] = picture_names(images, len(self.pixels))
-        else:
-            self.pixels, self.signals, names = self._read_samples(images)
-            self.notes = [() for _ in self.pixels]
-            noun = "signal" if self.kind == "signal" else "clip"
-            self.names = names or [f"{noun} {i}" for i in range(len(self.pixels))]
-        self._display: dict[int, np.ndarray] = {}
-        self._inputs: dict[int, np.ndarray] = {}
-        self.resized: dict[int, tuple[tuple[int, int], tuple[int, int]]] = {}  # index -> (from, to) (h, w)
         # activations and gradients together stay within capture_bytes (they are the same size per layer)
         self._activations: LRU[tuple[int, str], np.ndarray] = LRU(capture_bytes / 2, lambda a: a.nbytes)
-        self._passes: LRU[tuple[int, int, str], _Passes] = LRU(capture_bytes / 2, lambda p: p.nbytes)
+        self._passes: LRU[tuple[int, int, str], Passes] = LRU(capture_bytes / 2, lambda p: p.nbytes)
         self._views: LRU[tuple[Any, ...], View] = LRU(256)
         self._probabilities: dict[int, np.ndarray] = {}
         self._state = self.explainer.sync()
         first = self.layout(0)
-        self.output, self.n_classes = self._resolve_output(first)
+        self.output, self.n_classes = self.explainer.output_and_classes(first)
         self.class_names = self._class_names(class_names)
         self._given_class_names = class_names
         self.scorecam_channels: int | None = 64  # Score-CAM runs one forward pass per channel: bound it
         self.model_calls = 0  # passes run, full or after-layer: lets tests see that a redraw ran no model
-        self.warm_ups_enabled = warm_up
+        self._warm_up = WarmUp(warm_up)
         self.warm_up_passes = 0  # passes run in the background
-        self._worker: ThreadPoolExecutor | None = None
-        self._warming: dict[tuple[int, int, str], Future[None]] = {}
-        self._hurry = threading.Event()  # set: a view waits for the warm-up, so it starts without its delay
-        self._wanted: tuple[int, int, str] | None = None
-        self._closed = False
-
-    def _resolve_output(self, layout: ModelLayout) -> tuple[int, int]:
-        """(the output's index, how many classes the class list has): one "class", the target, with a target."""
-        if self.explainer.target is not None:
-            return self.engine.output_index(layout, self.explainer.output_spec, classes=False), 1
-        _, output, n_classes = self.explainer.resolve(layout)
-        return output, n_classes
 
     def _class_names(self, given: Sequence[str] | Mapping[int, str] | None) -> list[str]:
         if self.explainer.target is None:
@@ -176,6 +129,29 @@ class ExplorerSession:
         if given is not None and not (isinstance(given, Sequence) and len(given) == 1):
             raise CAMError("with target=, the class list is the target alone: give class_names=None or one name")
         return [str(given[0]) if given else f"target {describe_target(self.explainer.target)}"]
+
+    # The pictures' parts, read through the session (the explorer, its status line and its comparisons do).
+    kind = property(lambda self: self.pictures.kind)
+    preprocessing = property(lambda self: self.pictures.preprocessing)
+    max_side = property(lambda self: self.pictures.max_side)
+    pixels = property(lambda self: self.pictures.pixels)
+    names = property(lambda self: self.pictures.names)
+    notes = property(lambda self: self.pictures.notes)
+    resized = property(lambda self: self.pictures.resized)
+    picture = property(lambda self: self.pictures.picture)
+    frames = property(lambda self: self.pictures.frames)
+    display_pixels = property(lambda self: self.pictures.display_pixels)
+    model_input = property(lambda self: self.pictures.model_input)
+
+    @property
+    def engine(self) -> Any:
+        """The engine the explainer drives (for diagnostics; maps come only through :attr:`explainer`)."""
+        return self.explainer.engine
+
+    def add_image(self, image: ImageLike, name: str, value_range: ValueRange | None = None) -> int:
+        """Add an image (a path, array, PIL image or file bytes); returns its index. Nothing is kept unless the
+        picture can be read and the model takes it."""
+        return self.pictures.add(image, name, value_range, self.layout_for_input)
 
     @property
     def per_position(self) -> bool:
@@ -204,9 +180,8 @@ class ExplorerSession:
     def _restructured(self) -> None:
         """After layers were added or replaced: prepare the images again (the input size may have changed) and
         read the output's classes again (a new head may have another number of them)."""
-        self._inputs.clear()
-        self.resized.clear()
-        self.output, n_classes = self._resolve_output(self.layout(0))
+        self.pictures.forget_inputs()
+        self.output, n_classes = self.explainer.output_and_classes(self.layout(0))
         if n_classes != self.n_classes:
             self.n_classes = n_classes
             given = self._given_class_names
@@ -221,90 +196,10 @@ class ExplorerSession:
 
     def refresh(self) -> None:
         """Forget everything computed and traced for the model, as if it had changed in every way."""
-        self.explainer.engine.forget()
+        self.explainer.forget()
         self._drop_values()
         self._state = self.explainer.sync()
         self._restructured()
-
-    # -- images --------------------------------------------------------------------------------------------
-
-    def add_image(self, image: ImageLike, name: str, value_range: ValueRange | None = None) -> int:
-        """Add an image (a path, array, PIL image or file bytes); returns its index. Nothing is kept unless the
-        picture can be read and the model takes it."""
-        if self.kind != "image":
-            pixels_list, signals, _ = self._read_samples({name: image})
-            pixels, notes = pixels_list[0], ()
-            prepared, resized = self._prepare(signals[0] if signals else pixels)
-        else:
-            picture = read_picture(image, repr(name), value_range or self.value_range, self.max_pixels)
-            pixels, notes = picture.pixels, picture.notes
-            prepared, resized = self._prepare(pixels)
-        self.layout_for_input(prepared)  # the model must take it: raises before anything is kept
-        self.pixels.append(pixels)
-        if self.kind == "signal":
-            self.signals.append(signals[0])
-        self.notes.append(notes)
-        self.names.append(name)
-        index = len(self.pixels) - 1
-        self._inputs[index] = prepared
-        if resized:
-            self.resized[index] = resized
-        return index
-
-    def picture(self, index: int, frame: int = 0) -> np.ndarray:
-        """What image `index` shows at its own size, RGB uint8 (H, W, 3): the picture, a signal's line
-        picture, or a clip's frame `frame`."""
-        pixels = self.pixels[index]
-        return pixels[min(frame, len(pixels) - 1)] if self.kind == "volume" else pixels
-
-    def frames(self, index: int) -> int:
-        """How many frames image `index` has (1 unless it is a clip)."""
-        return len(self.pixels[index]) if self.kind == "volume" else 1
-
-    def display_pixels(self, index: int, frame: int = 0) -> np.ndarray:
-        """Image `index` (a clip's frame `frame`) at most DISPLAY_SIDE pixels on its longer side: what the
-        screen shows, so that a slider move costs the same for any picture size."""
-        if self.kind == "volume":
-            frame = min(frame, self.frames(index) - 1)
-            key: Any = (index, frame)
-        else:
-            key = index
-        if key not in self._display:
-            pixels = self.picture(index, frame)
-            scale = DISPLAY_SIDE / max(pixels.shape[:2])
-            if scale >= 1:
-                self._display[key] = pixels
-            else:
-                size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
-                self._display[key] = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-        return self._display[key]
-
-    def model_input(self, index: int) -> np.ndarray:
-        """Image `index` as the model takes it: resized to its input size (at most `max_side` pixels on the
-        longer side where the model takes any size), channels matched, preprocessed."""
-        if index not in self._inputs:
-            self._inputs[index], resized = self._prepare(
-                self.signals[index] if self.kind == "signal" else self.pixels[index]
-            )
-            if resized:
-                self.resized[index] = resized
-        return self._inputs[index]
-
-    def _prepare(self, pixels: np.ndarray) -> tuple[np.ndarray, tuple[tuple[int, int], tuple[int, int]] | None]:
-        expected = self.explainer.expected_input_shape() or (None, None, 3)
-        if self.kind == "signal":
-            return _signal_input(pixels, expected, self.preprocessing.fn), None
-        if self.kind == "volume":
-            return _clip_input(pixels, expected, self.max_side, self.preprocessing.fn)
-        return preprocessing.model_input(pixels, expected, self.max_side, self.preprocessing.fn)
-
-    def _read_samples(self, given: Any) -> tuple[list[np.ndarray], list[np.ndarray], list[str] | None]:
-        """(what each shows, the signals themselves (signals only), names) for a model of signals or clips."""
-        if self.kind == "signal":
-            signals, names = read_signals(given)
-            return [signal_picture(s) for s in signals], signals, names
-        clips, names = read_clips(given, self.value_range, self.max_pixels)
-        return clips, [], names
 
     def layout(self, index: int) -> ModelLayout:
         return self.layout_for_input(self.model_input(index))
@@ -370,8 +265,8 @@ class ExplorerSession:
         explainer = self._explainer_for(options)
         if class_index is None:
             class_index = int(np.argmax(self.probabilities(index, info.path)))
-        elif not 0 <= class_index < self.n_classes:
-            raise CAMError(f"class_index {class_index} is out of range: the model has {self.n_classes} classes")
+        else:
+            class_index = check_class_index(class_index, self.n_classes)
         key = (index, info.path, class_index, options)
         cached = self._views.get(key)
         if cached is not None:
@@ -403,7 +298,7 @@ class ExplorerSession:
                 probabilities=capture.probabilities[0],
                 seconds=time.perf_counter() - start + earlier,
                 how=how,
-                diagnostic=self._diagnose(capture, raw[0], info),
+                diagnostic=diagnose(capture, raw[0], info, self.class_names, self.per_position),
                 raw=raw[0],
             )
         self._views.put(key, view)
@@ -425,30 +320,20 @@ class ExplorerSession:
         activations = self._activations.get((index, info.path))
         if passes is not None and info.path in passes.gradients and activations is not None:
             earlier, passes.unreported_seconds = passes.unreported_seconds, 0.0
-            how = "full pass" if earlier else "from an earlier pass"
+            how = "full pass" if earlier else passes.source(info.path)
             capture = LayerCapture(
                 activations, passes.gradients[info.path], passes.scores, passes.probabilities, passes.class_index
             )
             return capture, how, earlier
         if activations is not None and passes is None:
             self.model_calls += 1
-            capture = (
-                None
-                if self.explainer.target is not None
-                else self.engine.recapture(
-                    activations,
-                    info,
-                    np.array([class_index], np.int32),
-                    self.output,
-                    score,
-                    self.explainer.feed,
-                    self.model_input(index).shape[1:],
-                )
+            capture = self.explainer.tail_capture(
+                activations, info, class_index, self.output, self.model_input(index).shape[1:], score
             )
             if capture is not None:
                 self._keep(index, class_index, score, {info.path: capture}, capture, 0.0)
                 return capture, "after-layer pass", 0.0
-        if passes is not None and self._wait_for_warm_up((index, class_index, score)) and not _again:
+        if passes is not None and self._warm_up.wait_for((index, class_index, score)) and not _again:
             return self._layer_capture(index, info, class_index, score, _again=True)
         captures = self._full_pass(index, info, class_index, score, deepest=passes is not None)
         return captures[info.path], "full pass", 0.0
@@ -478,22 +363,29 @@ class ExplorerSession:
         if deepest or info.order < start:
             start = layers[0].order
         reached_all = start == layers[0].order
-        chosen = _within([i for i in layers if i.order >= start], info, self.capture_bytes)
+        chosen = within_budget([i for i in layers if i.order >= start], info, self.capture_bytes)
         if state is None:
             self.model_calls += 1
         start = time.perf_counter()
         classes = np.array([class_index], np.int32)
-        capture = self.engine.capture(
-            self.model_input(index), chosen, classes, self.output, score, self.explainer.target, self.explainer.feed
-        )
+        capture = self.explainer.capture(self.model_input(index), chosen, classes, self.output, score=score)
         if reached_all:  # the largest pass there is (a backward pass through every layer): its working memory,
             give_back_freed_memory()  # freed now, goes back to the system rather than stay in malloc's arenas
         seconds = time.perf_counter() - start
         captures = {path: capture.at(path) for path in capture.activations}
         found = int(capture.class_index[0])
         with self._lock:
-            if state is None or (state == self._state == self.engine.sync()):  # a warm-up keeps only fresh work
-                self._keep(index, found, score, captures, capture, seconds if report_later else 0.0, reached_all)
+            if state is None or (state == self._state == self.explainer.sync()):  # a warm-up keeps only fresh work
+                self._keep(
+                    index,
+                    found,
+                    score,
+                    captures,
+                    capture,
+                    seconds if report_later else 0.0,
+                    reached_all,
+                    state is not None,
+                )
         return captures
 
     def _keep(
@@ -505,18 +397,20 @@ class ExplorerSession:
         any_capture: Any,
         seconds: float,
         reached_all: bool = False,
-    ) -> _Passes:
+        warm_up: bool = False,
+    ) -> Passes:
         key = (index, class_index, score)
         earlier = self._passes.pop(key)  # taken out and put back: its size changes
         gradients = dict(earlier.gradients) if earlier else {}
         gradients.update({path: capture.gradients for path, capture in captures.items()})
-        passes = _Passes(
+        passes = Passes(
             gradients,
             any_capture.scores,
             any_capture.probabilities,
             any_capture.class_index,
             seconds + (earlier.unreported_seconds if earlier else 0.0),
             reached_all or bool(earlier and earlier.reached_all),
+            (earlier.warmed if earlier else frozenset()) | (frozenset(captures) if warm_up else frozenset()),
         )
         for path, capture in captures.items():
             self._activations.put((index, path), capture.activations)
@@ -531,80 +425,42 @@ class ExplorerSession:
         it ran), so that the first switch to any layer finds it done. Only the newest request runs; a view
         that needs the pass meanwhile waits for it rather than run it twice; a pass that finds the model
         changed under it is thrown away."""
-        if not self.warm_ups_enabled or self._closed:
-            return
         key = (index, class_index, score)
-        self._wanted = key
+        self._warm_up.want(key)
+        passes = self._passes.get(key)
+        if not self.warm_ups_enabled or (passes is not None and passes.reached_all):
+            return
+        layout = self.layout(index)
+        if sum(capture_nbytes(layout.layers[p]) for p in layout.spatial_paths()) > self.capture_bytes:
+            return  # a large input: its backward pass through every layer would cost more memory than it saves
+        state = self._state
+        self._warm_up.start(key, lambda: self._warm(key, state))
+
+    def _warm(self, key: tuple[int, int, str], state: tuple[int, int]) -> None:
+        """The warm-up pass for `key`, if the model is still as it was when it was asked for."""
+        model = self.explainer.model
+        if state != self._state or self.explainer.sync() != state or not getattr(model, "built", True):
+            return
         passes = self._passes.get(key)
         if passes is not None and passes.reached_all:
             return
+        index, class_index, score = key
         layout = self.layout(index)
-        if sum(_nbytes(layout.layers[p]) for p in layout.spatial_paths()) > self.capture_bytes:
-            return  # a large input: its backward pass through every layer would cost more memory than it saves
-        if self._worker is None:
-            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="camwidget-warm-up")
-        self._hurry.clear()
-        self._warming[key] = self._worker.submit(self._warm, key, self._state)
+        first = layout.layers[layout.spatial_paths()[0]]
+        self.warm_up_passes += 1
+        self._full_pass(index, first, class_index, score, deepest=True, state=state)
 
-    def _warm(self, key: tuple[int, int, str], state: tuple[int, int]) -> None:
-        try:
-            # Start once the view has been looked at for a moment (or at once when a view needs this pass):
-            # a cell that goes on to edit the model (pop, add) is done by then, and the model as it is then
-            # is checked. A pass traced while a Sequential is being edited could build it under the edit.
-            self._hurry.wait(_WARM_UP_DELAY)
-            model = self.explainer.model
-            if self._wanted != key or self._closed or state != self._state or self.engine.sync() != state:
-                return
-            if not getattr(model, "built", True):
-                return
-            passes = self._passes.get(key)
-            if passes is not None and passes.reached_all:
-                return
-            index, class_index, score = key
-            layout = self.layout(index)
-            first = layout.layers[layout.spatial_paths()[0]]
-            self.warm_up_passes += 1
-            self._full_pass(index, first, class_index, score, deepest=True, state=state)
-        except Exception:  # noqa: BLE001 - only a head start: the view that needs it computes and reports
-            pass
-        finally:
-            self._warming.pop(key, None)
+    @property
+    def warm_ups_enabled(self) -> bool:
+        return self._warm_up.enabled
 
-    def _wait_for_warm_up(self, key: tuple[int, int, str]) -> bool:
-        """Wait for a warm-up of `key` that is under way; True if there was one."""
-        future = self._warming.get(key)
-        if future is None:
-            return False
-        self._hurry.set()
-        try:
-            future.result()
-        except Exception:  # noqa: BLE001
-            pass
-        return True
+    @warm_ups_enabled.setter
+    def warm_ups_enabled(self, enabled: bool) -> None:
+        self._warm_up.enabled = enabled
 
     def wait_for_warm_ups(self) -> None:
         """Block until background work is done (tests and benchmarks use it)."""
-        self._hurry.set()
-        for future in list(self._warming.values()):
-            try:
-                future.result()
-            except Exception:  # noqa: BLE001
-                pass
-
-    def _diagnose(self, capture: LayerCapture, raw: np.ndarray, info: LayerInfo) -> str | None:
-        name = self.class_names[int(capture.class_index[0])]
-        if self.per_position and capture.probabilities[0, int(capture.class_index[0])] == 0:
-            return f"no pixel of this image is predicted as '{name}', so there is no region to explain"
-        if not np.any(capture.gradients):
-            return (
-                f"gradients vanished at {info.path}: the score for '{name}' does not change with this layer "
-                "(dead or saturated units); try a later layer"
-            )
-        if not np.any(capture.activations):
-            return f"layer {info.path} is all zero for this image, so there is nothing to weight"
-        if raw.max() <= 0:
-            return f"no positive evidence for '{name}' at {info.path}: every location lowers its score"
-        return None
+        self._warm_up.wait_for_all()
 
     @property
     def cached_views(self) -> int:
@@ -620,92 +476,12 @@ class ExplorerSession:
 
     def clear(self) -> None:
         self._drop_values()
-        self._inputs.clear()
-        self._display.clear()
+        self.pictures.clear()
 
     def close(self) -> None:
         """Let the model go, with everything computed and traced for it."""
-        self._closed = True
-        self._hurry.set()  # a warm-up waiting out its delay ends now
-        if self._worker is not None:
-            self._worker.shutdown(wait=True, cancel_futures=True)
-            self._worker = None
+        self._warm_up.close()
         self.clear()
         self.explainer.close()
         gc.collect()  # the traced graphs hold reference cycles: free them now, then give their memory back
         give_back_freed_memory()
-
-
-def _nbytes(info: LayerInfo) -> int:
-    """Bytes of one image's activations and gradients at a layer (float32)."""
-    return 2 * 4 * int(np.prod([d or 1 for d in info.shape]))
-
-
-def _within(layers: list[LayerInfo], must: LayerInfo, budget: int) -> list[LayerInfo]:
-    """`layers` (forward order) cut to what fits `budget` bytes of activations and gradients, keeping `must`
-    and the layers nearest after it first."""
-    size = _nbytes
-    kept, used = [must], size(must)
-    rest = sorted(
-        (i for i in layers if i.path != must.path), key=lambda i: (i.order < must.order, abs(i.order - must.order))
-    )
-    for info in rest:
-        if used + size(info) <= budget:
-            kept.append(info)
-            used += size(info)
-    return sorted(kept, key=lambda i: i.order)
-
-
-DISPLAY_SIDE = 1024  # the on-screen overlay's longer side, at most
-
-
-def _check_max_pixels(max_pixels: Any) -> None:
-    if isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer)):
-        raise TypeError(f"max_pixels must be an int (a picture's width × height), not {type(max_pixels).__name__}")
-    if max_pixels < 1:
-        raise CAMError(f"max_pixels must be positive, not {max_pixels}; the default is {MAX_PIXELS}")
-
-
-def _check_max_side(max_side: Any) -> None:
-    if isinstance(max_side, bool) or not isinstance(max_side, (int, np.integer)):
-        raise TypeError(f"max_side must be an int (pixels on an image's longer side), not {type(max_side).__name__}")
-    if max_side < 32:
-        raise CAMError(f"max_side must be at least 32 pixels, not {max_side}; the default is 1024")
-
-
-def _plain_preprocessing(preprocess: Any) -> preprocessing.Preprocessing:
-    """For signals and clips: the user's function, else the values as given (no image family applies)."""
-    if callable(preprocess):
-        return preprocessing.Preprocessing(preprocess, f"your function {getattr(preprocess, '__name__', '')}".rstrip())
-    if preprocess is None or (isinstance(preprocess, str) and preprocess.lower() == "none"):
-        return preprocessing.Preprocessing(lambda x: x, "none (values as given)")
-    raise TypeError(f"preprocess must be None, 'none' or a function, not {preprocess!r}")
-
-
-def _signal_input(
-    signal: np.ndarray, expected: tuple[int | None, ...], fn: Callable[[np.ndarray], np.ndarray]
-) -> np.ndarray:
-    """One signal (L, C) -> the (1, L, C) batch the model takes; its length and channels must fit."""
-    length, channels = expected
-    if length is not None and len(signal) != length:
-        raise ImageError(f"the signal has length {len(signal)}, but the model takes {length}; cut or resample it first")
-    if channels is not None and signal.shape[1] != channels:
-        raise ImageError(f"the signal has {signal.shape[1]} channel(s), but the model takes {channels}")
-    batch = np.asarray(fn(signal[None].astype(np.float32).copy()), np.float32)
-    if batch.shape[:2] != (1, len(signal)) or not np.isfinite(batch).all():
-        raise ImageError(
-            f"preprocess returned shape {batch.shape} or non-finite values for a signal of shape {signal.shape}"
-        )
-    return batch
-
-
-def _clip_input(
-    frames: np.ndarray, expected: tuple[int | None, ...], max_side: int, fn: Callable[[np.ndarray], np.ndarray]
-) -> tuple[np.ndarray, tuple[tuple[int, int], tuple[int, int]] | None]:
-    """A clip's frames (T, H, W, 3) -> the (1, T, H, W, C) batch the model takes, each frame resized and
-    preprocessed as a picture would be; the number of frames must fit."""
-    count = expected[0]
-    if count is not None and len(frames) != count:
-        raise ImageError(f"the clip has {len(frames)} frames, but the model takes {count}; give {count} frames")
-    prepared = [preprocessing.model_input(f, expected[1:], max_side, fn) for f in frames]
-    return np.concatenate([p[0] for p in prepared])[None], prepared[0][1]

@@ -38,7 +38,9 @@ class Shown:
         shape: the map's shape (``"16×16"``; a clip's adds its frame).
         method: the method's label (``"Grad-CAM"``).
         seconds: how long the map took (0 from the cache).
-        how: ``"cached"``, ``"after-layer pass"`` or ``"full pass"``.
+        how: ``"cached"`` (the map itself was kept), or what the map was computed from now: ``"full pass"``,
+            ``"after-layer pass"`` (a class change), ``"from the warm-up pass's gradients"``, ``"from an
+            earlier pass's gradients"``, ``"6 augmented passes"``.
     """
 
     image: str
@@ -58,8 +60,9 @@ class Shown:
 
     @property
     def timing(self) -> str:
-        """``"from cache"`` or the time and the pass (``"12 ms (full pass)"``)."""
-        return "from cache" if self.from_cache else f"{self.seconds * 1e3:.0f} ms ({self.how})"
+        """``"from cache"``, or computed now with its time and what it was computed from
+        (``"computed now, 12 ms (full pass)"``): a fresh computation never reads as cached."""
+        return "from cache" if self.from_cache else f"computed now, {self.seconds * 1e3:.0f} ms ({self.how})"
 
 
 @dataclass(frozen=True)
