@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -17,6 +17,7 @@ from camwidget.inputs import preprocess as preprocessing
 from camwidget.inputs.feed import Feed, make_feed
 from camwidget.inputs.images import device_batch, load_pictures, model_batch
 from camwidget.limits import MAX_SIDE
+from camwidget.methods import method_name
 
 
 def spatial_layers(model: keras.Model, sample: Any = None) -> list[str]:
@@ -62,6 +63,7 @@ def compute_cam(
     eigen_smooth: bool = False,
     aug_smooth: bool = False,
     max_channels: int | None = None,
+    method_options: Mapping[str, Any] | None = None,
     target: Callable[[Any], Any] | None = None,
     grid: tuple[int, int] | None = None,
     input: str | int | None = None,
@@ -83,7 +85,10 @@ def compute_cam(
     layer: a name or path from :func:`spatial_layers`; None takes the last spatial feature layer.
     class_index: None (each image's top class), an int (every image), or one int per image.
     method: a name from camwidget.METHODS ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam",
-    "scorecam", "eigencam", "cam", "guided-gradcam").
+    "scorecam", "sscam", "iscam", "ablation-cam", "eigencam", "cam", "guided-gradcam", ...; docs/methods.md
+    lists them all), or one with its settings written in, "sscam(samples=4)".
+    method_options: the method's settings as a dict (e.g. {"gamma": 0.5} for "finer-cam"); each is checked
+    and a bad one refused naming its valid range (camwidget.METHODS[name].options lists them).
     score: "auto" differentiates the logits when the output ends in a softmax (or sigmoid), "probability"
     the output as it is. normalize: ReLU, then each map divided by its max (an all-zero map stays zero);
     False returns the raw signed map. output: name or index, for models with several outputs.
@@ -103,6 +108,8 @@ def compute_cam(
     """
     if target is not None and class_index is not None:
         raise CAMError("give class_index or target, not both (a class as a target: targets.ClassScore(c))")
+    if method_options is not None:
+        method = method_name(method, method_options)
     options = Options(method, score, eigen_smooth, aug_smooth, max_channels, normalize).checked()
     feed = make_feed(model, input, other_inputs)
     values_checked = True

@@ -11,6 +11,9 @@ Where the definitions differ, the test says how and checks what can be compared:
   logits; the authors' code, tf-keras-vis and camwidget by the masked input's class probability (a softmax over
   the classes). camwidget's is checked against its formula and tf-keras-vis in tests/test_methods.py.
 - Random-CAM: a random draw; both are w_k A_k with w ~ U(-1, 1) (checked from its formula in test_methods).
+- SS-CAM, IS-CAM (torch-cam 0.5): torch-cam weighs by a softmax over channels of the logit gains, camwidget by the
+  class probability as its Score-CAM; SS-CAM draws noise. Both are checked against their formulas in
+  tests/test_methods_added.py instead.
 """
 
 from __future__ import annotations
@@ -194,3 +197,15 @@ def test_the_principal_component_methods_equal_pytorch_grad_cams_up_to_the_sign(
             assert scale > 0
             sign = 1.0 if np.abs(mine - peer).max() < np.abs(mine + peer).max() else -1.0
             np.testing.assert_allclose(mine, sign * peer, atol=TOL * scale, err_msg=method)
+
+
+@pytest.mark.parametrize("layer", ["conv_a", "conv_b", "conv_c"])
+def test_ablation_cam_equals_pytorch_grad_cams(pgc, twins, x, layer):
+    """Both set an ablated channel to 0 after a ReLU (pytorch-grad-cam uses min(A) - 1e7 only where A has negative
+    values) and weigh it by (y_c - y_c^k) / y_c on the logits."""
+    model, twin, relus = twins
+    cam = pgc.cams.AblationCAM(model=twin, target_layers=[relus[layer]], batch_size=8)
+    theirs = cam(input_tensor=torch.from_numpy(x.transpose(0, 3, 1, 2)), targets=[pgc.target(c) for c in CLASSES])
+    ours = cw.compute_cam(model, x, layer=layer, method="ablation-cam", class_index=CLASSES, normalize=False)
+    assert theirs.max() > 0
+    np.testing.assert_allclose(as_pgc_scales_it(ours), theirs, atol=TOL)

@@ -4,9 +4,21 @@ activation family (Eigen-CAM, FEM, KPCA-CAM),
 the methods that read the model (CAM, Guided Grad-CAM), and the baseline (Random-CAM). Importing this
 package registers them all."""
 
+import dataclasses
+
 from camwidget.methods import activation, baseline, gradient, model_based, perturbation
 from camwidget.methods.activation import project_first_component
-from camwidget.methods.registry import METHODS, CAMMethod, Formula, MethodInputs, get_method, register, register_formula
+from camwidget.methods.registry import (
+    METHODS,
+    CAMMethod,
+    Formula,
+    MethodInputs,
+    Option,
+    get_method,
+    method_name,
+    register,
+    register_formula,
+)
 from camwidget.methods.scaling import finite, method_maps, normalize_maps
 
 FAMILIES = (
@@ -16,8 +28,9 @@ FAMILIES = (
     model_based,
     baseline,
 )  # the Method dropdown's order: by family, Grad-CAM first
-for _name in [name for family in FAMILIES for name in family.NAMES]:
-    METHODS[_name] = METHODS.pop(_name)
+for _family in FAMILIES:  # each method knows its family (the dropdown's groups)
+    for _name in _family.NAMES:
+        METHODS[_name] = dataclasses.replace(METHODS.pop(_name), family=_family.FAMILY)
 
 __all__ = [
     "METHODS",
@@ -26,6 +39,8 @@ __all__ = [
     "Formula",
     "MethodInputs",
     "get_method",
+    "method_name",
+    "Option",
     "register",
     "register_formula",
     "method_maps",

@@ -9,6 +9,7 @@ from camwidget.methods.registry import MethodInputs, register
 
 # the methods this family registers, in the order the Method dropdown lists them
 NAMES = ("eigencam", "fem", "kpca-cam")
+FAMILY = "activation"
 FEM_SIGMAS = 2.0  # FEM's k-sigma rule
 
 

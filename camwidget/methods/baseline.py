@@ -8,6 +8,7 @@ from camwidget.methods.registry import MethodInputs, register
 
 # the methods this family registers, in the order the Method dropdown lists them
 NAMES = ("random-cam",)
+FAMILY = "baseline"
 SEED = 0  # the same "random" map for the same activations, every run
 
 

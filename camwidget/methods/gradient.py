@@ -12,6 +12,7 @@ from camwidget.methods.registry import EPS, MethodInputs, register, register_for
 
 # the methods this family registers, in the order the Method dropdown lists them
 NAMES = ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "gradcam-elementwise", "eigen-gradcam")
+FAMILY = "gradient"
 
 
 @register_formula("gradcam", "Grad-CAM")

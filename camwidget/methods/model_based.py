@@ -11,9 +11,10 @@ from camwidget.methods.scaling import normalize_maps
 
 # the methods this family registers, in the order the Method dropdown lists them
 NAMES = ("cam", "guided-gradcam")
+FAMILY = "model-based"
 
 
-@register("cam", "CAM")
+@register("cam", "CAM", class_only=True)
 def cam(inputs: MethodInputs) -> np.ndarray:
     """CAM (Zhou et al. 2016), for a layer followed only by GlobalAveragePooling2D and one Dense layer:
     T_k = W_k,c A_k with W the Dense kernel. (On such a model Grad-CAM is the same map.)"""
@@ -26,7 +27,15 @@ def cam(inputs: MethodInputs) -> np.ndarray:
     return inputs.capture.activations * weights[:, None, None, :].astype(np.float32)
 
 
-@register("guided-gradcam", "Guided Grad-CAM", per_channel=False, input_resolution=True)
+@register(
+    "guided-gradcam",
+    "Guided Grad-CAM",
+    per_channel=False,
+    input_resolution=True,
+    cost="2 passes",
+    class_only=True,
+    image_only=True,
+)
 def guided_gradcam(inputs: MethodInputs) -> np.ndarray:
     """Guided Grad-CAM (Selvaraju et al. 2017): guided backpropagation times the Grad-CAM map upsampled
     to the input, at the input's resolution. Guided backpropagation passes gradients through a ReLU only

@@ -83,7 +83,8 @@ def parser() -> argparse.ArgumentParser:
         "--method",
         default="gradcam",
         help="gradcam (default), gradcam++, hirescam, xgradcam, layercam, gradcam-elementwise, eigen-gradcam, "
-        "scorecam, eigencam, fem, kpca-cam, cam, guided-gradcam, random-cam",
+        "scorecam, sscam, iscam, ablation-cam, eigencam, fem, kpca-cam, cam, guided-gradcam, random-cam; "
+        "settings in brackets, e.g. 'iscam(steps=4)'",
     )
     explain.add_argument(
         "--class",

@@ -1,0 +1,261 @@
+"""The methods of issue 28 (Ablation-CAM, SS-CAM, IS-CAM, Smooth Grad-CAM++, Finer-CAM, KPCA-CAM's options): each
+equals its formula written out here (a hand split of the model into the layers before and after the layer, NumPy
+for the rest) within 1e-4; each option refuses a bad value naming it and its range; and each runs, or refuses
+with a sentence that says why, on every kind of model the other methods take."""
+
+from __future__ import annotations
+
+import cv2
+import keras
+import models
+import numpy as np
+import pytest
+from keras import layers, ops
+from test_methods import CLASSES, relu_max, split
+
+import camwidget as cw
+from camwidget.methods import perturbation
+
+TOL = 1e-4
+as_numpy = ops.convert_to_numpy
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(7)
+    return models.flat_head_cnn()
+
+
+@pytest.fixture(scope="module")
+def x():
+    return np.random.default_rng(1).uniform(0, 1, (3, 32, 32, 3)).astype("float32")
+
+
+def cam(model, x, method, layer="conv_b", **kw):
+    return cw.compute_cam(model, x, layer=layer, method=method, class_index=CLASSES, **kw)
+
+
+def assert_close(ours, ref):
+    assert ref.max() > 0
+    np.testing.assert_allclose(ours, ref, atol=TOL)
+
+
+def unit_masks(a, size):
+    """Score-CAM's masks: each channel resized bilinearly to the input (OpenCV, as the authors' code) and
+    scaled to [0, 1]: (k, H, W)."""
+    out = []
+    for c in range(a.shape[-1]):
+        up = cv2.resize(a[..., c], (size, size), interpolation=cv2.INTER_LINEAR)
+        out.append((up - up.min()) / (up.max() - up.min() + 1e-7))
+    return np.array(out, np.float32)
+
+
+def probability(model, image, c):
+    return float(as_numpy(model(image[None]))[0, c])
+
+
+# -- Ablation-CAM ------------------------------------------------------------------------------------------------
+
+
+def ref_ablation(model, layer, x, classes, keep=None):
+    """w_k = (y_c - y_c^k) / y_c with y_c^k the logit after channel k of the layer is set to 0."""
+    features, logits = split(model, layer)
+    A = as_numpy(features(x)).astype(np.float64)
+    maps = []
+    for n, c in enumerate(classes):
+        y = float(as_numpy(logits(A[n : n + 1].astype("float32")))[0, c])
+        m = np.zeros(A.shape[1:3])
+        for k in range(A.shape[-1]) if keep is None else keep[n]:
+            ablated = A[n : n + 1].copy()
+            ablated[..., k] = 0
+            yk = float(as_numpy(logits(ablated.astype("float32")))[0, c])
+            m += (y - yk) / y * A[n, ..., k]
+        maps.append(m)
+    return relu_max(np.array(maps))
+
+
+@pytest.mark.parametrize("layer", ["conv_a", "conv_c"])
+def test_ablation_cam_matches_its_formula(model, x, layer):
+    assert_close(cam(model, x, "ablation-cam", layer), ref_ablation(model, layer, x, CLASSES))
+
+
+def test_ablation_cam_channel_bound_ablates_the_most_varied_channels(model, x):
+    A = as_numpy(split(model, "conv_b")[0](x))
+    keep = [np.argsort(-a.reshape(-1, a.shape[-1]).std(axis=0), kind="stable")[:4] for a in A]
+    assert_close(cam(model, x, "ablation-cam", max_channels=4), ref_ablation(model, "conv_b", x, CLASSES, keep))
+
+
+# -- SS-CAM and IS-CAM: Score-CAM's masks, smoothed or integrated ----------------------------------------------------
+
+
+def ref_sscam(model, layer, x, classes, samples, noise):
+    """w_k = mean over samples of p_c(x * (M_k + d)), d ~ N(0, noise^2), drawn image by image, sample by sample,
+    for all of an image's masks at once, from numpy's default_rng(SEED) (the order the docstring gives)."""
+    A = as_numpy(split(model, layer)[0](x))
+    rng = np.random.default_rng(perturbation.SEED)
+    maps = []
+    for n, c in enumerate(classes):
+        masks = unit_masks(A[n], x.shape[1])
+        noises = [rng.normal(0.0, noise, (*masks.shape, 1)).astype(np.float32) for _ in range(samples)]
+        w = [
+            np.mean([probability(model, x[n] * (masks[k][..., None] + d[k]), c) for d in noises])
+            for k in range(len(masks))
+        ]
+        maps.append((A[n] * np.array(w)).sum(-1))
+    return relu_max(np.array(maps))
+
+
+def ref_iscam(model, layer, x, classes, steps):
+    """w_k = (1/n) sum_{i=1..n} p_c(x * (i/n) M_k)."""
+    A = as_numpy(split(model, layer)[0](x))
+    maps = []
+    for n, c in enumerate(classes):
+        masks = unit_masks(A[n], x.shape[1])
+        w = [
+            np.mean([probability(model, x[n] * (i / steps) * m[..., None], c) for i in range(1, steps + 1)])
+            for m in masks
+        ]
+        maps.append((A[n] * np.array(w)).sum(-1))
+    return relu_max(np.array(maps))
+
+
+def test_sscam_matches_its_formula(model, x):
+    ours = cam(model, x, "sscam", "conv_c", method_options={"samples": 3, "noise": 0.5})
+    assert_close(ours, ref_sscam(model, "conv_c", x, CLASSES, 3, 0.5))
+    assert np.abs(ours - cam(model, x, "scorecam", "conv_c")).max() > 1e-3  # the noise changes the weights
+
+
+def test_iscam_matches_its_formula(model, x):
+    assert_close(cam(model, x, "iscam(steps=3)", "conv_c"), ref_iscam(model, "conv_c", x, CLASSES, 3))
+
+
+def test_scorecam_is_unchanged_by_the_shared_path(model, x):
+    A = as_numpy(split(model, "conv_c")[0](x))
+    ref = [
+        (A[n] * np.array([probability(model, x[n] * m[..., None], c) for m in unit_masks(A[n], 32)])).sum(-1)
+        for n, c in enumerate(CLASSES)
+    ]
+    assert_close(cam(model, x, "scorecam", "conv_c"), relu_max(np.array(ref)))
+
+
+# -- options: how they are given, and bad values -----------------------------------------------------------------
+
+
+def test_settings_go_in_by_name_or_by_method_options_and_defaults_are_left_out_of_the_name(model, x):
+    from camwidget.methods import get_method, method_name
+
+    assert method_name("iscam", {"steps": 10}) == "iscam"
+    assert method_name("iscam", {"steps": 4}) == "iscam(steps=4)" == get_method("ISCAM( steps = 4 )").name
+    np.testing.assert_array_equal(cam(model, x, "iscam(steps=2)"), cam(model, x, "iscam", method_options={"steps": 2}))
+
+
+@pytest.mark.parametrize(
+    "method, options, message",
+    [
+        ("sscam", {"samples": 0}, "samples must be an int >= 1 and <= 1000, not 0"),
+        ("sscam", {"samples": 2.5}, "samples must be an int >= 1 and <= 1000, not 2.5"),
+        ("sscam", {"noise": -1}, "noise must be a number > 0 and <= 100, not -1"),
+        ("iscam", {"steps": True}, "steps must be an int >= 1 and <= 1000, not True"),
+        ("iscam", {"step": 3}, "method 'iscam' has no setting 'step'; it takes 'steps'"),
+        ("gradcam", {"gamma": 1}, "method 'gradcam' has no setting 'gamma'; it takes none"),
+    ],
+)
+def test_a_bad_setting_is_refused_naming_it_and_its_range(model, x, method, options, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        cam(model, x, method, method_options=options)
+
+
+def test_a_setting_that_cannot_be_read_shows_the_form(model, x):
+    with pytest.raises(ValueError, match=r"write its settings as method\(option=value, ...\)"):
+        cam(model, x, "iscam(steps=)")
+
+
+def test_every_method_says_its_family_and_cost():
+    for method in cw.METHODS.values():
+        assert method.family in ("gradient", "perturbation", "activation", "contrastive", "model-based", "baseline")
+        assert "pass" in method.cost, method.name
+
+
+# -- every kind of model ---------------------------------------------------------------------------------------------
+
+ADDED = ["ablation-cam", "sscam(samples=2)", "iscam(steps=2)"]
+KINDS = ["nested", "subclassed", "signal", "clip", "two inputs", "tokens"]
+
+
+class Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.conv = layers.Conv2D(6, 3, padding="same", activation="relu", name="conv")
+        self.gap = layers.GlobalAveragePooling2D()
+        self.dense = layers.Dense(3, activation="softmax")
+
+    def call(self, x):
+        return self.dense(self.gap(self.conv(x)))
+
+
+def kinds():
+    """(name, model, input, layer, compute_cam's other keywords) for each kind of model."""
+    keras.utils.set_random_seed(3)
+    rng = np.random.default_rng(3)
+    image = rng.uniform(0, 1, (2, 16, 16, 3)).astype("float32")
+    nested = models.nested_three_deep(size=16)
+    sub = Subclassed()
+    sub(image)
+    inp = keras.Input((40, 2))
+    h = layers.Conv1D(6, 3, padding="same", activation="relu", name="conv")(inp)
+    signal = keras.Model(inp, layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling1D()(h)))
+    clip_in = keras.Input((3, 8, 8, 3))
+    h = layers.TimeDistributed(layers.Conv2D(4, 3, padding="same", activation="relu"), name="frames")(clip_in)
+    clip = keras.Model(clip_in, layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling3D()(h)))
+    im, meta = keras.Input((16, 16, 3), name="image"), keras.Input((4,), name="meta")
+    h = layers.GlobalAveragePooling2D()(layers.Conv2D(6, 3, padding="same", activation="relu", name="conv")(im))
+    h = layers.Multiply()([h, layers.Dense(6, activation="sigmoid")(meta)])
+    two = keras.Model({"image": im, "meta": meta}, layers.Dense(3, activation="softmax")(h))
+    tok_in = keras.Input((16, 16, 3))
+    h = layers.Reshape((16, 12))(layers.Conv2D(12, 4, strides=4, name="patches")(tok_in))
+    h = layers.Dense(8, activation="relu", name="tokens")(h)
+    tokens = keras.Model(tok_in, layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling1D()(h)))
+    return [
+        ("nested", nested, image, "middle/inner/deep_conv", {}),
+        ("subclassed", sub, image, None, {}),
+        ("signal", signal, rng.uniform(0, 1, (2, 40, 2)).astype("float32"), "conv", {}),
+        ("clip", clip, rng.uniform(0, 1, (2, 3, 8, 8, 3)).astype("float32"), "frames", {}),
+        ("two inputs", two, image, "conv", {"input": "image", "other_inputs": {"meta": np.ones((1, 4), "float32")}}),
+        ("tokens", tokens, image, "tokens", {}),
+    ]
+
+
+@pytest.fixture(scope="module")
+def model_kinds():
+    return {k[0]: k[1:] for k in kinds()}
+
+
+# where a method refuses a kind of model, the reason it gives
+REFUSED = {
+    ("ablation-cam", "subclassed"): "does not show those layers",
+    ("ablation-cam", "two inputs"): "does not show those layers",
+    ("sscam", "signal"): "works on image models",
+    ("sscam", "clip"): "works on image models",
+    ("iscam", "signal"): "works on image models",
+    ("iscam", "clip"): "works on image models",
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("method", ADDED)
+def test_each_added_method_runs_or_says_why_not_on_every_kind_of_model(model_kinds, method, kind):
+    model, images, layer, kw = model_kinds[kind]
+    reason = REFUSED.get((method.partition("(")[0], kind))
+    if reason:
+        with pytest.raises(ValueError, match=reason):
+            cw.compute_cam(model, images, method=method, layer=layer, **kw)
+        return
+    maps = cw.compute_cam(model, images, method=method, layer=layer, **kw)
+    plain = cw.compute_cam(model, images, method="gradcam", layer=layer, **kw)
+    assert maps.shape == plain.shape and np.isfinite(maps).all() and maps.max() == 1.0
+
+
+@pytest.mark.parametrize("method", ADDED)
+def test_the_added_methods_refuse_a_target(model, x, method):
+    with pytest.raises(ValueError, match="target"):
+        cw.compute_cam(model, x, method=method, layer="conv_b", target=cw.targets.ClassScore(1))
