@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import re
-import textwrap
 from collections.abc import Sequence
 
 import ipywidgets as widgets
@@ -118,17 +117,25 @@ def _join(parts: Sequence[Image.Image], across: bool) -> Image.Image:
 
 
 def _with_text(picture: Image.Image, lines: Sequence[str]) -> Image.Image:
-    """`picture` with `lines` written under it, each wrapped to the picture's width."""
+    """`picture` with `lines` written under it, each wrapped at spaces to the picture's width."""
     # matplotlib's DejaVu Sans has the status line's ×, · and en spaces; Pillow's default font lacks them
     font = ImageFont.truetype(font_manager.findfont("DejaVu Sans"), FONT_SIZE)
     width = max(picture.width, 320)
-    chars = max(
-        20, int(width / (FONT_SIZE * 0.55))
-    )  # the default font's average advance is about 0.55 em (DejaVu Sans)
-    rows = [row for line in lines for row in (textwrap.wrap(line, chars) or [""])]
+    rows = [row for line in lines for row in _wrap(line, font, width - 4)]
     framed = Image.new("RGB", (width, picture.height + GAP + LINE_HEIGHT * len(rows)), BACKGROUND)
     framed.paste(picture, (0, 0))
     draw = ImageDraw.Draw(framed)
     for i, row in enumerate(rows):
         draw.text((2, picture.height + GAP + i * LINE_HEIGHT), row, fill=TEXT, font=font)
     return framed
+
+
+def _wrap(line: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
+    """`line` in rows at most `width` px wide as `font` draws them, broken at spaces (a longer word alone)."""
+    rows: list[str] = []
+    for word in line.split(" "):
+        if rows and font.getlength(f"{rows[-1]} {word}") <= width:
+            rows[-1] = f"{rows[-1]} {word}"
+        else:
+            rows.append(word)
+    return rows or [""]
