@@ -69,6 +69,31 @@ def test_api_reference_names_every_public_name():
     assert "METHODS" in api
 
 
+RENDERED = sorted((ROOT / "docs" / "notebooks").glob("*.ipynb"))
+
+
+def test_rendered_notebooks_are_the_notebooks_as_they_ran():
+    """docs/notebooks/ (python docs/execute_notebooks.py) holds every notebook of notebooks/ with the same cells,
+    every code cell run, no error, no widget state (a static page has no kernel), and the explorer's still
+    picture wherever a cell shows an explorer."""
+    import nbformat
+
+    sources = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    assert [p.name for p in RENDERED] == [p.name for p in sources]
+    for source, rendered in zip(sources, RENDERED):
+        want, have = nbformat.read(source, as_version=4), nbformat.read(rendered, as_version=4)
+        stale = f"{rendered.name} is stale: rerun python docs/execute_notebooks.py"
+        assert [(c.cell_type, c.source) for c in have.cells] == [(c.cell_type, c.source) for c in want.cells], stale
+        assert "widgets" not in have.metadata, rendered.name
+        code = [c for c in have.cells if c.cell_type == "code"]
+        assert all(c.execution_count for c in code), f"{rendered.name}: a cell did not run"
+        assert not [o for c in code for o in c.outputs if o.output_type == "error"], rendered.name
+        explorers = [
+            o for c in code for o in c.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+        ]
+        assert explorers and all("image/png" in o.data for o in explorers), rendered.name
+
+
 def build_site(out: Path) -> subprocess.CompletedProcess:
     """Build the docs site as CI does (strict: a broken link, anchor or reference fails it)."""
     command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)]
@@ -92,6 +117,18 @@ def test_docs_build_strictly(tmp_path):
     api = (site / "api" / "index.html").read_text()
     assert 'id="camwidget.compute_cam"' in api and 'id="camwidget.CAMExplorer"' in api
     assert "Keep a Changelog" in (site / "changelog" / "index.html").read_text()
+    for notebook in RENDERED:  # each notebook rendered with its outputs: pictures inline, the explorer's still too
+        page = (site / "notebooks" / notebook.stem / "index.html").read_text()
+        assert re.search(r'jp-OutputArea-output[^>]*>\s*<img [^>]*src="data:image/png;base64,', page), notebook.name
+    for asset in ("katex.min.js", "katex.min.css", "contrib/auto-render.min.js", "fonts/KaTeX_Main-Regular.woff2"):
+        assert (site / "javascripts" / "katex" / asset).is_file(), asset
+    remote = [
+        (page.relative_to(site), tag[:120])
+        for page in site.rglob("*.html")
+        for tag in re.findall(r"<(?:script|link)\b[^>]*>", page.read_text())
+        if re.search(r'\b(?:src|href)="(?:https?:)?//', tag) and (tag.startswith("<script") or "stylesheet" in tag)
+    ]
+    assert not remote, remote[:5]  # no script or stylesheet from a CDN: the site works offline
 
 
 def test_strict_build_fails_on_a_broken_link(tmp_path):
@@ -124,7 +161,8 @@ def serve(folder: Path) -> Iterator[str]:
 @pytest.mark.slow
 @pytest.mark.browser
 def test_site_pages_render_without_broken_images_or_404(tmp_path):
-    """Home, explorer and API pages in Chromium: every response below 400 and every <img> decoded (naturalWidth > 0)."""
+    """Home, explorer and API pages in Chromium: every response below 400 and every <img> decoded (naturalWidth > 0);
+    a rendered notebook's output pictures decoded; the methods page's formulas typeset."""
     pytest.importorskip("mkdocstrings")
     from browser_harness import chromium_page
 
@@ -143,4 +181,12 @@ def test_site_pages_render_without_broken_images_or_404(tmp_path):
             assert not broken, (path, broken)
             counted[path] = page.eval_on_selector_all("img", "images => images.length")
         assert counted["/"] >= 1 and counted["/explorer/"] >= 2, counted
+        page.goto(base + "/notebooks/03_where_does_it_look/", wait_until="load")
+        outputs = page.eval_on_selector_all(
+            ".jp-OutputArea-output img", "images => images.map(i => i.complete && i.naturalWidth > 0)"
+        )
+        assert len(outputs) >= 3 and all(outputs), outputs  # the notebook's figures and the explorer's stills
+        page.goto(base + "/methods/", wait_until="load")
+        page.wait_for_selector(".katex", timeout=10_000)  # the formulas typeset, by KaTeX served from the site
+        assert page.eval_on_selector_all(".katex-error", "errors => errors.length") == 0
         assert not failures, failures
