@@ -5,16 +5,18 @@ with a sentence that says why, on every kind of model the other methods take."""
 
 from __future__ import annotations
 
+import re
+
 import cv2
 import keras
 import models
 import numpy as np
 import pytest
 from keras import layers, ops
-from test_methods import CLASSES, relu_max, split
+from test_methods import CLASSES, activations_and_gradients, relu_max, split
 
 import camwidget as cw
-from camwidget.methods import perturbation
+from camwidget.methods import gradient, perturbation
 
 TOL = 1e-4
 as_numpy = ops.convert_to_numpy
@@ -138,6 +140,83 @@ def test_scorecam_is_unchanged_by_the_shared_path(model, x):
     assert_close(cam(model, x, "scorecam", "conv_c"), relu_max(np.array(ref)))
 
 
+# -- Smooth Grad-CAM++ and Finer-CAM: gradients of other inputs and other classes ----------------------------------
+
+
+def ref_smooth_gradcam_pp(model, layer, x, classes, samples, noise):
+    """D_p = mean over noisy copies of G^p; alpha = D2 / (2 D2 + sum(A) D3); w = sum alpha ReLU(D1); A clean."""
+    rng = np.random.default_rng(gradient.SEED)
+    spread = (x.max(axis=(1, 2, 3)) - x.min(axis=(1, 2, 3)))[:, None, None, None].astype(np.float64)
+    d = {1: 0.0, 2: 0.0, 3: 0.0}
+    for _ in range(samples):
+        noisy = (x + rng.standard_normal(x.shape) * noise * spread).astype("float32")
+        _, g = activations_and_gradients(model, layer, noisy, classes)
+        for p in d:
+            d[p] = d[p] + g**p / samples
+    A, _ = activations_and_gradients(model, layer, x, classes)
+    maps = []
+    for n in range(len(x)):
+        m = np.zeros(A.shape[1:3])
+        for k in range(A.shape[-1]):
+            d1, d2, d3, a = d[1][n, ..., k], d[2][n, ..., k], d[3][n, ..., k], A[n, ..., k]
+            denominator = 2 * d2 + a.sum() * d3
+            alpha = np.where(d2 != 0, d2 / np.where(denominator != 0, denominator, 1e-7), 0)
+            m += (alpha * np.maximum(d1, 0)).sum() * a
+        maps.append(m)
+    return relu_max(np.array(maps))
+
+
+def test_smooth_gradcam_pp_matches_its_formula(model, x):
+    ours = cam(model, x, "smooth-gradcam++", method_options={"samples": 3, "noise": 0.2})
+    assert_close(ours, ref_smooth_gradcam_pp(model, "conv_b", x, CLASSES, 3, 0.2))
+    assert np.abs(ours - cam(model, x, "gradcam++")).max() > 1e-3
+
+
+def ref_finer(model, layer, x, classes, gamma, top=None, references=None, base="gradcam"):
+    """The base method's map for the score y_c - gamma * mean_j y_j over the `top` classes whose logits are
+    nearest y_c (or the given references), differentiated by the hand split."""
+    features, logits = split(model, layer)
+    z = as_numpy(logits(features(x)))
+    refs = []
+    for n, c in enumerate(classes):
+        if references is not None:
+            refs.append(list(references))
+        else:
+            order = sorted((j for j in range(z.shape[1]) if j != c), key=lambda j: (abs(z[n, j] - z[n, c]), j))
+            refs.append(order[:top])
+    A, G = activations_and_gradients(model, layer, x, classes)
+    Gr = [activations_and_gradients(model, layer, x, [r[j] for r in refs])[1] for j in range(len(refs[0]))]
+    G = G - gamma * np.mean(Gr, axis=0)
+    if base == "gradcam":
+        return relu_max((A * G.mean(axis=(1, 2), keepdims=True)).sum(-1))
+    return relu_max((np.maximum(G, 0) * A).sum(-1))  # layercam
+
+
+def test_finer_cam_matches_its_formula(model, x):
+    # flat_head_cnn has 3 classes: the 2 others are the references, nearest first
+    assert_close(cam(model, x, "finer-cam"), ref_finer(model, "conv_b", x, CLASSES, 0.6, top=3))
+    assert_close(cam(model, x, "finer-cam(top=1)"), ref_finer(model, "conv_b", x, CLASSES, 0.6, top=1))
+    classes = [1, 2, 1]
+    ours = cw.compute_cam(
+        model, x, layer="conv_c", class_index=classes, method="finer-cam(base='layercam', gamma=0.3, references=(0,))"
+    )
+    assert_close(ours, ref_finer(model, "conv_c", x, classes, 0.3, references=[0], base="layercam"))
+    options = {"base": "layercam", "gamma": 0.3, "references": [0]}
+    same = cw.compute_cam(model, x, layer="conv_c", class_index=classes, method="finer-cam", method_options=options)
+    np.testing.assert_array_equal(ours, same)
+    # gamma = 0 is the base method itself
+    np.testing.assert_allclose(cam(model, x, "finer-cam(gamma=0)"), cam(model, x, "gradcam"), atol=1e-5)
+
+
+def test_finer_cam_refuses_references_it_cannot_use(model, x):
+    with pytest.raises(ValueError, match=r"references must be classes of the output \(0 to 2\), not 7"):
+        cam(model, x, "finer-cam(references=(7,))")
+    with pytest.raises(ValueError, match=r"must not include the class being explained \(0\)"):
+        cam(model, x, "finer-cam(references=(0,))")
+    with pytest.raises(ValueError, match=r"references must be None or one or more class indices"):
+        cam(model, x, "finer-cam", method_options={"references": [-1]})
+
+
 # -- options: how they are given, and bad values -----------------------------------------------------------------
 
 
@@ -158,10 +237,14 @@ def test_settings_go_in_by_name_or_by_method_options_and_defaults_are_left_out_o
         ("iscam", {"steps": True}, "steps must be an int >= 1 and <= 1000, not True"),
         ("iscam", {"step": 3}, "method 'iscam' has no setting 'step'; it takes 'steps'"),
         ("gradcam", {"gamma": 1}, "method 'gradcam' has no setting 'gamma'; it takes none"),
+        ("finer-cam", {"gamma": -0.1}, "gamma must be a number >= 0 and <= 10, not -0.1"),
+        ("finer-cam", {"top": 0}, "top must be an int >= 1 and <= 1000, not 0"),
+        ("finer-cam", {"base": "scorecam"}, "base must be one of 'gradcam', 'gradcam++', 'layercam', not 'scorecam'"),
+        ("smooth-gradcam++", {"noise": 0}, "noise must be a number > 0 and <= 10, not 0"),
     ],
 )
 def test_a_bad_setting_is_refused_naming_it_and_its_range(model, x, method, options, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         cam(model, x, method, method_options=options)
 
 
@@ -178,7 +261,7 @@ def test_every_method_says_its_family_and_cost():
 
 # -- every kind of model ---------------------------------------------------------------------------------------------
 
-ADDED = ["ablation-cam", "sscam(samples=2)", "iscam(steps=2)"]
+ADDED = ["ablation-cam", "sscam(samples=2)", "iscam(steps=2)", "smooth-gradcam++(samples=2)", "finer-cam"]
 KINDS = ["nested", "subclassed", "signal", "clip", "two inputs", "tokens"]
 
 

@@ -209,3 +209,37 @@ def test_ablation_cam_equals_pytorch_grad_cams(pgc, twins, x, layer):
     ours = cw.compute_cam(model, x, layer=layer, method="ablation-cam", class_index=CLASSES, normalize=False)
     assert theirs.max() > 0
     np.testing.assert_allclose(as_pgc_scales_it(ours), theirs, atol=TOL)
+
+
+@pytest.mark.parametrize("base", ["gradcam", "layercam"])
+@pytest.mark.parametrize("layer", ["conv_b", "conv_c"])
+def test_finer_cam_equals_pytorch_grad_cams_finer_cam_given_the_papers_score(pgc, twins, x, base, layer):
+    """pytorch-grad-cam's FinerCAM, handed the paper's score y_c - gamma * mean_j y_j over the same references as
+    targets, gives camwidget's map. (Its own default target weighs the references by their softmax
+    probabilities instead of 1/T, a departure from the paper; camwidget's reading is checked against the paper's
+    formula in tests/test_methods_added.py.)"""
+    model, twin, relus = twins
+    refs = [[1, 2], [0, 1], [3, 0]]
+    gamma = 0.6
+
+    def paper_score(c, r):
+        return lambda output: output[..., c] - gamma * sum(output[..., j] for j in r) / len(r)
+
+    cam = pgc.cams.FinerCAM(twin, [relus[layer]], base_method=getattr(pgc.cams, PEER[base]))
+    theirs = cam(torch.from_numpy(x.transpose(0, 3, 1, 2)), targets=[paper_score(c, r) for c, r in zip(CLASSES, refs)])
+    ours = np.concatenate(
+        [
+            cw.compute_cam(
+                model,
+                x[n : n + 1],
+                layer=layer,
+                class_index=c,
+                method="finer-cam",
+                method_options={"base": base, "references": r},
+                normalize=False,
+            )
+            for n, (c, r) in enumerate(zip(CLASSES, refs))
+        ]
+    )
+    assert theirs.max() > 0
+    np.testing.assert_allclose(as_pgc_scales_it(ours), theirs, atol=TOL)

@@ -1,12 +1,13 @@
 """CAM methods, by family, in one registry (:data:`METHODS`): the gradient family (Grad-CAM, Grad-CAM++,
-HiResCAM, XGrad-CAM, Layer-CAM, Grad-CAM element-wise, Eigen-Grad-CAM), the perturbation family (Score-CAM), the
-activation family (Eigen-CAM, FEM, KPCA-CAM),
+HiResCAM, XGrad-CAM, Layer-CAM, Grad-CAM element-wise, Eigen-Grad-CAM, Smooth Grad-CAM++), the perturbation family
+(Score-CAM, SS-CAM, IS-CAM, Ablation-CAM), the activation family (Eigen-CAM, FEM, KPCA-CAM), the contrastive
+family (Finer-CAM),
 the methods that read the model (CAM, Guided Grad-CAM), and the baseline (Random-CAM). Importing this
 package registers them all."""
 
 import dataclasses
 
-from camwidget.methods import activation, baseline, gradient, model_based, perturbation
+from camwidget.methods import activation, baseline, contrastive, gradient, model_based, perturbation
 from camwidget.methods.activation import project_first_component
 from camwidget.methods.registry import (
     METHODS,
@@ -25,6 +26,7 @@ FAMILIES = (
     gradient,
     perturbation,
     activation,
+    contrastive,
     model_based,
     baseline,
 )  # the Method dropdown's order: by family, Grad-CAM first
