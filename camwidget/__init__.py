@@ -27,6 +27,8 @@ __all__ = [
     "quiet_tensorflow",
     "explain_many",
     "concepts",
+    "audit",
+    "Audit",
     "explain_on_ray",
     "Gallery",
     "metrics",
@@ -48,6 +50,8 @@ _LAZY = {  # public name -> the module that defines it
     "quiet_tensorflow": "camwidget.quiet",
     "explain_many": "camwidget.pipeline.batch",
     "concepts": "camwidget.dff",
+    "audit": "camwidget.audits",
+    "Audit": "camwidget.audits",
     "explain_on_ray": "camwidget.pipeline.on_ray",
     "Gallery": "camwidget.explorer.gallery",
 }
@@ -60,6 +64,7 @@ _SUBMODULES = (
 if TYPE_CHECKING:
     from camwidget import demo, metrics, targets
     from camwidget.api import compute_cam, default_layer, spatial_layers
+    from camwidget.audits import Audit, audit
     from camwidget.dff import concepts
     from camwidget.errors import CAMError, ImageError
     from camwidget.explain import Explainer

@@ -1,0 +1,244 @@
+"""cw.audit finds the Clever Hans (the issue's known answers): small CNNs trained here in seconds on pictures
+made here, with a shortcut on one class (a watermark in a corner, a coloured frame, a background colour) and
+without one; masks rank the maps off the object first; the clustering is scikit-learn's; bad input is named."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from keras import layers
+
+import camwidget as cw
+from camwidget.audits.clustering import affinity, spectral_clusters
+
+SIZE = 32
+CLASSES = ["circle", "cross"]
+
+
+def pictures(n: int, seed: int, shortcut: str | None = None, contrast: float = 0.5):
+    """Grey noise with a circle (class 0) or a cross (class 1) anywhere in the middle, `contrast` above the
+    noise; class 1 also carries `shortcut`: "watermark" (a white square in the top-left corner), "border" (a
+    red frame) or "background" (a blue background instead of grey noise). Returns pictures, labels and the
+    object masks."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.0, 0.45, (n, SIZE, SIZE, 3)).astype("float32")
+    y = rng.integers(0, 2, n)
+    masks = np.zeros((n, SIZE, SIZE), bool)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    for i in range(n):
+        cy, cx = rng.integers(10, SIZE - 10, 2)
+        if y[i] == 1 and shortcut == "background":
+            x[i] = np.array([0.1, 0.2, 0.75], "float32") + rng.uniform(0, 0.05, (SIZE, SIZE, 3))
+        if y[i] == 0:
+            shape = (yy - cy) ** 2 + (xx - cx) ** 2 <= 20
+        else:
+            shape = ((abs(yy - cy) <= 6) & (abs(xx - cx) <= 1)) | ((abs(yy - cy) <= 1) & (abs(xx - cx) <= 6))
+        x[i][shape] += contrast
+        masks[i] = shape
+        if y[i] == 1 and shortcut == "watermark":
+            x[i, 1:6, 1:6] = 1.0
+        if y[i] == 1 and shortcut == "border":
+            for band in (np.s_[:2, :], np.s_[-2:, :], np.s_[:, :2], np.s_[:, -2:]):
+                x[i][band] = (0.95, 0.05, 0.05)
+    return np.clip(x, 0, 1), y, masks
+
+
+def network() -> keras.Model:
+    inp = keras.Input((SIZE, SIZE, 3))
+    x = layers.Conv2D(16, 3, padding="same", activation="relu")(inp)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+    x = layers.Conv2D(32, 3, padding="same", activation="relu", name="last_conv")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, layers.Dense(2, activation="softmax")(x))
+
+
+def trained(shortcut: str | None, n: int, epochs: int, contrast: float, seed: int) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    x, y, _ = pictures(n, seed, shortcut, contrast)
+    model = network()
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def cheat():
+    """Trained on crosses that carry a watermark and are faint: it learns the watermark."""
+    return trained("watermark", 1000, 3, 0.1, 1)
+
+
+@pytest.fixture(scope="module")
+def honest():
+    """Trained on clear shapes and no watermark: it learns the shapes."""
+    return trained(None, 1500, 5, 0.5, 2)
+
+
+def accuracy(model, x, y) -> float:
+    return float((model.predict(x, verbose=0).argmax(axis=1) == y).mean())
+
+
+def flagged_share(found, class_index: int) -> float:
+    """The share of a class's pictures that are in a flagged cluster."""
+    rows = set(np.flatnonzero(found.classes == class_index).tolist())
+    hit = {r for f in found.flags() if f.kind == "cluster" and f.class_index == class_index for r in f.pictures}
+    return len(hit & rows) / len(rows)
+
+
+def run(model, x, y, **kwargs):
+    kwargs = {"concepts": 0, **kwargs}
+    return cw.audit(model, x, labels=y, layer="last_conv", class_names=CLASSES, progress_bar=False, **kwargs)
+
+
+def test_watermark_is_found_and_named(cheat):
+    x, y, _ = pictures(120, 100, "watermark", contrast=0.1)
+    assert accuracy(cheat, x, y) >= 0.95
+    found = run(cheat, x, y, concepts=2)
+    assert flagged_share(found, 1) >= 0.9
+    assert flagged_share(found, 0) == 0
+    reasons = [f.reason for f in found.flags() if f.kind == "cluster" and f.class_index == 1]
+    assert reasons and all("the top-left corner" in r and "'cross'" in r for r in reasons), reasons
+    assert found.concepts is not None and found.concepts.n == 2
+    share = found.per_class[1].concept_share
+    assert share is not None and share.sum() == pytest.approx(1.0)
+
+
+def test_honest_model_is_not_flagged_on_the_same_kind_of_data(honest):
+    x, y, _ = pictures(120, 100, "watermark", contrast=0.5)  # the watermark is there; the model ignores it
+    assert accuracy(honest, x, y) >= 0.95
+    found = run(honest, x, y)
+    flagged = {r for f in found.flags() for r in f.pictures}
+    assert len(flagged) / len(y) < 0.1, [f.reason for f in found.flags()]
+
+
+@pytest.mark.parametrize(("shortcut", "named"), [("border", "the border all round"), ("background", "the background")])
+def test_border_and_background_shortcuts_are_found_and_named(shortcut, named):
+    model = trained(shortcut, 1000, 3, 0.1, 1)
+    x, y, _ = pictures(120, 100, shortcut, contrast=0.1)
+    found = run(model, x, y)
+    assert flagged_share(found, 1) >= 0.9
+    assert flagged_share(found, 0) == 0
+    reasons = [f.reason for f in found.flags() if f.kind == "cluster"]
+    assert reasons and all(named in r for r in reasons), reasons
+
+
+def test_masks_rank_maps_off_the_object_first(honest):
+    x, y, masks = pictures(80, 5, None, contrast=0.5)
+    crosses = np.flatnonzero(y == 1)
+    wrong = crosses[:8]
+    masks = masks.copy()
+    masks[wrong] = np.roll(masks[wrong], SIZE // 2, axis=(1, 2))  # these masks miss the object
+    found = run(honest, x, y, masks=masks)
+    assert np.isfinite(found.mask_share).all()
+    first = found.ranked(1)[: len(wrong)]
+    assert set(first) == set(int(r) for r in wrong)  # rows are input order: every picture was read
+    assert all(found.suspicion[r] > 0.5 for r in first)
+    others = [r for r in found.ranked(1) if r not in first]
+    assert max(found.suspicion[others]) < min(found.suspicion[first])
+    pictures_flagged = [f for f in found.flags() if f.kind == "picture"]
+    assert all("outside the object's mask" in f.reason for f in pictures_flagged)
+
+
+def blobs(sizes, seed):
+    """Maps in groups: each group a bright blob at its own place, with noise."""
+    rng = np.random.default_rng(seed)
+    maps = []
+    for n in sizes:
+        centre = rng.uniform(3, 13, 2)
+        yy, xx = np.mgrid[:16, :16]
+        blob = np.exp(-((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2) / 6)
+        maps += [blob + rng.uniform(0, 0.1, (16, 16)) for _ in range(n)]
+    return np.asarray(maps, np.float32)
+
+
+@settings(max_examples=12, deadline=None)
+@given(sizes=st.lists(st.integers(4, 15), min_size=2, max_size=4), seed=st.integers(0, 2**16))
+def test_clustering_is_scikit_learns_on_the_same_affinity(sizes, seed):
+    from sklearn.cluster import SpectralClustering
+    from sklearn.metrics import adjusted_rand_score
+
+    maps = blobs(sizes, seed)
+    maps /= maps.sum(axis=(1, 2), keepdims=True)
+    a = affinity(maps)
+    ours = spectral_clusters(a, max_clusters=6, seed=0, k=len(sizes))
+    theirs = SpectralClustering(len(sizes), affinity="precomputed", random_state=0).fit(a).labels_
+    assert adjusted_rand_score(ours.labels, theirs) == pytest.approx(1.0)
+    again = spectral_clusters(a, max_clusters=6, seed=0, k=len(sizes))
+    np.testing.assert_array_equal(ours.labels, again.labels)
+
+
+def test_eigengap_finds_well_separated_groups():
+    maps = blobs([10, 12, 9], 3)
+    a = affinity(maps / maps.sum(axis=(1, 2), keepdims=True))
+    found = spectral_clusters(a, max_clusters=6, seed=0)
+    assert found.k == 3
+    assert sorted(np.bincount(found.labels).tolist()) == [9, 10, 12]
+    # the eigengap rule written out: the count of eigenvalues before the largest gap
+    assert found.k == int(np.argmax(np.diff(found.eigenvalues))) + 1
+
+
+def test_bad_labels_are_named(honest):
+    x, y, _ = pictures(12, 0)
+    with pytest.raises(ValueError, match="labels has 5 entries for 12 pictures"):
+        run(honest, x, y[:5])
+    with pytest.raises(ValueError, match=r"not classes of this model: 'dog', 7; .*from 0 to 1 or one of .*'circle'"):
+        run(honest, x, ["dog", 7] + ["circle"] * 10)
+    found = run(honest, x, ["circle", "cross"] * 6)  # names work
+    assert sorted(found.per_class) == [0, 1]
+
+
+def test_masks_of_the_wrong_size_are_named(honest):
+    x, y, _ = pictures(12, 0)
+    with pytest.raises(ValueError, match=r"mask of 'image 0' is \(10, 10\) but the picture is \(32, 32\)"):
+        run(honest, x, y, masks=np.ones((12, 10, 10), bool))
+    with pytest.raises(ValueError, match="masks has 3 entries for 12 pictures"):
+        run(honest, x, y, masks=np.ones((3, 32, 32), bool))
+
+
+def test_a_class_with_too_few_pictures_is_said_and_the_rest_kept(honest):
+    x, y, _ = pictures(20, 0)
+    y = np.ones(20, int)
+    y[:2] = 0
+    found = run(honest, x, y)
+    assert "'circle' has 2 pictures: at least 3 are needed" in " ".join(found.notes)
+    assert found.per_class[0].clusters == [] and (found.cluster[found.classes == 0] == -1).all()
+    assert found.per_class[1].clusters and (found.cluster[found.classes == 1] >= 0).all()
+
+
+def test_unreadable_pictures_are_listed_and_the_rest_audited(honest, tmp_path):
+    from PIL import Image
+
+    x, y, _ = pictures(6, 0)
+    for i, picture in enumerate(x):
+        Image.fromarray((picture * 255).astype(np.uint8)).save(tmp_path / f"p{i}.png")
+    (tmp_path / "broken.png").write_bytes(b"not a picture")
+    found = cw.audit(honest, tmp_path, layer="last_conv", concepts=0, progress_bar=False)
+    assert [name for name, _ in found.skipped] == ["broken.png"]
+    assert any("'broken.png' could not be audited" in note for note in found.notes)
+    assert len(found.names) == 6
+
+
+def test_bad_settings_are_named(honest):
+    x, y, _ = pictures(6, 0)
+    with pytest.raises(ValueError, match="side .* from 4 to 64"):
+        run(honest, x, y, side=2)
+    with pytest.raises(ValueError, match="max_clusters"):
+        run(honest, x, y, max_clusters=0)
+
+
+def test_the_model_is_not_changed(cheat):
+    before = [w.copy() for w in cheat.get_weights()]
+    trainable = [layer.trainable for layer in cheat.layers]
+    x, y, _ = pictures(20, 3, "watermark", contrast=0.1)
+    run(cheat, x, y, concepts=2)
+    assert all(np.array_equal(a, b) for a, b in zip(before, cheat.get_weights()))
+    assert trainable == [layer.trainable for layer in cheat.layers]
+
+
+def test_public_names():
+    assert cw.audit.__module__ == "camwidget.audits.analysis"
+    assert cw.Audit.__name__ == "Audit"
+    assert {"audit", "Audit", "concepts"} <= set(cw.__all__)
