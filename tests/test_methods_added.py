@@ -217,6 +217,40 @@ def test_finer_cam_refuses_references_it_cannot_use(model, x):
         cam(model, x, "finer-cam", method_options={"references": [-1]})
 
 
+# -- KPCA-CAM's kernel and gamma --------------------------------------------------------------------------------------
+
+
+def ref_kpca(A, kernel, gamma):
+    """scikit-learn's KernelPCA, first component, of the centred (h*w, K) activations, signed to agree with their sum."""
+    from sklearn.decomposition import KernelPCA
+
+    maps = []
+    for a in A:
+        h, w, k = a.shape
+        x = a.reshape(h * w, k) - a.reshape(h * w, k).mean(axis=0)
+        p = KernelPCA(n_components=1, kernel=kernel, gamma=gamma).fit_transform(x)[:, 0]
+        maps.append(p.reshape(h, w) * (1 if np.dot(p, a.reshape(h * w, k).sum(axis=1)) >= 0 else -1))
+    return relu_max(np.array(maps))
+
+
+@pytest.mark.tensorflow_only  # scikit-learn comes with the peers, in the TensorFlow run
+@pytest.mark.parametrize(
+    "kernel, gamma", [("rbf", None), ("rbf", 0.01), ("poly", 0.05), ("linear", None), ("cosine", None)]
+)
+def test_kpca_cam_kernels_match_scikit_learn(model, x, kernel, gamma):
+    A = as_numpy(split(model, "conv_b")[0](x)).astype(np.float64)
+    ours = cam(model, x, "kpca-cam", method_options={"kernel": kernel, "gamma": gamma})
+    assert_close(ours, ref_kpca(A, kernel, gamma))
+
+
+def test_kpca_cam_on_a_layer_of_one_position_says_so():
+    inp = keras.Input((8, 8, 3))
+    h = layers.Conv2D(4, 8, name="one_position")(layers.Conv2D(4, 3, padding="same")(inp))
+    m = keras.Model(inp, layers.Dense(2, activation="softmax")(layers.Flatten()(h)))
+    with pytest.raises(ValueError, match="layer 'one_position' has a 1x1 output: one position, so there is nothing"):
+        cw.compute_cam(m, np.ones((1, 8, 8, 3), "float32"), layer="one_position", method="kpca-cam")
+
+
 # -- options: how they are given, and bad values -----------------------------------------------------------------
 
 
@@ -241,6 +275,12 @@ def test_settings_go_in_by_name_or_by_method_options_and_defaults_are_left_out_o
         ("finer-cam", {"top": 0}, "top must be an int >= 1 and <= 1000, not 0"),
         ("finer-cam", {"base": "scorecam"}, "base must be one of 'gradcam', 'gradcam++', 'layercam', not 'scorecam'"),
         ("smooth-gradcam++", {"noise": 0}, "noise must be a number > 0 and <= 10, not 0"),
+        (
+            "kpca-cam",
+            {"kernel": "laplace"},
+            "kernel must be one of 'sigmoid', 'rbf', 'poly', 'linear', 'cosine', not 'laplace'",
+        ),
+        ("kpca-cam", {"gamma": 0}, "gamma must be a number > 0, not 0"),
     ],
 )
 def test_a_bad_setting_is_refused_naming_it_and_its_range(model, x, method, options, message):

@@ -243,3 +243,17 @@ def test_finer_cam_equals_pytorch_grad_cams_finer_cam_given_the_papers_score(pgc
     )
     assert theirs.max() > 0
     np.testing.assert_allclose(as_pgc_scales_it(ours), theirs, atol=TOL)
+
+
+@pytest.mark.parametrize("kernel, gamma", [("rbf", 0.02), ("poly", None), ("cosine", None)])
+def test_kpca_cam_kernels_equal_pytorch_grad_cams_up_to_the_sign(pgc, twins, x, kernel, gamma):
+    model, twin, relus = twins
+    a, _ = activations_and_gradients(pgc, twin, relus["conv_b"], x)
+    theirs = pgc.svd.get_2d_projection_kernel(a, kernel, gamma)
+    options = {"kernel": kernel, "gamma": gamma}
+    ours = cw.compute_cam(model, x, layer="conv_b", method="kpca-cam", method_options=options, normalize=False)
+    for mine, peer in zip(ours, theirs):
+        scale = np.abs(peer).max()
+        assert scale > 0
+        sign = 1.0 if np.abs(mine - peer).max() < np.abs(mine + peer).max() else -1.0
+        np.testing.assert_allclose(mine, sign * peer, atol=TOL * scale)
