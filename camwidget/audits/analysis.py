@@ -24,7 +24,7 @@ from camwidget.audits import flags as flagging
 from camwidget.audits.clustering import affinity, spectral_clusters
 from camwidget.audits.collect import Collected, collect, label_classes, mask_finder, number_of_classes
 from camwidget.audits.regions import SAME, mask_share, name_region, region_shares, shared_pixels
-from camwidget.pipeline.batch import find_pictures
+from camwidget.pipeline.batch import Picture, find_pictures
 
 MIN_PICTURES = 3  # fewer maps than this cannot be clustered
 TYPICAL = 4  # typical pictures shown per cluster
@@ -332,7 +332,8 @@ def audit(
         raise ValueError(f"concepts must be a whole number of at least 0 (0: none), not {concepts!r}")
     from camwidget.classes import resolve_class_names
 
-    pictures = find_pictures(images)
+    given = isinstance(images, list) and bool(images) and all(isinstance(p, Picture) for p in images)
+    pictures = images if given else find_pictures(images)
     names = resolve_class_names(class_names, number_of_classes(model, pictures, layer, preprocess))
     classes = None if labels is None else label_classes(labels, pictures, names)
     find_mask = mask_finder(masks, pictures)

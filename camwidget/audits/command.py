@@ -1,0 +1,119 @@
+"""``camwidget audit MODEL IMAGES... --out DIR [--labels labels.csv] [--masks DIR]``: the audit from the
+command line (see :mod:`camwidget.audits.report` for what it writes). Every run audits all the pictures again:
+clustering needs every map at once, so there is nothing to resume."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from typing import Any
+
+DESCRIPTION = """\
+Audit where a model looks across many pictures (SpRAy: spectral clusters of the maps per class) and flag
+what looks like a shortcut (a watermark, a frame, a background). Writes, into --out:
+  audit.html      flags, clusters with their mean maps and typical pictures, a t-SNE plot, concepts
+  clusters.csv    one row a cluster
+  pictures.csv    one row a picture (cluster, suspicion, where its map lies)
+  flags.json      what looks like a shortcut, and why"""
+
+EXAMPLES = """\
+examples:
+  camwidget audit model.keras photos/ --out audit/
+  camwidget audit model.keras photos/ --out audit/ --labels labels.csv --masks masks/
+labels.csv: picture,label per line (the picture's path relative to the folder given; label a class index or name)
+exit codes: 0 audited; 1 some pictures could not be read (listed); 2 bad usage"""
+
+
+def add_parser(commands: Any) -> None:
+    """The audit subcommand on the main parser's subcommands."""
+    from camwidget.pipeline.cli import positive_int
+
+    audit = commands.add_parser(
+        "audit",
+        help="audit where the model looks across many pictures; flag shortcuts",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    audit.add_argument("model", metavar="MODEL", help="a .keras (or .h5) file, or module:function returning a model")
+    audit.add_argument("images", metavar="IMAGES", nargs="+", help="picture files or folders (searched recursively)")
+    audit.add_argument("--out", required=True, metavar="DIR", help="the output folder (made if missing)")
+    audit.add_argument("--labels", metavar="CSV", help="picture,label rows (default: each picture's top class)")
+    audit.add_argument("--masks", metavar="DIR", help="object masks under the pictures' names (nonzero = object)")
+    audit.add_argument("--layer", help="the layer (default: the last spatial feature layer)")
+    audit.add_argument("--method", default="gradcam", help="the CAM method (default gradcam)")
+    audit.add_argument("--class-names", metavar="FILE", help="a text file with one class name per line")
+    audit.add_argument("--concepts", type=int, default=4, metavar="N", help="DFF concepts, 0 for none (default 4)")
+    audit.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="pictures per pass")
+
+
+def read_labels(path: str) -> dict[str, str]:
+    """labels.csv -> picture name -> label; a first row 'picture,label' (any header words) is skipped."""
+    from camwidget.pipeline.model_file import UsageError
+
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
+    except OSError as exc:
+        raise UsageError(f"--labels {path!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--labels {path!r}: not a UTF-8 CSV file (picture,label per line)") from None
+    bad = [i + 1 for i, row in enumerate(rows) if len(row) < 2]
+    if bad:
+        raise UsageError(f"--labels {path!r}: line {bad[0]} has no label; each line is picture,label")
+    if rows and rows[0][0].strip().lower() in ("picture", "file", "name", "image", "path"):
+        rows = rows[1:]
+    return {row[0].strip(): row[1].strip() for row in rows}
+
+
+def run(args: argparse.Namespace) -> int:
+    """The audit command: settings checked before anything is written; files only under --out."""
+    from camwidget.quiet import quiet_tensorflow
+
+    quiet_tensorflow()
+    from camwidget.audits.analysis import audit
+    from camwidget.audits.report import write
+    from camwidget.pipeline.batch import find_pictures
+    from camwidget.pipeline.cli import read_class_names
+    from camwidget.pipeline.model_file import UsageError, load_model
+    from camwidget.pipeline.outputs import OutputFolder
+    from camwidget.pipeline.report import check_output_folder
+
+    check_output_folder(args.out)
+    class_names = read_class_names(args.class_names)
+    labels = read_labels(args.labels) if args.labels else None
+    model = load_model(args.model)
+    given = args.images if len(args.images) > 1 else args.images[0]
+    pictures = find_pictures(given, exclude=OutputFolder.of(args.out).excluded_from_inputs)
+    start = time.perf_counter()
+    try:
+        found = audit(
+            model,
+            pictures,
+            labels=labels,
+            masks=args.masks,
+            method=args.method,
+            layer=args.layer,
+            class_names=class_names,
+            concepts=args.concepts,
+            batch_size=args.batch_size,
+            progress_bar=sys.stderr.isatty(),
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    inputs = [*args.images, *(p.source for p in pictures if isinstance(p.source, str))]
+    if args.masks:
+        inputs.append(args.masks)
+    write(found, args.out, inputs)
+    flags = found.flags()
+    print(
+        f"{len(found.names)} pictures audited in {time.perf_counter() - start:.1f} s; {len(flags)} flags; "
+        f"{args.out}: audit.html, clusters.csv, pictures.csv, flags.json"
+    )
+    for flag in flags:
+        print(f"flag: {flag.reason}")
+    for name, why in found.skipped:
+        print(f"skipped {name!r}: {why}", file=sys.stderr)
+    return 1 if found.skipped else 0
