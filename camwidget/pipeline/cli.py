@@ -116,6 +116,9 @@ def parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="spread the batches over a Ray cluster: its address, or auto (pip install camwidget[ray])",
     )
+    from camwidget.audits.command import add_parser as add_audit
+
+    add_audit(commands)  # camwidget audit: camwidget/audits/command.py
     return main
 
 
@@ -254,6 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "explain":
             return explain_command(args)
+        if args.command == "audit":
+            from camwidget.audits.command import run as audit_command
+
+            return audit_command(args)
     except UsageError as exc:
         print(f"camwidget: {exc}", file=sys.stderr)
         return 2
