@@ -60,7 +60,7 @@ def probability(model, image, c):
 
 
 def ref_ablation(model, layer, x, classes, keep=None):
-    """w_k = (y_c - y_c^k) / y_c with y_c^k the logit after channel k of the layer is set to 0."""
+    """w_k = (y_c - y_c^k) / |y_c| with y_c^k the logit after channel k of the layer is set to 0."""
     features, logits = split(model, layer)
     A = as_numpy(features(x)).astype(np.float64)
     maps = []
@@ -71,7 +71,7 @@ def ref_ablation(model, layer, x, classes, keep=None):
             ablated = A[n : n + 1].copy()
             ablated[..., k] = 0
             yk = float(as_numpy(logits(ablated.astype("float32")))[0, c])
-            m += (y - yk) / y * A[n, ..., k]
+            m += (y - yk) / abs(y) * A[n, ..., k]
         maps.append(m)
     return relu_max(np.array(maps))
 
