@@ -202,13 +202,16 @@ def test_the_principal_component_methods_equal_pytorch_grad_cams_up_to_the_sign(
 @pytest.mark.parametrize("layer", ["conv_a", "conv_b", "conv_c"])
 def test_ablation_cam_equals_pytorch_grad_cams(pgc, twins, x, layer):
     """Both set an ablated channel to 0 after a ReLU (pytorch-grad-cam uses min(A) - 1e7 only where A has negative
-    values) and weigh it by (y_c - y_c^k) / y_c on the logits."""
+    values) and weigh it by the logit lost, y_c - y_c^k; pytorch-grad-cam divides by y_c as the paper does,
+    camwidget by |y_c| (see its docstring), so where y_c < 0 the paper's map is camwidget's raw map negated."""
     model, twin, relus = twins
     cam = pgc.cams.AblationCAM(model=twin, target_layers=[relus[layer]], batch_size=8)
-    theirs = cam(input_tensor=torch.from_numpy(x.transpose(0, 3, 1, 2)), targets=[pgc.target(c) for c in CLASSES])
+    tensor = torch.from_numpy(x.transpose(0, 3, 1, 2))
+    theirs = cam(input_tensor=tensor, targets=[pgc.target(c) for c in CLASSES])
     ours = cw.compute_cam(model, x, layer=layer, method="ablation-cam", class_index=CLASSES, normalize=False)
+    logits = twin(tensor).detach().numpy()[np.arange(len(x)), CLASSES]
     assert theirs.max() > 0
-    np.testing.assert_allclose(as_pgc_scales_it(ours), theirs, atol=TOL)
+    np.testing.assert_allclose(as_pgc_scales_it(ours * np.sign(logits)[:, None, None]), theirs, atol=TOL)
 
 
 @pytest.mark.parametrize("base", ["gradcam", "layercam"])
