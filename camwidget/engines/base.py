@@ -313,6 +313,24 @@ class Engine(abc.ABC):
             :meth:`capture`).
         """
 
+    def tail_hessian_vector(
+        self, activations: np.ndarray, info: LayerInfo, classes: np.ndarray, output: int, score: str
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Second order at a layer, from its activations, running only the layers after it (Shapley-CAM).
+
+        Args:
+            activations: A at the layer (N, *positions, K), from an earlier capture.
+            info: the layer.
+            classes: (N,) int32, each image's class (resolved, not -1).
+            output, score: as :meth:`capture`.
+
+        Returns:
+            (G, HA): G = dy_c/dA and the Hessian-vector product HA = d/dA (G . A), A held fixed in the product,
+            each (N, *positions, K) float32; None where the engine or the model's structure does not allow a tail
+            pass (this engine: only TensorFlow's does).
+        """
+        return None
+
     @abc.abstractmethod
     def class_probabilities(
         self, x: np.ndarray, output: int, feed: Feed | None = None, image: int | None = None

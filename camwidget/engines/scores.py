@@ -3,7 +3,7 @@
 A pass differentiates one number per image, y_c: the score of class c in the model's output. What that score
 is depends on the output: a class vector (N, C), a single sigmoid unit (two classes), or scores per position
 (a segmentation, (N, H, W, C)); and on ``score``: "auto" takes the logits (the value before a final softmax or
-sigmoid), "probability" the output itself. A target (see :mod:`camwidget.targets`) replaces the class score
+sigmoid), "probability" the output itself, "rest" the logit plus the log-probability (Shapley-CAM's ReST). A target (see :mod:`camwidget.targets`) replaces the class score
 by a function of the output.
 """
 
@@ -19,7 +19,7 @@ from camwidget.classes import check_class_index
 from camwidget.engines.layout import ModelLayout
 from camwidget.errors import CAMError
 
-SCORES = ("auto", "probability")
+SCORES = ("auto", "probability", "rest")
 
 
 def is_per_position(shape: tuple[int | None, ...], input_rank: int) -> bool:
@@ -43,29 +43,42 @@ def class_scores(
 
     score "auto" takes the value before a final softmax or sigmoid (the logits): the softmax saturates, and
     its gradient mixes in every other class. A single sigmoid unit is two classes: 0 scored -z, 1 scored z.
-    A per-position output is scored by :func:`region_scores`.
+    "rest" (Cai 2025's Residual Softmax Target-class, pytorch-grad-cam's ClassifierOutputReST) is
+    z_c + log p_c = z_c - cross-entropy(c): the logit, which grows without bound, plus the log-probability,
+    which rewards what lowers the other classes; log p is the log-softmax of the logits (of a final sigmoid:
+    log sigmoid per class). A per-position output is scored by :func:`region_scores`.
 
     Args:
         y: the model's output, (N, C) or (N, *positions, C).
         before: the same output before its final softmax or sigmoid (`y` itself where it has none).
         activation: "softmax", "sigmoid" or None: the output's final activation.
-        score: "auto" (the logits) or "probability" (the output).
+        score: "auto" (the logits), "probability" (the output) or "rest" (the logits plus the log-probabilities).
         classes: (N,) int: the class of each image, -1 for its top class.
         input_rank: the rank of one input item, to tell a per-position output.
 
     Returns:
         (scores (N, C), probabilities (N, C), classes (N,) with -1 resolved, the chosen scores y_c (N,)).
+
+    Raises:
+        CAMError: score "rest" on a per-position output (it is a score of one class vector).
     """
     classes = ops.cast(classes, "int32")
     if is_per_position(tuple(y.shape[1:]), input_rank):
+        if score == "rest":
+            raise CAMError('score="rest" scores one class vector per image; for a per-position output use "auto"')
         return region_scores(y, before, activation, score, classes)
     n = ops.shape(y)[0]
     probs = ops.reshape(ops.cast(y, "float32"), (n, -1))
     logits = ops.reshape(ops.cast(before, "float32"), (n, -1))
-    scores = logits if score == "auto" else probs
+    scores = probs if score == "probability" else logits
+    if score == "rest":
+        scores = logits - ops.softplus(-logits) if activation == "sigmoid" else logits + ops.log_softmax(logits, axis=1)
     if activation == "sigmoid" and all(d == 1 for d in y.shape[1:]):
         probs = ops.concatenate([1.0 - probs, probs], axis=1)
-        scores = ops.concatenate([-scores, scores], axis=1) if score == "auto" else probs
+        if score == "rest":  # class 0: -z + log(1 - sigmoid(z)) = -z - softplus(z)
+            scores = ops.concatenate([-logits - ops.softplus(logits), scores], axis=1)
+        else:
+            scores = ops.concatenate([-scores, scores], axis=1) if score == "auto" else probs
     top = ops.cast(ops.argmax(probs, axis=1), "int32")
     classes = ops.where(classes < 0, top, classes)
     chosen = ops.take_along_axis(scores, classes[:, None], axis=1)[:, 0]
@@ -119,6 +132,8 @@ def output_scores(
     """
     if target is None:
         return class_scores(y, before, activation, score, classes, input_rank)
+    if score == "rest":
+        raise CAMError('score="rest" is a class\'s score (z_c + log p_c); with target= use "auto" or "probability"')
     value = ops.cast(before if score == "auto" else y, "float32")
     chosen = targets.target_scores(target, value)
     column = chosen[:, None]

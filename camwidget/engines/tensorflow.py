@@ -108,6 +108,18 @@ class TensorFlowEngine(Engine):
         g, s, p, c = fn(tf.convert_to_tensor(activations, tf.float32), tf.convert_to_tensor(classes, tf.int32))
         return LayerCapture(activations, g.numpy(), s.numpy(), p.numpy(), c.numpy())
 
+    def tail_hessian_vector(
+        self, activations: np.ndarray, info: LayerInfo, classes: np.ndarray, output: int, score: str
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`camwidget.engines.base.Engine.tail_hessian_vector`: two nested tapes over the layers after the
+        layer, traced once per (layer, output, score, shape)."""
+        key = ("tail_hvp", info.path, output, score, activations.shape[1:])
+        fn = self._compiled(key, lambda: self._build_tail_hvp(info, output, score, activations.shape[1:]))
+        if fn is None:
+            return None
+        g, hv = fn(tf.convert_to_tensor(activations, tf.float32), tf.convert_to_tensor(classes, tf.int32))
+        return g.numpy(), hv.numpy()
+
     def class_probabilities(
         self, x: np.ndarray, output: int, feed: Feed | None = None, image: int | None = None
     ) -> np.ndarray:
@@ -247,6 +259,31 @@ class TensorFlowEngine(Engine):
         except CAMError:
             raise
         except Exception:  # Keras's graph did not run as read: fall back to full passes
+            return None
+
+    def _build_tail_hvp(self, info: LayerInfo, output: int, score: str, shape: tuple[int, ...]) -> Any:
+        tail = tail_function(self.model, info.path, output)
+        if tail is None:
+            return None
+        rank = len(self.expected_input_shape() or (None, None, None))
+
+        def tail_hvp(activations: tf.Tensor, classes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            a = tf.cast(activations, info.layer.compute_dtype)
+            with tf.GradientTape(watch_accessed_variables=False) as outer:
+                outer.watch(a)
+                with tf.GradientTape(watch_accessed_variables=False) as inner:
+                    inner.watch(a)
+                    _, _, _, chosen = _scores(tail(a), score, classes, None, rank)
+                g = inner.gradient(chosen, a)
+                along = tf.reduce_sum(g * tf.stop_gradient(a))
+            hv = outer.gradient(along, a, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            return _f32(g), _f32(hv)
+
+        try:
+            return self._trace(tail_hvp, _spec(shape), tf.TensorSpec((None,), tf.int32))
+        except CAMError:
+            raise
+        except Exception:  # Keras's graph did not run as read: no tail pass for this layer
             return None
 
     def _build_probabilities(self, output: int, input_shape: tuple[int, ...], feed: Feed | None = None) -> Any:
