@@ -90,7 +90,7 @@ def compute_cam(
     method_options: the method's settings as a dict (e.g. {"gamma": 0.5} for "finer-cam"); each is checked
     and a bad one refused naming its valid range (camwidget.METHODS[name].options lists them).
     score: "auto" differentiates the logits when the output ends in a softmax (or sigmoid), "probability"
-    the output as it is. normalize: ReLU, then each map divided by its max (an all-zero map stays zero);
+    the output as it is, "rest" the logit plus the log-probability (z_c + log p_c, Shapley-CAM's ReST). normalize: ReLU, then each map divided by its max (an all-zero map stays zero);
     False returns the raw signed map. output: name or index, for models with several outputs.
     eigen_smooth: the first principal component of the method's per-channel terms instead of their sum.
     aug_smooth: the mean of the normalised maps of 6 augmented copies (flipped or not, intensity x0.9, x1,

@@ -217,6 +217,59 @@ def test_finer_cam_refuses_references_it_cannot_use(model, x):
         cam(model, x, "finer-cam", method_options={"references": [-1]})
 
 
+# -- Shapley-CAM and the ReST score ----------------------------------------------------------------------------------
+
+
+def rest_scores(z, classes):
+    """ReST: z_c + log softmax(z)_c, per image."""
+    return ops.stack([z[n, c] + ops.log_softmax(z[n])[c] for n, c in enumerate(classes)])
+
+
+@pytest.mark.tensorflow_only  # the Hessian-vector product runs on TensorFlow's tail pass
+def test_shapley_cam_matches_its_formula_under_rest(model, x):
+    """w_k = mean_ij (G - H A / 2)_k with y = z_c + log p_c, G and H A by two nested GradientTapes."""
+    import tensorflow as tf
+
+    features, logits = split(model, "conv_b")
+    A = tf.convert_to_tensor(features(x))
+    with tf.GradientTape() as outer:
+        outer.watch(A)
+        with tf.GradientTape() as inner:
+            inner.watch(A)
+            y = tf.reduce_sum(rest_scores(logits(A), CLASSES))
+        G = inner.gradient(y, A)
+        along = tf.reduce_sum(G * tf.stop_gradient(A))
+    HA = outer.gradient(along, A).numpy().astype(np.float64)
+    G, A = G.numpy().astype(np.float64), A.numpy().astype(np.float64)
+    assert np.abs(HA).max() > 1e-6  # the log-softmax is curved
+    ref = relu_max((A * (G - 0.5 * HA).mean(axis=(1, 2), keepdims=True)).sum(-1))
+    assert_close(cam(model, x, "shapley-cam", score="rest"), ref)
+    # under "auto" the layers after conv_b are piecewise linear: H A = 0, Grad-CAM's map
+    np.testing.assert_allclose(cam(model, x, "shapley-cam"), cam(model, x, "gradcam"), atol=1e-5)
+
+
+def test_the_rest_score_is_the_logit_plus_the_log_probability(model, x):
+    features, logits = split(model, "conv_b")
+    A, G = activations_and_gradients(model, "conv_b", x, CLASSES)
+    from reference import gradient
+
+    Gr = gradient(lambda a: ops.sum(rest_scores(logits(a), CLASSES)), ops.convert_to_tensor(A.astype("float32")))
+    assert_close(cam(model, x, "gradcam", score="rest"), relu_max((A * Gr.mean(axis=(1, 2), keepdims=True)).sum(-1)))
+    assert np.abs(Gr - G).max() > 1e-4  # not the logits' gradient
+
+
+def test_the_rest_score_is_refused_with_a_target(model, x):
+    with pytest.raises(ValueError, match=r'score="rest" is a class\'s score'):
+        cw.compute_cam(model, x, layer="conv_b", score="rest", target=cw.targets.Unit(0))
+
+
+@pytest.mark.tensorflow_only
+def test_shapley_cam_says_why_not_without_a_tail(model_kinds):
+    sub, images, _, _ = model_kinds["subclassed"]
+    with pytest.raises(ValueError, match="Shapley-CAM differentiates the layers after .* twice"):
+        cw.compute_cam(sub, images, method="shapley-cam")
+
+
 # -- KPCA-CAM's kernel and gamma --------------------------------------------------------------------------------------
 
 
@@ -301,7 +354,14 @@ def test_every_method_says_its_family_and_cost():
 
 # -- every kind of model ---------------------------------------------------------------------------------------------
 
-ADDED = ["ablation-cam", "sscam(samples=2)", "iscam(steps=2)", "smooth-gradcam++(samples=2)", "finer-cam"]
+ADDED = [
+    "ablation-cam",
+    "sscam(samples=2)",
+    "iscam(steps=2)",
+    "smooth-gradcam++(samples=2)",
+    "finer-cam",
+    "shapley-cam",
+]
 KINDS = ["nested", "subclassed", "signal", "clip", "two inputs", "tokens"]
 
 
@@ -357,6 +417,8 @@ def model_kinds():
 REFUSED = {
     ("ablation-cam", "subclassed"): "does not show those layers",
     ("ablation-cam", "two inputs"): "does not show those layers",
+    ("shapley-cam", "subclassed"): "a model that shows those layers",
+    ("shapley-cam", "two inputs"): "a model that shows those layers",
     ("sscam", "signal"): "works on image models",
     ("sscam", "clip"): "works on image models",
     ("iscam", "signal"): "works on image models",

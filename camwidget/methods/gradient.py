@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from camwidget.errors import CAMError
 from camwidget.methods.activation import project_first_component
-from camwidget.methods.passes import capture_at_layer, check_class_scores
+from camwidget.methods.passes import capture_at_layer, check_class_scores, from_grid, to_grid
 from camwidget.methods.registry import EPS, MethodInputs, number_in, option, register, register_formula
 
 # the methods this family registers, in the order the Method dropdown lists them
@@ -21,6 +22,7 @@ NAMES = (
     "gradcam-elementwise",
     "eigen-gradcam",
     "smooth-gradcam++",
+    "shapley-cam",
 )
 FAMILY = "gradient"
 SEED = 0  # Smooth Grad-CAM++'s noise: the same map for the same input, every run
@@ -121,3 +123,34 @@ def smooth_gradcam_plus_plus(inputs: MethodInputs, samples: int, noise: float) -
     alpha = np.where(d2 != 0, d2 / np.where(denominator != 0, denominator, EPS), 0.0)
     weights = (alpha * np.maximum(d1, 0)).sum(axis=(1, 2), keepdims=True)
     return (weights * a).astype(np.float32)
+
+
+@register("shapley-cam", "Shapley-CAM", cost="1 pass + a Hessian-vector product of the layers after the layer")
+def shapley_cam(inputs: MethodInputs) -> np.ndarray:
+    """Shapley-CAM (Cai 2025, "CAMs as Shapley value-based explainers"): the channel weights of a second-order
+    Taylor estimate of each channel's Shapley value, w_k = mean_ij (G - (1/2) H A)_k,ij with H A the
+    Hessian-vector product of y_c at the layer in the direction of A (d/dA of G . A, A held fixed in the
+    product); T_k = w_k A_k. The paper scores with ReST (score="rest", z_c + log p_c); under "auto" on a
+    network of ReLUs after the layer y_c is piecewise linear in A, H A = 0 and the map is Grad-CAM's.
+    As pytorch-grad-cam's ShapleyCAM. The product runs the layers after the layer (TensorFlow backend).
+
+    Raises:
+        CAMError: the model does not show its layers after the layer (subclassed, a layer used twice, several
+            inputs), or Keras does not run on TensorFlow.
+    """
+    check_class_scores(inputs, "Shapley-CAM")
+    got = None
+    if inputs.feed is None:
+        a = from_grid(inputs.capture.activations, inputs, "Shapley-CAM")
+        got = inputs.engine.tail_hessian_vector(
+            a.astype(np.float32), inputs.layer, inputs.capture.class_index.astype(np.int32), inputs.output, inputs.score
+        )
+    if got is None:
+        raise CAMError(
+            f"Shapley-CAM differentiates the layers after {inputs.layer.path!r} twice, which needs the TensorFlow "
+            "backend and a model that shows those layers (not subclassed, no layer used twice, one input); "
+            "use 'gradcam', its first-order part"
+        )
+    g, hv = (to_grid(t, inputs).astype(np.float64) for t in got)
+    weights = (g - 0.5 * hv).mean(axis=(1, 2), keepdims=True)
+    return (weights * inputs.capture.activations.astype(np.float64)).astype(np.float32)
