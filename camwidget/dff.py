@@ -72,7 +72,8 @@ def concepts(
     preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
     batch_size: int = 32,
     seed: int = 0,
-    max_iter: int = 400,
+    max_iter: int = 200,
+    tol: float = 1e-3,
 ) -> Concepts:
     """Deep Feature Factorization of `layer`'s activations over `images` into `n` concepts.
 
@@ -88,7 +89,8 @@ def concepts(
         preprocess: for picture files, a function of RGB 0-255 (as compute_cam).
         batch_size: pictures per pass.
         seed: seeds the factorisation (scikit-learn's NMF, nndsvda start), so a result is repeatable.
-        max_iter: NMF iterations at most.
+        max_iter, tol: NMF's iterations at most and its stopping tolerance (scikit-learn's coordinate descent;
+            1e-3 stops where the error no longer moves in its third digit, about 5x sooner than 1e-4).
 
     Returns:
         A :class:`Concepts`: H, W as maps, the first-order contributions r_ijc and each concept's top classes
@@ -144,7 +146,7 @@ def concepts(
         activations = np.maximum(activations, 0.0)
 
     A = activations.reshape(positions, K)
-    nmf = NMF(n_components=int(n), init="nndsvda", random_state=seed, max_iter=max_iter)
+    nmf = NMF(n_components=int(n), init="nndsvda", random_state=seed, max_iter=max_iter, tol=tol)
     W = nmf.fit_transform(A).astype(np.float32)
     H = nmf.components_.astype(np.float32)
     norm = float(np.linalg.norm(A))

@@ -180,6 +180,21 @@ def test_eigengap_finds_well_separated_groups():
     assert found.k == int(np.argmax(np.diff(found.eigenvalues))) + 1
 
 
+def test_many_maps_take_lanczos_and_get_the_same_eigenvalues():
+    from scipy.linalg import eigh
+
+    from camwidget.audits import clustering
+
+    maps = blobs([150, 130, 120], 5)
+    a = affinity(maps / maps.sum(axis=(1, 2), keepdims=True))
+    assert len(a) > clustering.DENSE_UP_TO
+    found = spectral_clusters(a, max_clusters=6, seed=0)
+    root = np.sqrt(a.sum(axis=1))
+    dense = eigh(np.eye(len(a)) - a / np.outer(root, root), eigvals_only=True)[:7]
+    np.testing.assert_allclose(found.eigenvalues, dense, atol=1e-6)
+    assert found.k == 3
+
+
 def test_bad_labels_are_named(honest):
     x, y, _ = pictures(12, 0)
     with pytest.raises(ValueError, match="labels has 5 entries for 12 pictures"):

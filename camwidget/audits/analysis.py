@@ -28,7 +28,7 @@ from camwidget.pipeline.batch import Picture, find_pictures
 
 MIN_PICTURES = 3  # fewer maps than this cannot be clustered
 TYPICAL = 4  # typical pictures shown per cluster
-EMBEDDED = 500  # at most this many maps of a class go into its t-SNE plot
+EMBEDDED = 200  # at most this many maps of a class go into its t-SNE plot (t-SNE costs seconds a few hundred)
 
 
 @dataclass
@@ -220,7 +220,7 @@ class Audit:
         return out
 
     def embedding(self, class_index: int) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, points (n, 2)): a 2-D t-SNE (scikit-learn, seeded) of the class's maps, at most 500 of them
+        """(rows, points (n, 2)): a 2-D t-SNE (scikit-learn, seeded) of the class's maps, at most 200 of them
         (evenly spaced in input order) so that the plot stays quick; a class of fewer than 5 maps: its first
         two principal components."""
         if class_index not in self._embeddings:
@@ -232,7 +232,8 @@ class Audit:
                 from sklearn.manifold import TSNE
 
                 perplexity = min(30.0, (len(rows) - 1) / 3)
-                points = TSNE(2, perplexity=perplexity, random_state=self.settings["seed"], init="pca").fit_transform(x)
+                tsne = TSNE(2, perplexity=perplexity, random_state=self.settings["seed"], init="pca", max_iter=250)
+                points = tsne.fit_transform(x)
             else:
                 centred = x - x.mean(axis=0)
                 u, s, _ = np.linalg.svd(centred, full_matrices=False)
@@ -286,7 +287,7 @@ def audit(
     max_clusters: int = 8,
     seed: int = 0,
     concepts: int = 4,
-    concept_pictures: int = 256,
+    concept_pictures: int = 64,
     cluster_threshold: float = flagging.CLUSTER_THRESHOLD,
     picture_threshold: float = flagging.PICTURE_THRESHOLD,
     batch_size: int = 32,

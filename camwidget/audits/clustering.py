@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 NEIGHBOURS = 7
+DENSE_UP_TO = 300  # maps; above this the few smallest eigenpairs come from Lanczos (scipy's eigsh)
 
 
 @dataclass
@@ -57,6 +58,7 @@ def spectral_clusters(a: np.ndarray, max_clusters: int = 8, seed: int = 0, k: in
         ValueError: fewer than 3 points, or a max_clusters below 1.
     """
     from scipy.linalg import eigh
+    from scipy.sparse.linalg import eigsh
     from sklearn.cluster import KMeans
 
     n = len(a)
@@ -68,7 +70,11 @@ def spectral_clusters(a: np.ndarray, max_clusters: int = 8, seed: int = 0, k: in
     root = np.sqrt(np.maximum(degree, 1e-12))
     laplacian = np.eye(n) - a / np.outer(root, root)
     top = min(max_clusters, n - 1)
-    values, vectors = eigh(laplacian, subset_by_index=[0, top])
+    if n <= DENSE_UP_TO:
+        values, vectors = eigh(laplacian, subset_by_index=[0, top])
+    else:  # Lanczos: the largest eigenvalues of D^-1/2 A D^-1/2 are 1 - the smallest of L (O(n^2) a step, not n^3)
+        values, vectors = eigsh(np.eye(n) - laplacian, k=top + 1, which="LA", v0=np.ones(n) / np.sqrt(n))
+        values, vectors = 1.0 - values[::-1], vectors[:, ::-1]
     if k is None:
         k = int(np.argmax(np.diff(values))) + 1
     k = max(1, min(int(k), n))
