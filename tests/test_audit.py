@@ -257,3 +257,34 @@ def test_public_names():
     assert cw.audit.__module__ == "camwidget.audits.analysis"
     assert cw.Audit.__name__ == "Audit"
     assert {"audit", "Audit", "concepts"} <= set(cw.__all__)
+
+
+def test_maps_and_concepts_come_through_the_explainer(monkeypatch, cheat):
+    """The one path: every engine call that makes maps or captures has an Explainer on the stack."""
+    import sys
+
+    from camwidget.engines import engine_for
+    from camwidget.explain import Explainer
+
+    seen = []
+
+    def inside() -> bool:
+        frame = sys._getframe(2)
+        while frame is not None:
+            if isinstance(frame.f_locals.get("self"), Explainer):
+                return True
+            frame = frame.f_back
+        return False
+
+    for klass in type(engine_for(cheat)).__mro__:
+        for name in ("capture", "recapture", "capture_maps"):
+            if name in vars(klass):
+
+                def wrapped(*args, _inner=vars(klass)[name], _name=name, **kw):
+                    seen.append((_name, inside()))
+                    return _inner(*args, **kw)
+
+                monkeypatch.setattr(klass, name, wrapped)
+    x, y, _ = pictures(12, 4, "watermark", contrast=0.1)
+    run(cheat, x, y, concepts=2)
+    assert seen and all(through for _, through in seen), seen
