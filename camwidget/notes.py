@@ -22,3 +22,8 @@ def note_of(model: Any, given: str | None = None) -> str | None:
         return given.strip() or None
     note = getattr(model, _ATTRIBUTE, None)
     return note if isinstance(note, str) and note else None
+
+
+def titled(title: str, note: str | None) -> str:
+    """A figure's title with the model's note under it, so a picture saved alone still says what it shows."""
+    return title if not note else f"{title}\n({note})"

@@ -21,6 +21,15 @@ from camwidget.errors import CAMError, closest, quoted
 COLORMAPS = ("jet", "turbo", "viridis", "inferno", "magma", "plasma", "hot", "coolwarm", "gray")
 
 
+GRID_MIN_ALPHA = 0.5  # a grid of maps (Compare, Check) is drawn at least this opaque
+
+
+def grid_alpha(alpha: float) -> float:
+    """The opacity of a grid of maps: the explorer's, but at least GRID_MIN_ALPHA, so that moving the main
+    Opacity to 0 (to look at the picture) does not turn a grid of six maps into six plain photos."""
+    return max(float(alpha), GRID_MIN_ALPHA)
+
+
 @functools.lru_cache(maxsize=32)
 def colormap_table(name: str) -> np.ndarray:
     """(256, 3) uint8 colours of a matplotlib colormap."""

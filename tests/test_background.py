@@ -65,18 +65,22 @@ def test_long_map_runs_in_the_background_with_progress(wide, picture, monkeypatc
             lambda c: progress_seen.append((ex.controls["progress"].value, ex.controls["progress"].max))
         )
         busy_shown: list[str] = []
-        ex._busy.layout.observe(lambda c: busy_shown.append(c["new"]), names="display")
+        ex._c.busy.layout.observe(lambda c: busy_shown.append(c["new"]), names="display")
         with ex.session._computing:  # hold the worker at the start, to act while it "runs"
             ex.controls["method"].value = "scorecam"
             await asyncio.sleep(0.05)
             assert ex.busy and ex.method == "scorecam" and "Grad-CAM:" in ex.status_text  # old view, said busy
             assert "computing Score-CAM at conv_c" in ex.controls["busy"].value
+            # the view on screen is the previous one, and says so: faded, and named in the progress line
+            assert "showing Grad-CAM at conv_c until it is ready" in ex.controls["busy"].value
+            assert all("camwidget-stale" in ex.controls[name]._dom_classes for name in ("overlay", "canvas"))
             before = ex.controls["overlay"].value
             ex.controls["alpha"].value = 0.9  # applies at once, to the view on screen
             await asyncio.sleep(0.01)
             assert ex.controls["overlay"].value != before and ex.busy
         await settle(ex)
         assert "Score-CAM:" in ex.status_text and busy_shown[-1] == "none" and "flex" in busy_shown
+        assert "camwidget-stale" not in ex.controls["overlay"]._dom_classes  # the new view is not faded
         assert (32, 40) in progress_seen  # the last batch of 40 masked inputs was reported
         assert_fresh(ex, wide, layer="conv_c", method="scorecam")
         ex.close()

@@ -103,7 +103,7 @@ def test_the_view_control_switches_to_a_grid_and_back(linear, picture):
     ex.controls["mode"].value = "Compare classes"
     assert ex.controls["versus"].layout.display == "flex"
     ex.controls["versus"].value = ex.controls["versus"].options[-1][1]
-    assert "rather than" in ex._cells[2].title
+    assert "rather than" in ex._screen.cells[2].title
     ex.controls["mode"].value = "Overlay"
     assert ex.controls["grid"].layout.display == "none" and ex.controls["colorbar"].layout.display == "inline-block"
     ex.close()

@@ -53,7 +53,7 @@ def test_the_browser_paints_the_kernels_overlay(explorer):
 
 
 def test_opacity_and_colormap_are_linked_in_the_browser(explorer):
-    links = [(link.source, link.target) for link in explorer._links]
+    links = [(link.source, link.target) for link in explorer._c.links]
     canvas = explorer.controls["canvas"]
     assert ((explorer.controls["alpha"], "value"), (canvas, "alpha")) in links
     assert ((explorer.controls["colormap"], "index"), (canvas, "colormap_index")) in links

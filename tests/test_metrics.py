@@ -8,6 +8,7 @@ import keras
 import models
 import numpy as np
 import pytest
+import traitlets
 from keras import layers
 
 import camwidget as cw
@@ -217,19 +218,19 @@ def test_explorer_check_view_shows_the_curves_and_runs_the_randomisation_on_dema
         np.testing.assert_allclose(result.deletion.scores, want.scores, atol=1e-6)
         assert result.deletion.area < result.random_deletion.area  # a trained model's map beats a random one here
         assert result.randomization is None and result._repr_png_()[:4] == b"\x89PNG"
-        controls = ex._named_controls()
+        controls = ex.controls
         assert controls["randomize"].layout.display == "none"
         controls["mode"].value = "Check map"
         ex._flush()
         assert controls["randomize"].layout.display is None and controls["grid"].layout.display == "block"
-        assert ex._check is not None and ex._check.randomization is None
+        assert ex._screen.check is not None and ex._screen.check.randomization is None
         first = controls["grid"].value
         controls["randomize"].click()
         ex._flush()
-        assert ex._check.randomization is not None and len(ex._check.randomization.steps) == 3
+        assert ex._screen.check.randomization is not None and len(ex._screen.check.randomization.steps) == 3
         assert controls["grid"].value != first  # the row of randomised maps was drawn
         ex.class_index = 1 - ex.class_index  # a new map: its check without the randomisation (run on demand)
-        assert ex._check.randomization is None and ex._check.deletion.scores.shape == (1, 51)
+        assert ex._screen.check.randomization is None and ex._screen.check.deletion.scores.shape == (1, 51)
     finally:
         ex.close()
 
@@ -242,9 +243,10 @@ def test_check_says_when_it_does_not_apply():
     try:
         with pytest.raises(ValueError, match="the map check works on pictures; this explorer shows signals"):
             ex.check()
-        ex._named_controls()["mode"].value = "Check map"
-        ex._flush()
-        assert "the map check works on pictures" in ex.status_text and ex._named_controls()["mode"].value == "Overlay"
+        modes = ex.controls["mode"].options
+        assert "Check map" not in modes and "Compare methods" in modes  # not offered, rather than refused
+        with pytest.raises(traitlets.TraitError):
+            ex.controls["mode"].value = "Check map"
     finally:
         ex.close()
 

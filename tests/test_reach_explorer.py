@@ -50,6 +50,9 @@ def test_signal_explorer_maps_equal_compute_cam_at_each_layer(signal_model):
             assert ex.cam.shape == (length,)
             np.testing.assert_allclose(ex.cam, want[0], atol=1e-5)
             assert f"at {layer} ({length})" in ex.status_text
+        menu = [label for label, _ in ex.controls["image"].options]
+        assert menu == ["0: slow (120 samples, 1 channel)", "1: fast (120 samples, 1 channel)"]  # not its drawing
+        assert "Check map" not in ex.controls["mode"].options  # blurring a picture does not apply to a signal
         ex.image_index = 1
         assert ex.status_text.startswith("fast")
         np.testing.assert_allclose(ex.cam, cw.compute_cam(signal_model, data[1], layer="conv_a")[0], atol=1e-5)
@@ -68,7 +71,7 @@ def test_signal_is_drawn_as_a_line_over_the_map_band(signal_model):
         hot, cold = int(np.argmax(ex.cam)), int(np.argmin(ex.cam))
         x_hot, x_cold = [round((i + 0.5) * picture.shape[1] / len(ex.cam)) for i in (hot, cold)]
         assert not np.array_equal(ex.overlay[:, x_hot], ex.overlay[:, x_cold])  # the band varies along time
-        named = {n: c.layout.display for n, c in ex._named_controls().items()}
+        named = {n: c.layout.display for n, c in ex.controls.items()}
         assert named["upload"] == "none" and named["frame"] == "none"  # pictures and frames do not apply
     finally:
         ex.close()
@@ -91,8 +94,9 @@ def test_clip_explorer_has_a_frame_slider_over_the_map_slices(clip_model):
         want = cw.compute_cam(clip_model, x, class_index=ex.predictions[0].class_index)[0]
         assert ex.cam.shape == (3, 10, 10)
         np.testing.assert_allclose(ex.cam, want, atol=1e-5)
-        control = ex._named_controls()["frame"]
+        control = ex.controls["frame"]
         assert control.max == 5 and control.layout.display is None
+        assert ex.controls["image"].options[0][0].endswith("(6 frames of 20×20)")
         for frame in (0, 3, 5):
             ex.frame = frame
             np.testing.assert_array_equal(ex.pixels, clip[frame])
@@ -239,7 +243,7 @@ def test_explorer_explains_a_target(segmenter):
         with pytest.raises(ValueError, match="method 'scorecam' explains a class and cannot take target= yet"):
             ex.method = "scorecam"
         assert ex.method == "layercam"
-        mode = ex._named_controls()["mode"]
+        mode = ex.controls["mode"]
         for refused, words in (
             ("Compare classes", "comparing classes needs two of them"),
             ("Check map", "the map check scores a class's probability"),

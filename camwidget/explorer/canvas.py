@@ -26,7 +26,11 @@ _CSS = """
 """
 # In the page itself (an HTML widget), so that it applies where this module cannot load (an exported page
 # offline): until the canvas has drawn, it stays out of sight, and the kernel's <img> shows the view.
-PAGE_STYLE = "<style>.camwidget-explorer:not(.camwidget-live) .camwidget-canvas { display: none !important; }</style>"
+STALE = "camwidget-stale"  # on the panels while they show the previous view and a newer one is computed
+PAGE_STYLE = (
+    "<style>.camwidget-explorer:not(.camwidget-live) .camwidget-canvas { display: none !important; }"
+    f" .{STALE} {{ opacity: 0.5; transition: opacity 0.2s; }}</style>"
+)
 
 
 class OverlayCanvas(anywidget.AnyWidget):

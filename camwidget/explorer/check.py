@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import textwrap
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -18,6 +19,11 @@ from matplotlib.figure import Figure
 
 from camwidget import metrics, progress, render
 from camwidget.errors import CAMError
+from camwidget.methods import METHODS
+from camwidget.notes import titled
+
+if TYPE_CHECKING:
+    from camwidget.explorer.session import ExplorerSession, View
 
 CHECK_STEPS = 50  # steps of each curve: 2 x 51 perturbed copies for the map, as many for the random map
 RANDOMIZED_LAYERS = 4  # the explorer's randomisation check re-initialises this many top layers, one at a time
@@ -65,7 +71,9 @@ class MapCheck:
             panels = [("before", r.before[0], None)] + [(s, m[0], rho[0]) for s, m, rho in zip(r.steps, r.maps, r.rho)]
             for column, (name, cam, rho) in enumerate(panels):
                 ax = fig.add_subplot(grid[1, column])
-                shown = render.blend(self.pixels, render.colorize(render.upsample(cam, h, w), colormap), alpha)
+                shown = render.blend(
+                    self.pixels, render.colorize(render.upsample(cam, h, w), colormap), render.grid_alpha(alpha)
+                )
                 ax.imshow(shown)
                 title = "model as given" if rho is None else f"+ {name.rsplit('/', 1)[-1]} random\nrho {rho:.2f}"
                 ax.set_title("\n".join(textwrap.wrap(title, 22)) if rho is None else title, fontsize=7)
@@ -138,3 +146,35 @@ def check_map(
             **cam_options,
         )
     return MapCheck(title, curves[0], curves[1], curves[2], curves[3], randomization, pixels)
+
+
+def check_view(session: ExplorerSession, image: int, view: View, randomize: bool) -> MapCheck:
+    """The check of the map an explorer shows (`view` of picture `image`), with the picture's other inputs as
+    the view had them.
+
+    Raises:
+        CAMError: the explorer shows signals or clips, or explains a target rather than a class.
+    """
+    if session.kind != "image":
+        raise CAMError(f"the map check works on pictures; this explorer shows {session.kind}s")
+    if session.explainer.target is not None:
+        raise CAMError("the map check scores a class's probability; this explorer explains a target")
+    feed = session.explainer.feed  # several inputs: the others' values go with the picture, as in the view
+    fed = {} if feed is None else {"input": feed.index, "other_inputs": dict(zip(feed.other_names, feed.others))}
+    label = METHODS[view.method].label
+    return check_map(
+        session.explainer.model,
+        session.model_input(image),
+        view.cam,
+        view.class_index,
+        layer=view.layer.path,
+        method=view.method,
+        output=session.output,
+        randomize=randomize,
+        pixels=session.display_pixels(image),
+        **fed,
+        title=titled(
+            f"{session.names[image]}: {label} of {session.class_names[view.class_index]} at {view.layer.path}",
+            session.model_note,
+        ),
+    )

@@ -21,6 +21,7 @@ from camwidget import progress, render
 from camwidget.classes import check_class_index
 from camwidget.errors import CAMError
 from camwidget.methods import METHODS, get_method, normalize_maps
+from camwidget.notes import titled
 
 if TYPE_CHECKING:
     from camwidget.explorer.session import ExplorerSession
@@ -131,6 +132,17 @@ def cells_for(session: ExplorerSession, question: Question) -> list[Cell]:
     ]
 
 
+def figure_for(
+    session: ExplorerSession, question: Question, colormap: str, alpha: float, width_px: int = 860
+) -> Figure:
+    """The figure that answers `question` on the explorer's picture, titled with its name, the kind, and the
+    model's note (a random-weights stand-in says so in every figure)."""
+    cells = cells_for(session, question)
+    title = titled(f"{session.names[question.image]}: compare {question.kind}", session.model_note)
+    pixels = session.display_pixels(question.image, question.frame)
+    return figure(pixels, cells, colormap, alpha, title, width_px=width_px)
+
+
 def figure(
     pixels: np.ndarray,
     cells: Sequence[Cell],
@@ -141,7 +153,9 @@ def figure(
     columns: int = 3,
 ) -> Figure:
     """The cells as overlays on `pixels`, labelled, in rows of `columns`, with one colorbar; an off-screen
-    matplotlib Figure `width_px` wide (860: fits a 900 px notebook cell)."""
+    matplotlib Figure `width_px` wide (860: fits a 900 px notebook cell). The maps are blended at
+    ``render.grid_alpha(alpha)``: at least half opaque, whatever the main Opacity says."""
+    alpha = render.grid_alpha(alpha)
     columns = min(columns, len(cells))
     rows = -(-len(cells) // columns)
     h, w = pixels.shape[:2]

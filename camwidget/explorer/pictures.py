@@ -80,6 +80,18 @@ class Pictures:
     def __len__(self) -> int:
         return len(self.pixels)
 
+    def describe(self, index: int) -> str:
+        """Picture `index`'s size as the user knows it: "451×300" (width × height) for a picture, "256 samples,
+        3 channels" for a signal (not its drawing's pixels), "16 frames of 112×112" for a clip."""
+        if self.kind == "signal":
+            length, channels = self.signals[index].shape
+            return f"{length} samples, {channels} channel{'s' if channels != 1 else ''}"
+        if self.kind == "volume":
+            frames, h, w = self.pixels[index].shape[:3]
+            return f"{frames} frames of {w}×{h}"
+        h, w = self.pixels[index].shape[:2]
+        return f"{w}×{h}"
+
     def forget_inputs(self) -> None:
         """Prepare every picture for the model again (its input size may have changed)."""
         self._inputs.clear()

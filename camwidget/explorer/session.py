@@ -18,6 +18,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from camwidget import notes
 from camwidget.cache import LRU, give_back_freed_memory
 from camwidget.classes import check_class_index, resolve_class_names
 from camwidget.engines import LayerCapture, LayerInfo, ModelLayout, is_per_position
@@ -27,7 +28,7 @@ from camwidget.explorer.passes import Passes, capture_nbytes, diagnose, within_b
 from camwidget.explorer.pictures import Pictures, plain_preprocessing
 from camwidget.explorer.warm_up import WarmUp
 from camwidget.inputs import preprocess as preprocessing
-from camwidget.inputs.feed import Feed
+from camwidget.inputs.feed import make_feed
 from camwidget.inputs.images import (
     ImageLike,
     Images,
@@ -81,13 +82,19 @@ class ExplorerSession:
         value_range: ValueRange | None = None,
         max_pixels: int = MAX_PIXELS,
         warm_up: bool = True,
-        feed: Feed | None = None,
+        input: str | int | None = None,
+        other_inputs: Any = None,
         target: Any = None,
         grid: tuple[int, int] | None = None,
         leading_tokens: int | None = None,
+        note: str | None = None,
     ) -> None:
+        """The session of one explorer: the settings are CAMExplorer's (see its docstring); `note` what the
+        model is (default: the note it carries, as the demo's random-weights stand-in does)."""
         self._lock = threading.RLock()  # the state and the caches, against the warm-up thread
         self._computing = threading.RLock()  # one view or probabilities at a time (explorer's worker, a cell)
+        feed = make_feed(model, input, other_inputs)
+        self.model_note = notes.note_of(model, note)  # said in the status line and every figure's title
         if feed is not None and any(len(value) > 1 for value in feed.others):
             raise CAMError(
                 "the explorer gives every image the same other inputs: give other_inputs one value each (not a batch)"
@@ -137,6 +144,7 @@ class ExplorerSession:
     pixels = property(lambda self: self.pictures.pixels)
     names = property(lambda self: self.pictures.names)
     notes = property(lambda self: self.pictures.notes)
+    describe = property(lambda self: self.pictures.describe)
     resized = property(lambda self: self.pictures.resized)
     picture = property(lambda self: self.pictures.picture)
     frames = property(lambda self: self.pictures.frames)

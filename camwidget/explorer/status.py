@@ -206,4 +206,6 @@ def status_of(
             warnings.append(view.diagnostic)
     if notice:
         warnings.append(notice)
+    if session.model_note:  # what the model is (a random-weights stand-in), said with every view
+        warnings.insert(0, session.model_note)
     return Status(shown=shown, notes=notes, warnings=tuple(warnings), error=error)

@@ -1,0 +1,61 @@
+"""The explorer says what is true about itself: a model's note (a random-weights stand-in) in the status line
+and in every figure's title, a compare grid that stays visible at Opacity 0, and views that do not apply left
+out of the menu rather than chosen and refused."""
+
+from __future__ import annotations
+
+import models
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+import camwidget as cw
+from camwidget import notes, render
+from camwidget.explorer import compare
+
+
+@pytest.fixture
+def picture(rng):
+    return rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+
+
+def titles(figure: Figure) -> str:
+    return " ".join([figure._suptitle.get_text() if figure._suptitle else ""] + [ax.get_title() for ax in figure.axes])
+
+
+def test_a_stand_in_is_announced_in_the_status_line_and_every_figure(picture):
+    model = models.small_cnn(name="stand_in")
+    notes.mark(model)  # what camwidget.demo.load_pretrained does when the weights cannot be had
+    ex = cw.CAMExplorer(model, picture, background=False)
+    try:
+        assert notes.STAND_IN in ex.status_text
+        assert notes.STAND_IN in titles(ex.compare("methods"))
+        assert notes.STAND_IN in ex.check().title
+    finally:
+        ex.close()
+
+
+def test_any_model_can_be_given_a_note_and_a_plain_one_says_nothing(picture):
+    model = models.small_cnn(name="noted")
+    ex = cw.CAMExplorer(model, picture, background=False, note="trained 2 epochs on 40 pictures")
+    plain = cw.CAMExplorer(model, picture, background=False)
+    try:
+        assert "trained 2 epochs on 40 pictures" in ex.status_text
+        assert "trained 2 epochs" in titles(ex.compare("layers"))
+        assert notes.STAND_IN not in plain.status_text and "(" not in titles(plain.compare("methods")).split(":")[0]
+    finally:
+        ex.close()
+        plain.close()
+    with pytest.raises(TypeError, match="note must be a string"):
+        cw.CAMExplorer(model, picture, background=False, note=3)
+
+
+def test_a_compare_grid_keeps_its_maps_visible_at_opacity_zero(rng):
+    pixels = rng.integers(0, 256, (30, 30, 3), dtype=np.uint8)
+    cam = rng.random((6, 6)).astype(np.float32)
+    cells = [compare.Cell("a", cam), compare.Cell("b", cam[::-1])]
+    at_zero = compare.figure_png(compare.figure(pixels, cells, "jet", 0.0, "t", width_px=400))
+    at_floor = compare.figure_png(compare.figure(pixels, cells, "jet", render.GRID_MIN_ALPHA, "t", width_px=400))
+    faint = compare.figure_png(compare.figure(pixels, cells, "jet", 0.1, "t", width_px=400))
+    assert at_zero == at_floor == faint  # below the floor, the grid is drawn at the floor
+    assert render.grid_alpha(0.8) == 0.8 and render.grid_alpha(0.0) == render.GRID_MIN_ALPHA
