@@ -150,3 +150,10 @@ def test_a_notebook_executed_by_nbconvert_stores_the_still(tmp_path):
     still = decode(result.data["image/png"])
     assert still.shape[1] == 384 + 8 + 64  # the 32 px picture at the explorer's 384 px, and its colorbar
     json.dumps(nbformat.from_dict(nb))  # and it stores as JSON, as nbconvert writes it
+    # nbconvert's HTML of it, with no widget state saved (as GitHub's viewer sees it): the still, not "Loading widget"
+    from nbconvert import HTMLExporter
+
+    nb.metadata.pop("widgets", None)
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    assert f'src="data:image/png;base64,{result.data["image/png"]}"' in html
+    assert WIDGET_VIEW not in html
