@@ -4,6 +4,8 @@ class below; names reach the page escaped."""
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import pytest
 from test_audit import CLASSES, network, pictures
@@ -37,7 +39,9 @@ def test_the_view_shows_each_class_and_its_clusters(view):
         assert ranked == found.ranked(c)[: len(ranked)]
         assert all(found.classes[row] == c for row in ranked)
     assert HOSTILE not in shown.flags.value and HOSTILE not in shown.children[0].value
-    assert "_repr_mimebundle_" in dir(found)
+    bundle = found._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert base64.b64decode(bundle["image/png"])[:4] == b"\x89PNG"  # the still, for viewers without widgets
 
 
 def test_a_click_opens_the_picture_in_an_explorer_with_the_same_settings(view):

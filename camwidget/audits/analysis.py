@@ -263,7 +263,16 @@ class Audit:
         return AuditView(self)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget()._repr_mimebundle_(**kwargs)
+        """The widget's bundle plus an ``image/png`` still (the class and cluster mean maps), which nbconvert,
+        GitHub's viewer and the docs show where the widget cannot load."""
+        import base64
+
+        from camwidget.audits.report import overview_png
+
+        bundle = self.widget()._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):
+            bundle["image/png"] = base64.b64encode(overview_png(self)).decode("ascii")
+        return bundle
 
     def __repr__(self) -> str:
         flagged = sum(f.kind == "cluster" for f in self.flags())

@@ -131,6 +131,34 @@ def embedding_png(audit: Any, class_index: int) -> bytes:
     return buffer.getvalue()
 
 
+def overview_png(audit: Any) -> bytes:
+    """A still of the audit (PNG): a row a class, its mean map then each cluster's, titled with the size and
+    the suspicion, flagged clusters marked; what a notebook viewer without the widget shows."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    entries = list(audit.per_class.values())
+    columns = 1 + max((len(e.clusters) for e in entries), default=0)
+    figure = Figure(figsize=(1.6 * columns, 1.9 * max(1, len(entries))), dpi=90)
+    FigureCanvasAgg(figure)
+    for r, entry in enumerate(entries):
+        tiles = [(f"{entry.name}: mean of {len(entry.members)}", entry.mean_map, False)]
+        tiles += [
+            (f"cluster {c.number}: {c.size}, {c.suspicion:.0%}{' FLAG' if c.flagged else ''}", c.mean_map, c.flagged)
+            for c in entry.clusters
+        ]
+        for k, (title, mean_map, flagged) in enumerate(tiles):
+            axes = figure.add_subplot(len(entries), columns, r * columns + k + 1)
+            axes.imshow(map_tile(mean_map, 64))
+            axes.set_title(title, fontsize=7, color="#c00" if flagged else "black")
+            axes.set_xticks([])
+            axes.set_yticks([])
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
 def page(audit: Any) -> str:
     """The self-contained HTML page (every string escaped by html_text, pictures inline as data URLs)."""
     e = html_text
