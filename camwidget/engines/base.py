@@ -331,6 +331,21 @@ class Engine(abc.ABC):
         """
         return None
 
+    def input_gradients(
+        self, x: np.ndarray, classes: np.ndarray, output: int, score: str, feed: Feed | None = None
+    ) -> np.ndarray | None:
+        """The plain gradient of the class score with respect to the input, dy_c/dx (N, *input), for FullGrad.
+
+        Args:
+            x: the images (N, H, W, C).
+            classes: (N,) int32, each image's class (resolved, not -1).
+            output, score, feed: as :meth:`capture`.
+
+        Returns:
+            float32 (N, *input), or None where the engine does not make this pass (only TensorFlow's does).
+        """
+        return None
+
     @abc.abstractmethod
     def class_probabilities(
         self, x: np.ndarray, output: int, feed: Feed | None = None, image: int | None = None

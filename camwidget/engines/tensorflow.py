@@ -120,6 +120,16 @@ class TensorFlowEngine(Engine):
         g, hv = fn(tf.convert_to_tensor(activations, tf.float32), tf.convert_to_tensor(classes, tf.int32))
         return g.numpy(), hv.numpy()
 
+    def input_gradients(
+        self, x: np.ndarray, classes: np.ndarray, output: int, score: str, feed: Feed | None = None
+    ) -> np.ndarray | None:
+        """:meth:`camwidget.engines.base.Engine.input_gradients`, traced once per (output, score, input shape)."""
+        key = ("input_gradients", output, score, x.shape[1:], _signature(feed))
+        fn = self._compiled(key, lambda: self._build_input_gradients(output, score, x.shape[1:], feed))
+        return fn(
+            tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(classes, tf.int32), *_rows(feed, len(x))
+        ).numpy()
+
     def class_probabilities(
         self, x: np.ndarray, output: int, feed: Feed | None = None, image: int | None = None
     ) -> np.ndarray:
@@ -285,6 +295,20 @@ class TensorFlowEngine(Engine):
             raise
         except Exception:  # Keras's graph did not run as read: no tail pass for this layer
             return None
+
+    def _build_input_gradients(
+        self, output: int, score: str, input_shape: tuple[int, ...], feed: Feed | None = None
+    ) -> Any:
+        model_ref = self._model
+
+        def input_gradients(x: tf.Tensor, classes: tf.Tensor, *others: tf.Tensor) -> tf.Tensor:
+            with tf.GradientTape(watch_accessed_variables=False) as tape:
+                tape.watch(x)
+                outputs = call_model(model_ref(), x, feed, others)
+                _, _, _, chosen = _scores(outputs[output], score, classes, None, len(input_shape))
+            return _f32(tape.gradient(chosen, x, unconnected_gradients=tf.UnconnectedGradients.ZERO))
+
+        return self._trace(input_gradients, _spec(input_shape), tf.TensorSpec((None,), tf.int32), *_specs(feed))
 
     def _build_probabilities(self, output: int, input_shape: tuple[int, ...], feed: Feed | None = None) -> Any:
         model_ref = self._model
