@@ -13,6 +13,8 @@ import models
 import numpy as np
 import pytest
 from keras import layers, ops
+from reference import dense_logits
+from reference import gradient as autodiff_gradient
 from test_methods import CLASSES, activations_and_gradients, relu_max, split
 
 import camwidget as cw
@@ -251,9 +253,9 @@ def test_shapley_cam_matches_its_formula_under_rest(model, x):
 def test_the_rest_score_is_the_logit_plus_the_log_probability(model, x):
     features, logits = split(model, "conv_b")
     A, G = activations_and_gradients(model, "conv_b", x, CLASSES)
-    from reference import gradient
-
-    Gr = gradient(lambda a: ops.sum(rest_scores(logits(a), CLASSES)), ops.convert_to_tensor(A.astype("float32")))
+    Gr = autodiff_gradient(
+        lambda a: ops.sum(rest_scores(logits(a), CLASSES)), ops.convert_to_tensor(A.astype("float32"))
+    )
     assert_close(cam(model, x, "gradcam", score="rest"), relu_max((A * Gr.mean(axis=(1, 2), keepdims=True)).sum(-1)))
     assert np.abs(Gr - G).max() > 1e-4  # not the logits' gradient
 
@@ -268,6 +270,61 @@ def test_shapley_cam_says_why_not_without_a_tail(model_kinds):
     sub, images, _, _ = model_kinds["subclassed"]
     with pytest.raises(ValueError, match="Shapley-CAM differentiates the layers after .* twice"):
         cw.compute_cam(sub, images, method="shapley-cam")
+
+
+# -- FullGrad -------------------------------------------------------------------------------------------------------
+
+
+def psi_sum(terms, size):
+    """Each channel map of (h, w, K) shifted to 0, over (1e-7 + its max), resized bilinearly, summed."""
+    out = np.zeros((size, size))
+    for k in range(terms.shape[-1]):
+        m = terms[..., k] - terms[..., k].min()
+        out += cv2.resize(np.float32(m / (1e-7 + m.max())), (size, size))
+    return out
+
+
+@pytest.mark.tensorflow_only
+def test_fullgrad_matches_its_formula(model, x):
+    """The flat-head model written out in tf ops, its convolutions' outputs before the ReLU (z) kept, dy/dx and
+    dy/dz by one GradientTape; |dy/dx * x| and |b * dy/dz| summed over channels after psi."""
+    import tensorflow as tf
+
+    L = model.get_layer
+    xt = tf.convert_to_tensor(x)
+    zs = {}
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(xt)
+
+        def conv(name, v):
+            zs[name] = tf.nn.conv2d(v, L(name).kernel, 1, "SAME") + L(name).bias
+            tape.watch(zs[name])
+            return tf.nn.relu(zs[name])
+
+        v = conv("conv_c", conv("conv_b", tf.nn.max_pool2d(conv("conv_a", xt), 2, 2, "VALID")))
+        z = dense_logits(L("dense"), tf.reshape(v, (len(x), -1)))
+        y = tf.reduce_sum(tf.stack([z[n, c] for n, c in enumerate(CLASSES)]))
+    dx = tape.gradient(y, xt).numpy()
+    dz = {name: tape.gradient(y, t).numpy() for name, t in zs.items()}
+    maps = []
+    for n in range(len(x)):
+        m = psi_sum(np.abs(dx[n] * x[n]), 32)
+        for name in zs:
+            m += psi_sum(np.abs(as_numpy(L(name).bias) * dz[name][n]), 32)
+        maps.append(m)
+    ours = cam(model, x, "fullgrad")
+    assert ours.shape == (3, 32, 32)  # the input's resolution, whatever the layer
+    assert_close(ours, relu_max(np.array(maps)))
+    np.testing.assert_array_equal(ours, cam(model, x, "fullgrad", layer="conv_a"))
+
+
+@pytest.mark.tensorflow_only
+def test_fullgrad_refuses_a_model_without_biases(x):
+    inp = keras.Input((32, 32, 3))
+    h = layers.Conv2D(4, 3, padding="same", use_bias=False, activation="relu", name="plain")(inp)
+    m = keras.Model(inp, layers.Dense(2, activation="softmax")(layers.GlobalAveragePooling2D()(h)))
+    with pytest.raises(ValueError, match="FullGrad adds up the gradients of the biases .* this model has none"):
+        cw.compute_cam(m, x, method="fullgrad")
 
 
 # -- KPCA-CAM's kernel and gamma --------------------------------------------------------------------------------------
@@ -361,6 +418,7 @@ ADDED = [
     "smooth-gradcam++(samples=2)",
     "finer-cam",
     "shapley-cam",
+    "fullgrad",
 ]
 KINDS = ["nested", "subclassed", "signal", "clip", "two inputs", "tokens"]
 
@@ -419,6 +477,8 @@ REFUSED = {
     ("ablation-cam", "two inputs"): "does not show those layers",
     ("shapley-cam", "subclassed"): "a model that shows those layers",
     ("shapley-cam", "two inputs"): "a model that shows those layers",
+    ("fullgrad", "signal"): "works on image models",
+    ("fullgrad", "clip"): "works on image models",
     ("sscam", "signal"): "works on image models",
     ("sscam", "clip"): "works on image models",
     ("iscam", "signal"): "works on image models",
@@ -437,7 +497,8 @@ def test_each_added_method_runs_or_says_why_not_on_every_kind_of_model(model_kin
         return
     maps = cw.compute_cam(model, images, method=method, layer=layer, **kw)
     plain = cw.compute_cam(model, images, method="gradcam", layer=layer, **kw)
-    assert maps.shape == plain.shape and np.isfinite(maps).all() and maps.max() == 1.0
+    expected = images.shape[1:3] if cw.METHODS[method.partition("(")[0]].input_resolution else plain.shape[1:]
+    assert maps.shape[1:] == expected and np.isfinite(maps).all() and maps.max() == 1.0
 
 
 @pytest.mark.parametrize("method", ADDED)

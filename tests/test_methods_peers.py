@@ -277,3 +277,15 @@ def test_shapley_cam_with_the_rest_score_equals_pytorch_grad_cams(pgc, twins, x,
     )
     assert theirs.max() > 0
     np.testing.assert_allclose(as_pgc_scales_it(ours), theirs, atol=TOL)
+
+
+def test_fullgrad_equals_pytorch_grad_cams(pgc, twins, x):
+    """pytorch-grad-cam hooks the twin's Conv2d outputs (before its separate ReLUs); camwidget reads the Keras
+    convolutions' fused ReLU outputs and takes dy/dz = dy/da where a > 0. Both leave the Dense bias out."""
+    model, twin, _ = twins
+    theirs = pgc.cams.FullGrad(model=twin, target_layers=[])(
+        input_tensor=torch.from_numpy(x.transpose(0, 3, 1, 2)), targets=[pgc.target(c) for c in CLASSES]
+    )
+    ours = cw.compute_cam(model, x, method="fullgrad", class_index=CLASSES, normalize=False)
+    assert theirs.max() > 0
+    np.testing.assert_allclose(as_pgc_scales_it(ours), theirs, atol=TOL)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import cv2
+import keras
 import numpy as np
 
 from camwidget.errors import CAMError
@@ -23,6 +25,7 @@ NAMES = (
     "eigen-gradcam",
     "smooth-gradcam++",
     "shapley-cam",
+    "fullgrad",
 )
 FAMILY = "gradient"
 SEED = 0  # Smooth Grad-CAM++'s noise: the same map for the same input, every run
@@ -154,3 +157,91 @@ def shapley_cam(inputs: MethodInputs) -> np.ndarray:
     g, hv = (to_grid(t, inputs).astype(np.float64) for t in got)
     weights = (g - 0.5 * hv).mean(axis=(1, 2), keepdims=True)
     return (weights * inputs.capture.activations.astype(np.float64)).astype(np.float32)
+
+
+@register(
+    "fullgrad",
+    "FullGrad",
+    per_channel=False,
+    input_resolution=True,
+    class_only=True,
+    image_only=True,
+    cost="1 pass + 1 pass for the input's gradient",
+)
+def fullgrad(inputs: MethodInputs) -> np.ndarray:
+    """FullGrad (Srinivas & Fleuret 2019), as pytorch-grad-cam's FullGrad: at the input's resolution,
+    map = sum_c psi(|dy/dx_c * x_c|) + sum_l sum_k psi(|b_l,k * dy/dz_l,k|), with z_l the output of layer l
+    before its activation, b_l its bias (a batch normalisation's effective bias beta - mu gamma / sqrt(var + eps)),
+    and psi a channel's map shifted and scaled to [0, 1] and resized bilinearly to the input. Every convolution
+    and batch normalisation with a bias on the way to the output counts, whatever layer is chosen: the
+    bias-gradients are the part of the score a plain input-gradient misses (the paper's completeness). Dense
+    layers' biases have no position and are left out, as in the paper's saliency map. dy/dz of a layer with a
+    fused ReLU is dy/da where a > 0, 0 elsewhere.
+
+    Raises:
+        CAMError: the model has no convolution or batch normalisation with a bias; a layer with a bias has a
+            fused activation other than ReLU (z cannot be read from its output); the model is not an image
+            model; Keras does not run on TensorFlow.
+    """
+    check_class_scores(inputs, "FullGrad")
+    c, x = inputs.capture, inputs.images
+    if x.ndim != 4:
+        raise CAMError("FullGrad makes a map at the input's resolution, so it works on image models (N, H, W, C)")
+    layers = [info for info in inputs.layout.layers.values() if _fullgrad_bias(info) is not None]
+    if not layers:
+        raise CAMError(
+            "FullGrad adds up the gradients of the biases of the model's convolutions and batch normalisations, "
+            "and this model has none with a bias; use 'gradcam'"
+        )
+    for info in layers:
+        name = getattr(getattr(info.layer, "activation", None), "__name__", "linear")
+        if name not in ("linear", "relu"):
+            raise CAMError(
+                f"FullGrad needs the gradient before layer {info.path!r}'s activation, and its fused {name!r} "
+                "cannot be undone from its output (only linear and relu can); use 'gradcam'"
+            )
+    dx = inputs.engine.input_gradients(x, c.class_index.astype(np.int32), inputs.output, inputs.score, inputs.feed)
+    if dx is None:
+        raise CAMError("FullGrad needs the input's gradient, which only the TensorFlow backend computes here")
+    H, W = x.shape[1:3]
+    total = _scaled_channel_sum(np.abs(dx.astype(np.float64) * x), H, W)
+    passed = inputs.engine.capture(
+        x, layers, c.class_index.astype(np.int32), inputs.output, inputs.score, None, inputs.feed
+    )
+    for info in layers:
+        g = passed.gradients[info.path].astype(np.float64)
+        if getattr(getattr(info.layer, "activation", None), "__name__", "linear") == "relu":
+            g = g * (passed.activations[info.path] > 0)
+        total += _scaled_channel_sum(np.abs(_fullgrad_bias(info) * g), H, W)  # type: ignore[operator]
+    return total.astype(np.float32)
+
+
+def _fullgrad_bias(info: Any) -> np.ndarray | None:
+    """The bias a FullGrad layer adds per channel, or None where the layer has none (or is not an image map)."""
+    layer = info.layer
+    if info.geometry is None or info.geometry.kind != "image" or info.calls != 1 or not info.reaches_output:
+        return None
+    if isinstance(layer, keras.layers.BatchNormalization):
+        mean = keras.ops.convert_to_numpy(layer.moving_mean).astype(np.float64)
+        var = keras.ops.convert_to_numpy(layer.moving_variance).astype(np.float64)
+        gamma = keras.ops.convert_to_numpy(layer.gamma).astype(np.float64) if layer.scale else 1.0
+        beta = keras.ops.convert_to_numpy(layer.beta).astype(np.float64) if layer.center else 0.0
+        return beta - mean * gamma / np.sqrt(var + layer.epsilon)
+    convolutions = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
+    if isinstance(layer, convolutions) and getattr(layer, "use_bias", False):
+        return keras.ops.convert_to_numpy(layer.bias).astype(np.float64)
+    return None
+
+
+def _scaled_channel_sum(terms: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(N, h, w, K) -> (N, H, W): each channel's map shifted to 0, divided by (1e-7 + its max), resized
+    bilinearly to the input (OpenCV), and summed over the channels (pytorch-grad-cam's
+    scale_accross_batch_and_channels)."""
+    n, k = terms.shape[0], terms.shape[-1]
+    out = np.zeros((n, height, width))
+    for i in range(n):
+        for j in range(k):
+            m = terms[i, ..., j] - terms[i, ..., j].min()
+            m = (m / (1e-7 + m.max())).astype(np.float32)
+            out[i] += cv2.resize(m, (width, height)) if m.shape != (height, width) else m
+    return out
