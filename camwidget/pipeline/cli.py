@@ -83,8 +83,8 @@ def parser() -> argparse.ArgumentParser:
         "--method",
         default="gradcam",
         help="gradcam (default), gradcam++, hirescam, xgradcam, layercam, gradcam-elementwise, eigen-gradcam, "
-        "smooth-gradcam++, shapley-cam, fullgrad, scorecam, sscam, iscam, ablation-cam, eigencam, fem, kpca-cam, finer-cam, cam, "
-        "guided-gradcam, random-cam; settings in brackets, e.g. 'finer-cam(gamma=0.5, top=2)'",
+        "smooth-gradcam++, shapley-cam, fullgrad, scorecam, sscam, iscam, ablation-cam, eigencam, fem, kpca-cam, "
+        "finer-cam, cam, guided-gradcam, random-cam; settings in brackets, e.g. 'finer-cam(gamma=0.5, top=2)'",
     )
     explain.add_argument(
         "--class",
