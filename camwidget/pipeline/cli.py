@@ -11,6 +11,7 @@ import itertools
 import os
 import signal
 import sys
+import textwrap
 import time
 from typing import Any, NoReturn
 
@@ -60,6 +61,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The description as written; each option's help wrapped without breaking a method's name at its hyphens
+    ('smooth-gradcam++' stays whole)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 def parser() -> argparse.ArgumentParser:
     main = OneLineParser(prog="camwidget", description="Where is my Keras model looking?")
     main.add_argument("--version", action="version", version=f"camwidget {__version__}")
@@ -69,7 +78,7 @@ def parser() -> argparse.ArgumentParser:
         help="explain many pictures; write overlays, maps, a table and a gallery",
         description=DESCRIPTION,
         epilog=EXAMPLES + "\n\n" + EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     explain.add_argument(
         "model",
