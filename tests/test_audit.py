@@ -154,7 +154,7 @@ def blobs(sizes, seed):
     return np.asarray(maps, np.float32)
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(sizes=st.lists(st.integers(4, 15), min_size=2, max_size=4), seed=st.integers(0, 2**16))
 def test_clustering_is_scikit_learns_on_the_same_affinity(sizes, seed):
     from sklearn.cluster import SpectralClustering

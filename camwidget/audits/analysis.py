@@ -23,7 +23,7 @@ import numpy as np
 from camwidget.audits import flags as flagging
 from camwidget.audits.clustering import affinity, spectral_clusters
 from camwidget.audits.collect import Collected, collect, label_classes, mask_finder, number_of_classes
-from camwidget.audits.regions import SAME, mask_share, name_region, region_shares, shared_pixels
+from camwidget.audits.regions import mask_share, name_region, on_shared, region_shares, shared_pixels
 from camwidget.pipeline.batch import Picture, find_pictures
 
 MIN_PICTURES = 3  # fewer maps than this cannot be clustered
@@ -84,6 +84,10 @@ class Audit:
         self.mask_cells = np.stack(masks) if masks else np.zeros((0, side, side), np.float32)  # 0..1, object = 1
         self.mask_share = np.where(self.has_mask, mask_share(self.masses, self.mask_cells), np.nan)
         self.shares = region_shares(self.masses)
+        # one cell of the layer's map, in cells of the grid: how far a map's blur carries mass off a small mark
+        self.spread_radius = (
+            int(np.ceil(side / min(found.map_shape))) if found.map_shape and min(found.map_shape) < side else 0
+        )
         self.cluster = np.full(len(self.names), -1, int)
         self.suspicion = np.zeros(len(self.names), np.float32)
         self.skipped = found.skipped
@@ -133,8 +137,7 @@ class Audit:
             others = self.pixels[self.classes != entry.class_index]
             shared, median = shared_pixels(self.pixels[rows], others if len(others) else None)
             entry.shared = shared
-            shows = np.sqrt(((self.pixels[rows] - median) ** 2).mean(axis=-1)) < SAME  # it shows them itself
-            weights = masses * shared * shows
+            weights = on_shared(masses, self.pixels[rows], shared, median, self.spread_radius)
         with_mask = self.has_mask[rows]
         if with_mask.any():
             outside = 1.0 - self.mask_cells[rows[with_mask]]
@@ -154,21 +157,25 @@ class Audit:
         for entry in self.per_class.values():
             in_flagged: set[int] = set()
             outside = bool(self.has_mask[entry.members].any())
+            by_region: dict[str, list[Cluster]] = {}  # flagged clusters that name one region make one flag
             for cluster in entry.clusters:
-                if not cluster.flagged:
-                    continue
-                in_flagged.update(int(r) for r in cluster.members)
+                if cluster.flagged:
+                    by_region.setdefault(cluster.region, []).append(cluster)
+            for region, clusters in by_region.items():
+                rows = np.concatenate([c.members for c in clusters])
+                in_flagged.update(int(r) for r in rows)
+                numbers = tuple(c.number for c in clusters)
                 reason = flagging.cluster_reason(
-                    cluster.size,
+                    len(rows),
                     len(entry.members),
                     entry.name,
-                    cluster.number if len(entry.clusters) > 1 else -1,
-                    cluster.suspicion,
-                    cluster.region,
+                    numbers if len(entry.clusters) > 1 else (),
+                    float(self.suspicion[rows].mean()),
+                    region,
                     outside,
                     others,
                 )
-                found.append(self._flag("cluster", entry, cluster.number, cluster.members, cluster.region, reason))
+                found.append(self._flag("cluster", entry, numbers, rows, region, reason))
             for row in entry.members:
                 if int(row) in in_flagged or self.suspicion[row] < self.settings["picture_threshold"]:
                     continue
@@ -176,17 +183,17 @@ class Audit:
                 reason = flagging.picture_reason(
                     self.names[row], entry.name, float(self.suspicion[row]), where, outside
                 )
-                found.append(self._flag("picture", entry, int(self.cluster[row]), np.array([row]), where, reason))
+                found.append(self._flag("picture", entry, (int(self.cluster[row]),), np.array([row]), where, reason))
         return flagging.order(found)
 
     def _flag(
-        self, kind: str, entry: ClassAudit, cluster: int, rows: np.ndarray, region: str, reason: str
+        self, kind: str, entry: ClassAudit, clusters: tuple[int, ...], rows: np.ndarray, region: str, reason: str
     ) -> flagging.Flag:
         return flagging.Flag(
             kind,
             entry.class_index,
             entry.name,
-            cluster,
+            clusters,
             tuple(int(r) for r in rows),
             tuple(self.names[r] for r in rows),
             float(self.suspicion[rows].mean()),

@@ -32,6 +32,7 @@ class Collected:
     masks: list[np.ndarray | None] = field(default_factory=list)  # (side, side) float32 0..1, or None
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (picture, why)
     problems: list[str] = field(default_factory=list)  # what was left out of a picture, and why
+    map_shape: tuple[int, ...] = ()  # the layer's map (h, w), as the first map came
 
 
 def small(array: np.ndarray, side: int) -> np.ndarray:
@@ -193,6 +194,7 @@ def collect(
                 else:
                     mask = np.clip(small(full.astype(np.float32), side), 0.0, 1.0)
             top_class, _, top_probability = item.top[0]
+            found.map_shape = found.map_shape or tuple(item.cam.shape)
             kept[item.index] = (
                 picture,
                 item.class_index,

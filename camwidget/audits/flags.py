@@ -23,7 +23,7 @@ class Flag:
     kind: str  # "cluster" or "picture"
     class_index: int
     class_name: str
-    cluster: int  # the cluster's number within its class (-1: none)
+    clusters: tuple[int, ...]  # the clusters' numbers within their class (a picture's own; -1: none)
     pictures: tuple[int, ...] = field(default_factory=tuple)  # rows of the audit's picture table
     names: tuple[str, ...] = field(default_factory=tuple)  # those pictures' names
     suspicion: float = 0.0  # the mean suspicion of those pictures
@@ -35,7 +35,7 @@ class Flag:
             "kind": self.kind,
             "class_index": self.class_index,
             "class_name": self.class_name,
-            "cluster": self.cluster,
+            "clusters": list(self.clusters),
             "pictures": list(self.names),
             "suspicion": round(self.suspicion, 4),
             "region": self.region,
@@ -60,14 +60,18 @@ def cluster_reason(
     size: int,
     class_size: int,
     class_name: str,
-    cluster: int,
+    clusters: tuple[int, ...],
     share: float,
     region: str,
     outside_mask: bool,
     others: bool,
 ) -> str:
-    """The sentence for a flagged cluster."""
-    who = f"{size} of {class_size} {class_name!r} pictures" + (f" (cluster {cluster})" if cluster >= 0 else "")
+    """The sentence for flagged clusters of one class with one region (their numbers left out when the class
+    has no other cluster)."""
+    numbers = ", ".join(str(c) for c in clusters)
+    who = f"{size} of {class_size} {class_name!r} pictures" + (
+        f" (cluster{'s' * (len(clusters) > 1)} {numbers})" if clusters else ""
+    )
     if outside_mask:
         return (
             f"{who} put {share:.0%} of the map outside the object's mask, most of it in {region}: {hint(region, True)}"

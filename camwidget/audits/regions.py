@@ -87,11 +87,26 @@ def shared_pixels(own: np.ndarray, others: np.ndarray | None) -> tuple[np.ndarra
     return (shared * np.clip(apart / APART, 0.0, 1.0)).astype(np.float32), median
 
 
-def on_shared(masses: np.ndarray, pixels: np.ndarray, shared: np.ndarray, median: np.ndarray) -> np.ndarray:
-    """Each picture's map mass on its class's shared pixels, where the picture itself shows them:
-    sum_x M_i(x) s_c(x) [||P_i(x) - m_c(x)|| < delta], (n,) in 0..1."""
+def on_shared(
+    masses: np.ndarray, pixels: np.ndarray, shared: np.ndarray, median: np.ndarray, radius: int = 0
+) -> np.ndarray:
+    """Each picture's map mass per cell on its class's shared pixels where the picture itself shows them, widened
+    by `radius` cells (:func:`spread`): M_i(x) spread(s_c [||P_i - m_c|| < delta], r)(x), (n, side, side); its
+    sum over x is the picture's suspicion, 0..1."""
     shows = np.sqrt(((pixels - median) ** 2).mean(axis=-1)) < SAME
-    return (masses * shared * shows).sum(axis=(1, 2))
+    return masses * spread(shared * shows, radius)
+
+
+def spread(cells: np.ndarray, radius: int) -> np.ndarray:
+    """`cells` (..., side, side) dilated by `radius` cells (a maximum over a (2r+1)^2 square): a map is only as
+    sharp as its layer, whose cell covers side / h cells of the grid, so a map about a 4-cell watermark spreads
+    over its neighbours; the suspect region is widened by one layer cell to take that mass in."""
+    if radius <= 0:
+        return cells
+    from scipy.ndimage import maximum_filter
+
+    size = [1] * (cells.ndim - 2) + [2 * radius + 1] * 2
+    return maximum_filter(cells, size=size, mode="nearest")
 
 
 def name_region(weights: np.ndarray, shared: np.ndarray | None = None) -> str:
