@@ -93,6 +93,9 @@ def test_notebook_runs_offline_top_to_bottom(path, tmp_path):
             or "accuracy without the watermark: 4" in text
             or "accuracy without the watermark: 5" in text
         )
+        # the audit finds the watermark unprompted, and flags nothing of the honest model
+        assert "'cross' pictures" in text and "on the top-left corner" in text
+        assert "flags for the honest model: 0" in text
 
 
 @pytest.mark.parametrize(
