@@ -22,7 +22,7 @@ from camwidget.engines.base import SCORE_BATCH, Capture, Engine, LayerCapture, r
 from camwidget.engines.capture import call_model, capturing
 from camwidget.engines.layout import LayerInfo, ModelLayout
 from camwidget.engines.tail import tail_function
-from camwidget.engines.tensorflow_layout import describe_model, final_activation
+from camwidget.engines.tensorflow_layout import describe_model, feed_specs, final_activation
 from camwidget.errors import CAMError
 from camwidget.inputs.feed import Feed
 from camwidget.tensorflow_lazy import tf
@@ -369,7 +369,7 @@ def _spec(shape: Sequence[int]) -> tf.TensorSpec:
 
 
 def _specs(feed: Feed | None) -> list[tf.TensorSpec]:
-    return [] if feed is None else feed.specs()
+    return feed_specs(feed)
 
 
 def _signature(feed: Feed | None) -> Any:

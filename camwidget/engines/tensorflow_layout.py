@@ -93,7 +93,7 @@ def describe_model(model: keras.Model, input_shape: tuple[int, ...], feed: Feed 
 
     spec = tf.TensorSpec((None, *input_shape), tf.float32)
     try:
-        tf.function(probe).get_concrete_function(spec, *(feed.specs() if feed else ()))
+        tf.function(probe).get_concrete_function(spec, *feed_specs(feed))
     except CAMError:
         raise
     except Exception as exc:  # the model itself refused this input
@@ -117,3 +117,8 @@ def describe_model(model: keras.Model, input_shape: tuple[int, ...], feed: Feed 
         output_activations=result["activations"],
         nested_models=[p for p, l in keras_private.walk_layers(model) if isinstance(l, keras.Model)],
     )
+
+
+def feed_specs(feed: Feed | None) -> list[Any]:
+    """The tf.TensorSpec of each other input of a model with several (its item shape, any batch size)."""
+    return [] if feed is None else [tf.TensorSpec((None, *o.shape[1:]), tf.as_dtype(o.dtype)) for o in feed.others]

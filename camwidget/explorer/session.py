@@ -23,7 +23,7 @@ from camwidget.cache import LRU, give_back_freed_memory
 from camwidget.classes import check_class_index, resolve_class_names
 from camwidget.engines import LayerCapture, LayerInfo, ModelLayout, is_per_position
 from camwidget.errors import CAMError
-from camwidget.explain import AUGMENTATIONS, Explainer
+from camwidget.explain import AUGMENTATIONS, Explainer, Options
 from camwidget.explorer.passes import Passes, capture_nbytes, diagnose, within_budget
 from camwidget.explorer.pictures import Pictures, plain_preprocessing
 from camwidget.explorer.warm_up import WarmUp
@@ -37,7 +37,6 @@ from camwidget.inputs.images import (
 from camwidget.inputs.samples import screen_map
 from camwidget.limits import MAX_PIXELS, MAX_SIDE
 from camwidget.methods import normalize_maps
-from camwidget.request import Options
 from camwidget.targets import describe as describe_target
 
 

@@ -26,6 +26,7 @@ from PIL import Image as PILImage
 from camwidget import render
 from camwidget.classes import check_class_index
 from camwidget.errors import CAMError
+from camwidget.explain import Options
 from camwidget.explorer import compare
 from camwidget.explorer.check import MapCheck, check_view
 from camwidget.explorer.compare import Question
@@ -41,7 +42,6 @@ from camwidget.explorer.view_request import modes_for
 from camwidget.inputs.images import ImageLike, Images
 from camwidget.limits import MAX_PIXELS, MAX_SIDE
 from camwidget.methods import get_method
-from camwidget.request import Options
 
 _SAVE_FORMATS = {
     ".png": "PNG",

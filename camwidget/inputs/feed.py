@@ -17,7 +17,6 @@ import keras
 import numpy as np
 
 from camwidget.errors import CAMError, ImageError, quoted
-from camwidget.tensorflow_lazy import tf
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,9 +33,6 @@ class Feed:
     def signature(self) -> tuple[Any, ...]:
         """What a compiled pass depends on: the images' input and the others' item shapes and dtypes."""
         return (self.index, tuple((o.shape[1:], o.dtype.str) for o in self.others))
-
-    def specs(self) -> list[tf.TensorSpec]:
-        return [tf.TensorSpec((None, *o.shape[1:]), tf.as_dtype(o.dtype)) for o in self.others]
 
     def rows(self, n: int, image: int | None = None) -> list[np.ndarray]:
         """The other inputs for a batch of `n`: each shared input repeated; per-image inputs as given, or, for
@@ -60,7 +56,7 @@ class Feed:
     def other_names(self) -> list[str]:
         return [n for i, n in enumerate(self.names) if i != self.index]
 
-    def pack(self, x: tf.Tensor, others: Sequence[tf.Tensor]) -> Any:
+    def pack(self, x: Any, others: Sequence[Any]) -> Any:
         """The model's input structure with the images at their place and the others around them."""
         flat = list(others)
         flat.insert(self.index, x)

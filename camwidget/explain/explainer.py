@@ -1,16 +1,10 @@
-"""The one path from a model and images to maps: :class:`Explainer`.
+"""The one path from a model and images to maps: :class:`Explainer` (see :mod:`camwidget.explain`).
 
-    >>> explainer = Explainer(model, layer="block5_conv3", method="gradcam++")
-    >>> maps = explainer.explain(images, class_index=281)      # what compute_cam returns
-    >>> maps.dtype, maps.ndim, len(maps) == len(images)
-    (dtype('float32'), 3, True)
-
-(`model` a keras.applications.VGG16, or any model with a layer of that name; `images` a batch in its input
-space, as compute_cam takes them.) An Explainer holds its model strongly (until :meth:`close`), resolves the layer, output and score once per
-input shape, and before every computation looks at the model as it is now (:meth:`CAMEngine.sync`): a
+An Explainer holds its model strongly (until :meth:`Explainer.close`), resolves the layer, output and score once
+per input shape, and before every computation looks at the model as it is now (:meth:`CAMEngine.sync`): a
 model changed by ``fit``, ``set_weights``, ``load_weights`` or an edit of a layer is never explained from
 stale traced passes or cached values. The capture -> method -> normalise sequence exists here only:
-:meth:`maps_from` is what both compute_cam and the explorer's session call.
+:meth:`Explainer.maps_from` is what both compute_cam and the explorer's session call.
 """
 
 from __future__ import annotations
@@ -35,13 +29,11 @@ from camwidget.engines import (
     num_classes,
 )
 from camwidget.errors import CAMError
+from camwidget.explain.request import Options, Request, check_method_fits
 from camwidget.inputs.feed import Feed
 from camwidget.inputs.images import model_batch
 from camwidget.methods import CAMMethod, MethodInputs, finite, get_method, method_maps, normalize_maps
 from camwidget.methods.grid import as_grid, from_grid
-from camwidget.request import Options, Request, check_method_fits
-
-__all__ = ["AUGMENTATIONS", "Explainer", "Options", "Request"]
 
 # Test-time augmentations for aug_smooth: horizontal flip x intensity factors, as pytorch-grad-cam's
 # ttach.Compose([HorizontalFlip(), Multiply([0.9, 1, 1.1])]).
