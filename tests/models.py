@@ -131,6 +131,17 @@ def flat_head_cnn(n_classes: int = 3, size: int = 32) -> keras.Model:
     return keras.Model(inp, layers.Dense(n_classes, activation="softmax", name="dense")(x), name="flat_head")
 
 
+def signal_cnn(length: int, channels: int, second: int = 12, n_classes: int = 3) -> keras.Model:
+    """A 1-D CNN over (length, channels) signals: conv_a, pool, conv_b (`second` filters), gap, probs."""
+    inp = keras.Input((length, channels))
+    x = layers.Conv1D(8, 5, padding="same", activation="relu", name="conv_a")(inp)
+    x = layers.MaxPooling1D(2, name="pool")(x)
+    x = layers.Conv1D(second, 3, padding="same", activation="relu", name="conv_b")(x)
+    x = layers.GlobalAveragePooling1D(name="gap")(x)
+    out = layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inp, out)
+
+
 def write_keras_download_layout(model: keras.Model, path) -> None:
     """Save `model`'s weights in the h5 layout keras.applications publishes (what Keras downloads), written
     by Keras's own legacy writer."""

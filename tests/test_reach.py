@@ -8,6 +8,7 @@ it supports the case.
 from __future__ import annotations
 
 import keras
+import models
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -58,13 +59,7 @@ def assert_close(got, want, tol=1e-4):
 @pytest.fixture(scope="module")
 def signal_model():
     keras.utils.set_random_seed(21)
-    inp = keras.Input((100, 2))
-    x = layers.Conv1D(8, 5, padding="same", activation="relu", name="conv_a")(inp)
-    x = layers.MaxPooling1D(2, name="pool")(x)
-    x = layers.Conv1D(12, 3, padding="same", activation="relu", name="conv_b")(x)
-    x = layers.GlobalAveragePooling1D(name="gap")(x)
-    out = layers.Dense(3, activation="softmax", name="probs")(x)
-    return keras.Model(inp, out)
+    return models.signal_cnn(100, 2)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ equals compute_cam on the same input (itself checked against hand splits in test
 from __future__ import annotations
 
 import keras
+import models
 import numpy as np
 import pytest
 from keras import layers
@@ -17,12 +18,7 @@ from camwidget.inputs.samples import frame_slice, signal_picture
 @pytest.fixture(scope="module")
 def signal_model():
     keras.utils.set_random_seed(31)
-    inp = keras.Input((120, 1))
-    x = layers.Conv1D(8, 5, padding="same", activation="relu", name="conv_a")(inp)
-    x = layers.MaxPooling1D(2, name="pool")(x)
-    x = layers.Conv1D(8, 3, padding="same", activation="relu", name="conv_b")(x)
-    out = layers.Dense(3, activation="softmax", name="probs")(layers.GlobalAveragePooling1D()(x))
-    return keras.Model(inp, out)
+    return models.signal_cnn(120, 1, second=8)
 
 
 @pytest.fixture(scope="module")
