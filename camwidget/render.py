@@ -21,6 +21,16 @@ from camwidget.errors import CAMError, closest, quoted
 COLORMAPS = ("jet", "turbo", "viridis", "inferno", "magma", "plasma", "hot", "coolwarm", "gray")
 
 
+NARROW_OUTPUT_PX = 470  # a notebook cell's output at 900 px with JupyterLab's file browser open
+LEGIBLE_PX = 9  # the smallest text height that stays legible on screen
+
+
+def font_points(width_px: int, dpi: int = 100) -> float:
+    """The font size (points) for a figure `width_px` wide that stays legible when the notebook shrinks it
+    to NARROW_OUTPUT_PX: pt = LEGIBLE_PX * max(1, width_px / NARROW_OUTPUT_PX) * 72 / dpi, at least 7 pt."""
+    return max(7.0, LEGIBLE_PX * max(1.0, width_px / NARROW_OUTPUT_PX) * 72 / dpi)
+
+
 GRID_MIN_ALPHA = 0.5  # a grid of maps (Compare, Check) is drawn at least this opaque
 
 

@@ -4,6 +4,7 @@ out of the menu rather than chosen and refused."""
 
 from __future__ import annotations
 
+import matplotlib.text
 import models
 import numpy as np
 import pytest
@@ -59,3 +60,29 @@ def test_a_compare_grid_keeps_its_maps_visible_at_opacity_zero(rng):
     faint = compare.figure_png(compare.figure(pixels, cells, "jet", 0.1, "t", width_px=400))
     assert at_zero == at_floor == faint  # below the floor, the grid is drawn at the floor
     assert render.grid_alpha(0.8) == 0.8 and render.grid_alpha(0.0) == render.GRID_MIN_ALPHA
+
+
+def _smallest_text_on_screen(figure: Figure, shown_px: float) -> float:
+    """The smallest text height (px) in `figure` once the notebook shows it `shown_px` wide."""
+    scale = shown_px / (figure.get_figwidth() * figure.dpi)
+    sizes = [t.get_fontsize() for t in figure.findobj(matplotlib.text.Text) if t.get_text()]
+    assert sizes, "the figure has no text"
+    return min(sizes) * figure.dpi / 72 * scale
+
+
+def test_grid_and_check_text_stays_legible_in_a_narrow_cell(rng, picture):
+    """At 900 px with the file browser open a cell's output is about 470 px wide: the 800 px grids are shown
+    shrunk to it, and every title, label and tick must still be at least render.LEGIBLE_PX tall."""
+    cam = rng.random((6, 6)).astype(np.float32)
+    cells = [compare.Cell(f"a long cell title {i} at conv_b", cam) for i in range(6)]
+    grid = compare.figure(picture, cells, "jet", 0.5, "image 0: compare methods", width_px=800)
+    assert _smallest_text_on_screen(grid, render.NARROW_OUTPUT_PX) >= render.LEGIBLE_PX - 1e-6
+    model = models.small_cnn(name="legible")
+    ex = cw.CAMExplorer(model, picture, background=False)
+    try:
+        check = ex.check(randomize=True).figure(width_px=800)
+        assert _smallest_text_on_screen(check, render.NARROW_OUTPUT_PX) >= render.LEGIBLE_PX - 1e-6
+    finally:
+        ex.close()
+    old = 7 * 100 / 72 * render.NARROW_OUTPUT_PX / 800  # the 7 pt ticks these figures had: 5.7 px, too small
+    assert old < render.LEGIBLE_PX

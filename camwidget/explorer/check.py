@@ -45,8 +45,9 @@ class MapCheck:
         """Deletion and insertion curves (the map and a random map, areas in the legend); below them, when the
         randomisation check ran, the map before and after each step with its rho."""
         dpi = 100
+        size = render.font_points(width_px, dpi)  # legible when the notebook shows the figure 470 px wide
         rows = 2 if self.randomization is not None else 1
-        fig = Figure(figsize=(width_px / dpi, 2.6 * rows + 0.4), dpi=dpi)
+        fig = Figure(figsize=(width_px / dpi, 3.0 * rows + 0.6), dpi=dpi)
         FigureCanvasAgg(fig)
         grid = fig.add_gridspec(rows, 2 if rows == 1 else max(2, 1 + len(self.randomization.steps)))
         span = grid.ncols // 2
@@ -59,12 +60,12 @@ class MapCheck:
             ax = fig.add_subplot(grid[0, column * span : (column + 1) * span])
             ax.plot(ours.fractions, ours.scores[0], label=f"this map: area {ours.area:.3f}", color="C3")
             ax.plot(random.fractions, random.scores[0], label=f"random map: {random.area:.3f}", color="0.5", ls="--")
-            ax.set_title(label, fontsize=9)
-            ax.set_xlabel("share of pixels " + ("removed" if column == 0 else "put back"), fontsize=8)
-            ax.set_ylabel("class probability", fontsize=8)
+            ax.set_title(label, fontsize=size)
+            ax.set_xlabel("share of pixels " + ("removed" if column == 0 else "put back"), fontsize=size)
+            ax.set_ylabel("class probability", fontsize=size)
             ax.set_ylim(-0.02, 1.02)
-            ax.tick_params(labelsize=7)
-            ax.legend(fontsize=7, loc="upper right" if column == 0 else "lower right")
+            ax.tick_params(labelsize=size)
+            ax.legend(fontsize=size, loc="upper right" if column == 0 else "lower right")
         if self.randomization is not None:
             r = self.randomization
             h, w = self.pixels.shape[:2]
@@ -75,11 +76,12 @@ class MapCheck:
                     self.pixels, render.colorize(render.upsample(cam, h, w), colormap), render.grid_alpha(alpha)
                 )
                 ax.imshow(shown)
-                title = "model as given" if rho is None else f"+ {name.rsplit('/', 1)[-1]} random\nrho {rho:.2f}"
-                ax.set_title("\n".join(textwrap.wrap(title, 22)) if rho is None else title, fontsize=7)
+                said = "model as given" if rho is None else f"+ {name.rsplit('/', 1)[-1]} random"
+                title = "\n".join(textwrap.wrap(said, 14)) + ("" if rho is None else f"\nrho {rho:.2f}")
+                ax.set_title(title, fontsize=size)
                 ax.set_xticks([])
                 ax.set_yticks([])
-        fig.suptitle(self.title, fontsize=9)
+        fig.suptitle("\n".join(textwrap.wrap(self.title, int(width_px / (size * 0.75)))), fontsize=size + 1)
         fig.tight_layout()
         return fig
 

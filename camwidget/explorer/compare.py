@@ -156,6 +156,7 @@ def figure(
     matplotlib Figure `width_px` wide (860: fits a 900 px notebook cell). The maps are blended at
     ``render.grid_alpha(alpha)``: at least half opaque, whatever the main Opacity says."""
     alpha = render.grid_alpha(alpha)
+    size = render.font_points(width_px)  # legible when the notebook shows the figure 470 px wide
     columns = min(columns, len(cells))
     rows = -(-len(cells) // columns)
     h, w = pixels.shape[:2]
@@ -168,18 +169,18 @@ def figure(
         ax = fig.add_subplot(grid[i // columns, i % columns])
         up = render.upsample(cell.cam, h, w)
         ax.imshow(render.blend(pixels, render.colorize(up, colormap), alpha))
-        ax.set_title(_fit_title(cell.title, cell_w), fontsize=8)
+        ax.set_title(_fit_title(cell.title, cell_w, size), fontsize=size)
         ax.set_xticks([])
         ax.set_yticks([])
     bar = fig.add_subplot(grid[:, columns])
-    fig.colorbar(_scalar_mappable(colormap), cax=bar).ax.tick_params(labelsize=7)
+    fig.colorbar(_scalar_mappable(colormap), cax=bar).ax.tick_params(labelsize=size)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=size + 1)
     fig.tight_layout()
     return fig
 
 
-def _fit_title(title: str, width_inches: float, fontsize: int = 8) -> str:
+def _fit_title(title: str, width_inches: float, fontsize: float = 8) -> str:
     """Wrapped to the cell's width (about 0.55 em per character), at most three lines, never cut mid-word
     without an ellipsis."""
     chars = max(8, int(width_inches * 72 / (fontsize * 0.55)))
