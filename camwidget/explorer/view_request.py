@@ -103,14 +103,6 @@ def compute_view(session: ExplorerSession, request: ViewRequest) -> ViewResult:
         return ViewResult(view, None, check_view(session, request.image, view, request.randomize))
     if not request.compare:
         return ViewResult(view, None)
-    question = Question(
-        request.image,
-        view.layer.path,
-        view.class_index,
-        request.method,
-        request.score,
-        request.compare,
-        versus=request.versus,
-        frame=request.frame,
-    )
+    shown = (request.image, view.layer.path, view.class_index, request.method, request.score)
+    question = Question(*shown, request.compare, versus=request.versus, frame=request.frame)
     return ViewResult(view, compare.cells_for(session, question))
