@@ -1,7 +1,7 @@
-"""``python -m camwidget``: the command line (see camwidget.pipeline.cli)."""
+"""``python -m camwidget``: the command line (see camwidget.command_line)."""
 
 import sys
 
-from camwidget.pipeline.cli import main
+from camwidget.command_line import main
 
 sys.exit(main())

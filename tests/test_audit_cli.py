@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from test_audit import CLASSES, pictures, trained
 
-from camwidget.pipeline.cli import main
+from camwidget.command_line import main
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 

@@ -14,10 +14,10 @@ import pytest
 from keras import layers
 
 import camwidget as cw
+from camwidget.command_line import main, parser
 from camwidget.inputs import preprocess as preprocessing
 from camwidget.inputs.images import read_picture
 from camwidget.pipeline.batch import explain_many, map_stats
-from camwidget.pipeline.cli import main, parser
 
 
 def small_model() -> keras.Model:

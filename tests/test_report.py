@@ -12,7 +12,7 @@ from keras import layers
 
 import camwidget as cw
 from camwidget import notes
-from camwidget.pipeline.cli import main
+from camwidget.command_line import main
 
 
 def stand_in() -> keras.Model:

@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 from keras import layers
 
 import camwidget as cw
+from camwidget.command_line import main
 from camwidget.inputs import preprocess as preprocessing
 from camwidget.inputs.images import read_picture
 from camwidget.pipeline.batch import Explained, find_pictures
-from camwidget.pipeline.cli import main
 from camwidget.pipeline.outputs import OutputFolder, UnsafeOutput, csv_cell, html_text, output_names
 from camwidget.pipeline.report import Report, gallery_html
 
@@ -376,7 +376,7 @@ def test_a_fresh_process_prints_only_the_error_and_ctrl_c_keeps_what_is_done(mod
     command = [
         sys.executable,
         "-m",
-        "camwidget.pipeline.cli",
+        "camwidget",
         "explain",
         str(model_file),
         str(photos),
@@ -617,7 +617,7 @@ def test_an_unexpected_error_is_one_line_with_a_way_to_the_traceback(model_file,
 
 
 def test_the_help_lists_every_method():
-    from camwidget.pipeline.cli import parser
+    from camwidget.command_line import parser
 
     explain = parser()._subparsers._group_actions[0].choices["explain"]
     text = " ".join(explain.format_help().split())

@@ -1,4 +1,5 @@
-"""The command line: ``camwidget explain MODEL IMAGES... --out DIR``.
+"""``camwidget explain MODEL IMAGES... --out DIR``: the explain subcommand (its options, and the run); the
+command line's entry point is :mod:`camwidget.command_line`.
 
 Writes overlays, maps, a table and an HTML gallery (see :mod:`camwidget.pipeline.report`); a run started again with the
 same ``--out`` skips the pictures already done. ``--ray ADDRESS`` spreads the batches over a Ray cluster.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import signal
 import sys
 import textwrap
@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from camwidget import notes
 from camwidget.limits import MAX_SIDE
-from camwidget.pipeline.model_file import UsageError, call_spec, first_line, load_model
+from camwidget.pipeline.model_file import UsageError, call_spec, load_model
 from camwidget.version import __version__
 
 DESCRIPTION = """\
@@ -69,10 +69,8 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
-def parser() -> argparse.ArgumentParser:
-    main = OneLineParser(prog="camwidget", description="Where is my Keras model looking?")
-    main.add_argument("--version", action="version", version=f"camwidget {__version__}")
-    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def add_parser(commands: Any) -> None:
+    """The explain subcommand on the main parser's subcommands (see :mod:`camwidget.command_line`)."""
     explain = commands.add_parser(
         "explain",
         help="explain many pictures; write overlays, maps, a table and a gallery",
@@ -125,10 +123,6 @@ def parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="spread the batches over a Ray cluster: its address, or auto (pip install camwidget[ray])",
     )
-    from camwidget.audits.command import add_parser as add_audit
-
-    add_audit(commands)  # camwidget audit: camwidget/audits/command.py
-    return main
 
 
 def parse_target(spec: str | None) -> Any:
@@ -256,40 +250,3 @@ def _details(args: argparse.Namespace, model: Any) -> list[tuple[str, Any]]:
         ("camwidget", __version__),
         ("date", datetime.date.today().isoformat()),
     ]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The command line's entry point: returns the exit code (see EXIT_CODES)."""
-    args = parser().parse_args(argv)
-    from camwidget.errors import CAMError
-
-    try:
-        if args.command == "explain":
-            return explain_command(args)
-        if args.command == "audit":
-            from camwidget.audits.command import run as audit_command
-
-            return audit_command(args)
-    except UsageError as exc:
-        print(f"camwidget: {exc}", file=sys.stderr)
-        return 2
-    except (CAMError, FileNotFoundError, NotADirectoryError, TypeError) as exc:
-        print(f"camwidget: {first_line(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug of ours, not something typed: one line still, the traceback on request
-        if os.environ.get("CAMWIDGET_DEBUG"):
-            raise
-        print(
-            f"camwidget: unexpected {type(exc).__name__}: {first_line(exc)} (a bug: please report it; "
-            "CAMWIDGET_DEBUG=1 shows the traceback)",
-            file=sys.stderr,
-        )
-        return 1
-    return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
