@@ -78,3 +78,34 @@ def composite_b():
 def small():
     keras.utils.set_random_seed(3)
     return models.small_cnn()
+
+
+MAP_ENTRY_POINTS = ("capture", "recapture", "capture_maps")  # the engine calls that make maps or captures
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """(entry point, called from inside an Explainer) for every map-making engine call, on every engine class:
+    a surface that called an engine's capture or tail pass itself records a False (see test_one_path.py)."""
+    from camwidget.engines import engine_for
+    from camwidget.explain import Explainer
+
+    def inside_explainer() -> bool:
+        frame = sys._getframe(2)
+        while frame is not None:
+            if isinstance(frame.f_locals.get("self"), Explainer):
+                return True
+            frame = frame.f_back
+        return False
+
+    seen: list[tuple[str, bool]] = []
+    for klass in type(engine_for(models.small_cnn())).__mro__:
+        for name in MAP_ENTRY_POINTS:
+            if name in vars(klass):
+
+                def wrapped(*args, _name=name, _inner=vars(klass)[name], **kw):
+                    seen.append((_name, inside_explainer()))
+                    return _inner(*args, **kw)
+
+                monkeypatch.setattr(klass, name, wrapped)
+    return seen

@@ -174,3 +174,10 @@ def assert_same(before, after):
     assert before["activation"] == after["activation"]
     assert after["call_overrides"] == []
     assert before["count"] == after["count"]
+
+
+def all_through_explainer(calls: list[tuple[str, bool]]) -> None:
+    """Every engine call the `calls` fixture recorded came from inside an Explainer (and there were some)."""
+    assert calls, "the surface made no maps through the wrapped entry points: the wrapping missed them"
+    direct = [name for name, inside in calls if not inside]
+    assert not direct, f"engine entry points called outside the Explainer: {direct}"

@@ -1,12 +1,8 @@
-"""Every surface that makes maps asks the Explainer: each engine entry point that makes maps is wrapped so it
+"""Every surface that makes maps asks the Explainer (the `calls` fixture is in conftest.py): each engine entry point that makes maps is wrapped so it
 records whether an Explainer method is on the call stack, each surface is driven, and every call must have come
 through the Explainer. A surface that called the engine's capture or tail pass itself would record a False."""
 
 from __future__ import annotations
-
-import sys
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import keras
 import models
@@ -16,39 +12,7 @@ import pytest
 import camwidget as cw
 from camwidget import metrics
 from camwidget.engines import engine_for
-from camwidget.explain import Explainer
 from camwidget.explorer.session import ExplorerSession
-
-MAP_ENTRY_POINTS = ("capture", "recapture", "capture_maps")
-
-
-def _inside_explainer() -> bool:
-    frame = sys._getframe(2)
-    while frame is not None:
-        if isinstance(frame.f_locals.get("self"), Explainer):
-            return True
-        frame = frame.f_back
-    return False
-
-
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, bool]]]:
-    """(entry point, called from inside an Explainer) for every map-making engine call, on every engine class."""
-    seen: list[tuple[str, bool]] = []
-    model = models.small_cnn()
-    for klass in type(engine_for(model)).__mro__:
-        for name in MAP_ENTRY_POINTS:
-            if name not in vars(klass):
-                continue
-
-            def wrapped(
-                *args: Any, _name: str = name, _inner: Callable[..., Any] = vars(klass)[name], **kw: Any
-            ) -> Any:
-                seen.append((_name, _inside_explainer()))
-                return _inner(*args, **kw)
-
-            monkeypatch.setattr(klass, name, wrapped)
-    yield seen
 
 
 @pytest.fixture(scope="module")
@@ -59,16 +23,10 @@ def model_and_images() -> tuple[keras.Model, np.ndarray]:
     return model, x
 
 
-def _all_through_explainer(calls: list[tuple[str, bool]]) -> None:
-    assert calls, "the surface made no maps through the wrapped entry points: the wrapping missed them"
-    direct = [name for name, inside in calls if not inside]
-    assert not direct, f"engine entry points called outside the Explainer: {direct}"
-
-
 def test_compute_cam_goes_through_the_explainer(calls, model_and_images):
     model, x = model_and_images
     cw.compute_cam(model, x, layer="conv_b")
-    _all_through_explainer(calls)
+    models.all_through_explainer(calls)
 
 
 def test_explain_many_goes_through_the_explainer(calls, model_and_images):
@@ -76,20 +34,20 @@ def test_explain_many_goes_through_the_explainer(calls, model_and_images):
     pictures = list((x * 255).astype("uint8"))
     items = list(cw.explain_many(model, pictures, layer="conv_b", preprocess=lambda p: p / 255))
     assert all(item.error is None for item in items)
-    _all_through_explainer(calls)
+    models.all_through_explainer(calls)
 
 
 def test_model_randomization_goes_through_the_explainer(calls, model_and_images):
     model, x = model_and_images
     metrics.model_randomization(model, x, layer="conv_b", steps=1)
-    _all_through_explainer(calls)
+    models.all_through_explainer(calls)
 
 
 def test_data_randomization_goes_through_the_explainer(calls, model_and_images):
     model, x = model_and_images
     labels = np.array([0, 1])
     metrics.data_randomization(model, x, labels, x, layer="conv_b", epochs=1)
-    _all_through_explainer(calls)
+    models.all_through_explainer(calls)
 
 
 def test_the_explorer_session_goes_through_the_explainer(calls, model_and_images):
@@ -108,7 +66,7 @@ def test_the_explorer_session_goes_through_the_explainer(calls, model_and_images
     finally:
         session.close()
     assert {"capture", "recapture"} <= {name for name, _ in calls}, calls
-    _all_through_explainer(calls)
+    models.all_through_explainer(calls)
 
 
 def test_the_check_catches_a_direct_engine_call(calls, model_and_images):
@@ -120,4 +78,4 @@ def test_the_check_catches_a_direct_engine_call(calls, model_and_images):
     engine.capture(x, [info], np.zeros(len(x), np.int32), 0, "auto", None, None)
     assert calls == [("capture", False)]
     with pytest.raises(AssertionError, match="outside the Explainer"):
-        _all_through_explainer(calls)
+        models.all_through_explainer(calls)
