@@ -114,27 +114,37 @@ def test_redraw_hook_counts_redraws_only_when_a_test_sets_it(monkeypatch):
     assert counted == [ctl, ctl] and screen.blends == 1
 
 
-def test_a_newer_request_supersedes_the_one_in_flight():
-    screen = FakeScreen()
-    screen.gates[1] = threading.Event()
+def drive(screen, scenario) -> None:
+    """Run `scenario(ctl)` in an event loop, as a notebook's kernel runs the explorer, with a controller of
+    `screen` closed after it."""
 
     async def run():
         ctl = Controller(screen, asyncio.get_running_loop())
         try:
-            screen.value = 1
-            ctl.schedule(MAP)
-            await until(lambda: screen.computed == [1])  # the worker computes 1, held at its gate
-            first = ctl.in_flight
-            screen.value = 2
-            ctl.schedule(MAP)
-            await asyncio.sleep(0)
-            assert ctl.in_flight != first and ctl.busy
-            screen.gates[1].set()  # 1 ends after 2 was asked for: stale, never shown
-            await until(lambda: not ctl.busy)
+            await scenario(ctl)
         finally:
             ctl.close()
 
     asyncio.run(run())
+
+
+def test_a_newer_request_supersedes_the_one_in_flight():
+    screen = FakeScreen()
+    screen.gates[1] = threading.Event()
+
+    async def scenario(ctl):
+        screen.value = 1
+        ctl.schedule(MAP)
+        await until(lambda: screen.computed == [1])  # the worker computes 1, held at its gate
+        first = ctl.in_flight
+        screen.value = 2
+        ctl.schedule(MAP)
+        await asyncio.sleep(0)
+        assert ctl.in_flight != first and ctl.busy
+        screen.gates[1].set()  # 1 ends after 2 was asked for: stale, never shown
+        await until(lambda: not ctl.busy)
+
+    drive(screen, scenario)
     assert screen.computed == [1, 2] and screen.shows == [2] and screen.shown == (2, "map 2")
     assert screen.busy_with == [1, 2, None]
 
@@ -143,23 +153,19 @@ def test_opacity_while_a_map_is_in_flight_reblends_at_once_without_a_model_check
     screen = FakeScreen()
     screen.gates[1] = threading.Event()
 
-    async def run():
-        ctl = Controller(screen, asyncio.get_running_loop())
-        try:
-            ctl.redraw_now(MAP)  # the first view, drawn here (as the widget does when made)
-            screen.value = 1
-            ctl.schedule(MAP)
-            await until(lambda: screen.computed == [0, 1])
-            checks = screen.catch_ups
-            ctl.schedule(BLEND)
-            await asyncio.sleep(0)
-            assert screen.blends == 1 and screen.catch_ups == checks and screen.shown == (0, "map 0")
-            screen.gates[1].set()
-            await until(lambda: not ctl.busy)
-        finally:
-            ctl.close()
+    async def scenario(ctl):
+        ctl.redraw_now(MAP)  # the first view, drawn here (as the widget does when made)
+        screen.value = 1
+        ctl.schedule(MAP)
+        await until(lambda: screen.computed == [0, 1])
+        checks = screen.catch_ups
+        ctl.schedule(BLEND)
+        await asyncio.sleep(0)
+        assert screen.blends == 1 and screen.catch_ups == checks and screen.shown == (0, "map 0")
+        screen.gates[1].set()
+        await until(lambda: not ctl.busy)
 
-    asyncio.run(run())
+    drive(screen, scenario)
     assert screen.shown == (1, "map 1")
 
 
@@ -167,21 +173,17 @@ def test_a_cell_computing_now_drops_the_worker_result():
     screen = FakeScreen()
     screen.gates[1] = threading.Event()
 
-    async def run():
-        ctl = Controller(screen, asyncio.get_running_loop())
-        try:
-            screen.value = 1
-            ctl.schedule(MAP)
-            await until(lambda: screen.computed == [1])
-            screen.value = 5
-            assert ctl.flush(now=True) is None  # a property read in a cell: computed here
-            assert screen.shown == (5, "map 5") and ctl.in_flight is None
-            screen.gates[1].set()
-            await asyncio.sleep(0.05)
-        finally:
-            ctl.close()
+    async def scenario(ctl):
+        screen.value = 1
+        ctl.schedule(MAP)
+        await until(lambda: screen.computed == [1])
+        screen.value = 5
+        assert ctl.flush(now=True) is None  # a property read in a cell: computed here
+        assert screen.shown == (5, "map 5") and ctl.in_flight is None
+        screen.gates[1].set()
+        await asyncio.sleep(0.05)
 
-    asyncio.run(run())
+    drive(screen, scenario)
     assert screen.shows == [5]
 
 
