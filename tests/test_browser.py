@@ -99,7 +99,7 @@ def test_jupyterlab_every_control(page, server, workspace):
     change(lambda: h.select(page, "class", index=3), "class")
     assert f"explaining {label.split(' · ')[0]}" in h.status_text(page)
 
-    change(lambda: h.select(page, "method", label="Grad-CAM++"), "method")
+    change(lambda: h.select(page, "method", label="gradient: Grad-CAM++"), "method")
     assert "Grad-CAM++:" in h.status_text(page)
 
     change(lambda: h.select(page, "colormap", label="viridis"), "colormap")
@@ -197,7 +197,7 @@ def test_a_long_map_shows_progress_and_the_controls_stay_usable(page, server, wo
     open_and_run(page, server, "lab/tree/slow.ipynb")
     page.wait_for_timeout(1000)
     busy = page.locator(".camwidget-busy").first
-    h.select(page, "method", label="Score-CAM")
+    h.select(page, "method", label="perturbation: Score-CAM")
     busy.wait_for(state="visible", timeout=10_000)
     assert "computing Score-CAM at conv_b" in busy.inner_text()
     assert "Grad-CAM:" in h.status_text(page)  # the view on screen is still the one it says

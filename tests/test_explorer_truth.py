@@ -86,3 +86,17 @@ def test_grid_and_check_text_stays_legible_in_a_narrow_cell(rng, picture):
         ex.close()
     old = 7 * 100 / 72 * render.NARROW_OUTPUT_PX / 800  # the 7 pt ticks these figures had: 5.7 px, too small
     assert old < render.LEGIBLE_PX
+
+
+def test_the_method_menu_groups_by_family_and_its_tooltip_says_the_cost(picture):
+    ex = cw.CAMExplorer(models.small_cnn(name="menu"), picture, background=False)
+    try:
+        labels = [label for label, _ in ex.controls["method"].options]
+        families = [label.split(":")[0] for label in labels]
+        assert families == sorted(families, key=families.index)  # each family's methods together
+        assert "gradient: Grad-CAM" in labels and "perturbation: Score-CAM" in labels
+        assert ex.controls["method"].tooltip == "Grad-CAM: gradient method; one map costs 1 pass"
+        ex.method = "scorecam"
+        assert ex.controls["method"].tooltip.startswith("Score-CAM: perturbation method; one map costs 1 pass per")
+    finally:
+        ex.close()

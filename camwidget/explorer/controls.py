@@ -78,11 +78,13 @@ class Controls:
         )
         self.method = widgets.Dropdown(
             description="Method",
-            options=[(m.label, m.name) for m in METHODS.values()],
+            options=[(f"{m.family}: {m.label}" if m.family else m.label, m.name) for m in METHODS.values()],
             value=method,
             style=wide,
-            layout=px(260),
+            layout=px(320),
         )
+        self.method.tooltip = method_tooltip(method)
+        self.method.observe(lambda change: setattr(self.method, "tooltip", method_tooltip(change["new"])), "value")
         self.scrub = widgets.SelectionSlider(
             description="Depth",
             options=layout.spatial_paths(),
@@ -323,6 +325,12 @@ def show(view: widgets.Image, rgb: np.ndarray) -> None:
     with view.hold_sync():
         view.format = fmt
         view.value = data
+
+
+def method_tooltip(name: str) -> str:
+    """What the Method control's tooltip says of a method: its family and what one map costs."""
+    method = METHODS[name]
+    return f"{method.label}: {method.family or 'a'} method; one map costs {method.cost}"
 
 
 def layer_options(layout: ModelLayout) -> list[tuple[str, str]]:
