@@ -2,7 +2,10 @@
 
     python benchmarks/bench_methods.py [--rounds 7] [--full-scorecam]
 
-VGG16 (random weights), layer block5_conv3 (512 channels), one 224x224 image.
+VGG16 (random weights), layer block5_conv3 (512 channels), one 224x224 image. The table gives each method's
+median time and its ratio to one compiled forward pass, with the passes its definition needs beside it (a
+method's registered cost, cw.METHODS[name].cost). The perturbation methods run once each (they take seconds),
+Score-CAM, SS-CAM and IS-CAM on 64 channels (max_channels=64, the explorer's bound), scaled to the same baseline.
 """
 
 from __future__ import annotations
@@ -32,15 +35,20 @@ def main() -> None:
         return lambda: cw.compute_cam(model, x, layer="block5_conv3", class_index=1, **kw)
 
     fast = {"compiled forward pass (baseline)": lambda: forward(x).numpy()}
+    slow_methods = ("scorecam", "sscam", "iscam", "ablation-cam")
     for name in cw.METHODS:
-        if name != "scorecam" and name != "cam":  # VGG16 has no GAP head: CAM does not apply
+        if name not in slow_methods and name != "cam":  # VGG16 has no GAP head: CAM does not apply
             fast[name] = run(method=name)
     fast["gradcam + eigen_smooth"] = run(eigen_smooth=True)
     fast["gradcam + aug_smooth (6 passes)"] = run(aug_smooth=True)
+    fast["shapley-cam, score=rest"] = run(method="shapley-cam", score="rest")
     results = medians(fast, args.rounds)
     slow = {
         "compiled forward pass (baseline)": fast["compiled forward pass (baseline)"],
         "scorecam, max_channels=64": run(method="scorecam", max_channels=64),
+        "sscam, max_channels=64": run(method="sscam", max_channels=64),
+        "iscam, max_channels=64": run(method="iscam", max_channels=64),
+        "ablation-cam, all 512 channels": run(method="ablation-cam"),
     }
     if args.full_scorecam:
         slow["scorecam, all 512 channels"] = run(method="scorecam")
@@ -53,10 +61,16 @@ def main() -> None:
             if k != "compiled forward pass (baseline)"
         }
     )
+    passes = {
+        name: cw.METHODS[name.split(",")[0].split(" ")[0]].cost
+        for name in results
+        if name.split(",")[0].split(" ")[0] in cw.METHODS
+    }
     table(
-        f"VGG16 block5_conv3, 1 image, medians of {args.rounds} (Score-CAM: 1 run, scaled to this baseline)",
+        f"VGG16 block5_conv3, 1 image, medians of {args.rounds} (perturbation methods: 1 run, scaled to this baseline)",
         results,
         "compiled forward pass (baseline)",
+        passes,
     )
 
 
