@@ -62,9 +62,9 @@ def main() -> None:
         }
     )
     passes = {
-        name: cw.METHODS[name.split(",")[0].split(" ")[0]].cost
+        name: cw.METHODS[name.split(",")[0]].cost
         for name in results
-        if name.split(",")[0].split(" ")[0] in cw.METHODS
+        if name.split(",")[0] in cw.METHODS  # a method alone (not a smoothing of it): its registered cost
     }
     table(
         f"VGG16 block5_conv3, 1 image, medians of {args.rounds} (perturbation methods: 1 run, scaled to this baseline)",
