@@ -21,10 +21,6 @@ from camwidget.inputs.feed import Feed
 from camwidget.methods import CAMMethod, get_method
 from camwidget.targets import check_target
 
-# Methods that weigh channels by a class's score from another pass or the Dense kernel: not with a target yet.
-CLASS_ONLY_METHODS = ("scorecam", "cam", "guided-gradcam")
-# Methods that mask or trace the input as a picture: on image (and token) layers only.
-IMAGE_ONLY_METHODS = ("scorecam", "guided-gradcam")
 GRADIENT_METHODS_HINT = "a gradient method ('gradcam', 'gradcam++', 'hirescam', 'xgradcam', 'layercam') or 'eigencam'"
 
 
@@ -115,7 +111,7 @@ class Request:
             raise TypeError(f"unknown option(s) {', '.join(sorted(unknown))}")
         checked = dataclasses.replace(options or Options(), **given).checked()
         target = check_target(target)
-        if target is not None and checked.method in CLASS_ONLY_METHODS:
+        if target is not None and get_method(checked.method).class_only:  # it scores a class in another pass
             raise CAMError(
                 f"method {checked.method!r} explains a class and cannot take target= yet; use {GRADIENT_METHODS_HINT}"
             )
@@ -135,12 +131,13 @@ class Request:
 
 
 def check_method_fits(method: CAMMethod, geometry: MapGeometry, path: str, shape: str) -> None:
-    """Score-CAM and Guided Grad-CAM mask or trace the input as an image: on image models only.
+    """A method that masks or traces the input as a picture (the registry's ``image_only``: Score-CAM and its
+    kin, Guided Grad-CAM, FullGrad) works on image and token layers only.
 
     Raises:
         CAMError: the method masks pictures and the layer at `path` (output (N, `shape`)) is not a picture's map.
     """
-    if method.name in IMAGE_ONLY_METHODS and geometry.kind not in ("image", "tokens"):
+    if method.image_only and geometry.kind not in ("image", "tokens"):
         raise CAMError(
             f"method {method.name!r} works on image models; layer {path!r} is a {geometry.kind} map "
             f"(N, {shape}); use {GRADIENT_METHODS_HINT}"
