@@ -100,3 +100,17 @@ def test_the_method_menu_groups_by_family_and_its_tooltip_says_the_cost(picture)
         assert ex.controls["method"].tooltip.startswith("Score-CAM: perturbation method; one map costs 1 pass per")
     finally:
         ex.close()
+
+
+def test_the_score_menu_offers_every_score_compute_cam_takes(picture):
+    from camwidget.engines import SCORES
+
+    model = models.small_cnn(name="scores")
+    ex = cw.CAMExplorer(model, picture, background=False)
+    try:
+        assert [value for _, value in ex.controls["score"].options] == list(SCORES)
+        ex.score = "rest"
+        expected = cw.compute_cam(model, ex.model_input, class_index=ex.class_index, score="rest")[0]
+        np.testing.assert_allclose(ex.cam, expected, atol=1e-5)
+    finally:
+        ex.close()

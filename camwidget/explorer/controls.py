@@ -126,7 +126,11 @@ class Controls:
         )
         self.score = widgets.Dropdown(
             description="Score",
-            options=[("logits (before softmax)", "auto"), ("probability", "probability")],
+            options=[
+                ("logits (before softmax)", "auto"),
+                ("probability", "probability"),
+                ("ReST (logit + log probability)", "rest"),
+            ],
             value=score,
             style=wide,
             layout=px(300),
