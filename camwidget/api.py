@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
 import numpy as np
-from PIL import Image as PILImage
 
 from camwidget.engines import engine_for
-from camwidget.errors import CAMError, ImageError
+from camwidget.errors import CAMError
 from camwidget.explain import Explainer, Options
-from camwidget.inputs import preprocess as preprocessing
-from camwidget.inputs.feed import Feed, make_feed
-from camwidget.inputs.images import device_batch, load_pictures, model_batch
-from camwidget.limits import MAX_SIDE
+from camwidget.explain.pictures import are_pictures, input_rank, pictures_batch
+from camwidget.inputs.feed import make_feed
+from camwidget.inputs.images import device_batch, model_batch
 from camwidget.methods import method_name
 
 
@@ -41,12 +38,6 @@ def default_layer(model: keras.Model, sample: Any = None) -> str:
     engine.sync()
     shape = None if sample is None else model_batch(sample, "sample", rank=input_rank(model)).shape[1:]
     return engine.layout(shape).default_path()
-
-
-def input_rank(model: keras.Model, feed: Feed | None = None) -> int:
-    """The rank of one input item: 3 for images (H, W, C), 2 for signals, 4 for volumes; 3 where unknown."""
-    shape = engine_for(model).expected_input_shape(feed)
-    return len(shape) if shape else 3
 
 
 def compute_cam(
@@ -113,8 +104,8 @@ def compute_cam(
     options = Options(method, score, eigen_smooth, aug_smooth, max_channels, normalize).checked()
     feed = make_feed(model, input, other_inputs)
     values_checked = True
-    if _are_pictures(images):
-        batch = _pictures_batch(model, images, preprocess, feed)
+    if are_pictures(images):
+        batch = pictures_batch(model, images, preprocess, feed)
         preprocess = None
     else:
         rank = input_rank(model, feed)
@@ -141,29 +132,3 @@ def compute_cam(
         leading_tokens=leading_tokens,
     )
     return explainer.explain(batch, class_index, values_checked=values_checked)
-
-
-def _are_pictures(images: Any) -> bool:
-    """Files, file bytes or PIL images (one, or a list), rather than arrays in the model's input space."""
-    kinds = (str, os.PathLike, bytes, PILImage.Image)
-    if isinstance(images, kinds):
-        return True
-    return isinstance(images, (list, tuple)) and len(images) > 0 and all(isinstance(im, kinds) for im in images)
-
-
-def _pictures_batch(
-    model: keras.Model, images: Any, preprocess: Callable[[np.ndarray], np.ndarray] | None, feed: Feed | None = None
-) -> np.ndarray:
-    """Pictures read as the explorer reads them (upright, 8-bit RGB), resized to the model's input size and
-    preprocessed: by `preprocess` (of float32 RGB 0-255), else by the detected keras.applications family.
-    A model that takes any size sees them at most MAX_SIDE pixels on their longer side, as in the explorer."""
-    pictures = [p.pixels for p in load_pictures(images)]
-    expected = engine_for(model).expected_input_shape(feed) or (None, None, 3)
-    steps = preprocessing.resolve(model, preprocess)
-    inputs = [preprocessing.model_input(p, expected, MAX_SIDE, steps.fn)[0] for p in pictures]
-    if len({x.shape for x in inputs}) > 1:
-        raise ImageError(
-            "the pictures have different sizes and the model takes any size, so they cannot form one batch; "
-            "call compute_cam once per picture, or resize them to one size"
-        )
-    return model_batch(np.concatenate(inputs), "images after preprocess", single_allowed=False)

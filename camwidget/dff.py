@@ -101,18 +101,18 @@ def concepts(
     """
     from sklearn.decomposition import NMF
 
-    from camwidget.api import _are_pictures, _pictures_batch, input_rank
     from camwidget.classes import resolve_class_names
     from camwidget.engines import class_vector
     from camwidget.explain import Explainer
+    from camwidget.explain.pictures import are_pictures, input_rank, pictures_batch
     from camwidget.inputs.images import model_batch
 
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise ValueError(f"n (the number of concepts) must be a whole number from 1 to the layer's channels, not {n!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, not {batch_size!r}")
-    if _are_pictures(images):
-        batch = _pictures_batch(model, images, preprocess)
+    if are_pictures(images):
+        batch = pictures_batch(model, images, preprocess)
     else:
         batch = model_batch(images, rank=input_rank(model))
         if preprocess is not None:

@@ -114,3 +114,22 @@ def test_the_score_menu_offers_every_score_compute_cam_takes(picture):
         np.testing.assert_allclose(ex.cam, expected, atol=1e-5)
     finally:
         ex.close()
+
+
+def test_the_concepts_view_shows_the_layers_concepts_for_the_picture(picture):
+    """View "Concepts": cw.concepts of the shown layer for the shown picture, one grid cell per concept, each
+    the concept's map as cw.concepts computes it, titled with the classes it raises."""
+    model = models.small_cnn(name="concepts")
+    ex = cw.CAMExplorer(model, picture, background=False)
+    try:
+        ex.controls["mode"].value = "Concepts"
+        ex._flush()
+        cells = ex._screen.cells
+        top = [p.class_index for p in ex.predictions]  # the picture's top 5 classes, as the view weighs them
+        found = cw.concepts(model, ex.model_input, len(cells), ex.layer, classes=top)
+        assert len(cells) == 4 and all(cell.title.startswith(f"concept {j + 1}: ") for j, cell in enumerate(cells))
+        for j, cell in enumerate(cells):
+            np.testing.assert_allclose(cell.cam, found.normalised_maps()[0, j], atol=1e-5)
+        assert "✖" not in ex.status_text
+    finally:
+        ex.close()

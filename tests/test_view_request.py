@@ -8,7 +8,8 @@ from camwidget.explorer.view_request import MODES, ViewRequest, modes_for
 def test_the_check_map_is_offered_for_pictures_only():
     assert modes_for("image") == list(MODES)
     for kind in ("signal", "volume"):
-        assert "Check map" not in modes_for(kind) and "Compare methods" in modes_for(kind)
+        assert "Check map" not in modes_for(kind) and "Concepts" not in modes_for(kind)
+        assert "Compare methods" in modes_for(kind)
 
 
 def test_a_request_says_what_computing_it_does_and_which_controls_ask_for_it():

@@ -19,18 +19,21 @@ from matplotlib.figure import Figure
 
 from camwidget import progress, render
 from camwidget.classes import check_class_index
+from camwidget.dff import concepts
 from camwidget.errors import CAMError
 from camwidget.methods import METHODS, get_method, normalize_maps
 from camwidget.notes import titled
 
 if TYPE_CHECKING:
-    from camwidget.explorer.session import ExplorerSession
+    from camwidget.explorer.session import ExplorerSession, View
 
 KINDS = ("methods", "layers", "classes")
 # Every method that works from the one capture the view already has (Score-CAM runs the model per channel,
 # CAM needs a GAP + Dense head, Guided Grad-CAM a second backward pass: asked for by name only).
 DEFAULT_METHODS = ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "eigencam")
 DEPTH_STRIP = 6  # layers in a depth strip
+CONCEPTS = 4  # concepts the Concepts view factorises the picture's layer into
+CONCEPT_CLASSES = 5  # the picture's top classes whose evidence each concept is weighed by
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,38 @@ def cells_for(session: ExplorerSession, question: Question) -> list[Cell]:
         Cell(f"{name_b} ({label})", shown_b.cam),
         Cell(f"why {name_a} rather than {name_b}\n(Grad-CAM of the score difference)", contrast(a.raw, b.raw)),
     ]
+
+
+def concept_cells(session: ExplorerSession, image: int, view: View) -> list[Cell]:
+    """The Concepts view: Deep Feature Factorization (:func:`camwidget.concepts`) of the shown layer's
+    activations for this picture into CONCEPTS concepts, one cell each: where the concept lies (scaled by its
+    peak), titled with the classes among the picture's top CONCEPT_CLASSES that it raises most.
+
+    Raises:
+        CAMError: the explorer explains a target, or the model takes several inputs (concepts are of a class
+            model with one input).
+    """
+    if session.explainer.target is not None or session.explainer.feed is not None:
+        raise CAMError(
+            "the Concepts view factorises a layer of a class model with one input; this explorer's "
+            "model " + ("explains a target" if session.explainer.target is not None else "takes several inputs")
+        )
+    channels = view.layer.shape[-1] or CONCEPTS
+    top = [int(c) for c in np.argsort(-view.probabilities)[:CONCEPT_CLASSES]]
+    found = concepts(
+        session.explainer.model,
+        session.model_input(image),
+        min(CONCEPTS, int(channels)),
+        view.layer.path,
+        classes=top,
+        class_names=session.class_names,
+    )
+    maps = found.normalised_maps()[0]
+    cells = []
+    for j in range(found.n):
+        raised = ", ".join(name for _, name, _ in found.top_classes[j][:2]) or "raises none of the top classes"
+        cells.append(Cell(f"concept {j + 1}: {raised}", maps[j]))
+    return cells
 
 
 def figure_for(

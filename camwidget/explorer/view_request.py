@@ -25,8 +25,9 @@ MODES = {
     "Compare layers": "layers",
     "Compare classes": "classes",
     "Check map": "check",
+    "Concepts": "concepts",
 }
-PICTURE_ONLY_MODES = ("Check map",)  # left out of the View menu for signals and clips (see modes_for)
+PICTURE_ONLY_MODES = ("Check map", "Concepts")  # left out of the View menu for signals and clips (see modes_for)
 
 
 class ViewRequest(NamedTuple):
@@ -83,7 +84,8 @@ class ViewResult(NamedTuple):
 
 def modes_for(kind: str) -> list[str]:
     """The View menu's entries for an explorer of `kind` ("image", "signal", "volume"): the Check map's
-    deletion and insertion curves blur a picture, so signals and clips are not offered it."""
+    deletion and insertion curves blur a picture and the Concepts factorise a picture's grid, so signals and
+    clips are not offered them."""
     return [mode for mode in MODES if kind == "image" or mode not in PICTURE_ONLY_MODES]
 
 
@@ -103,6 +105,8 @@ def compute_view(session: ExplorerSession, request: ViewRequest) -> ViewResult:
         return ViewResult(view, None, check_view(session, request.image, view, request.randomize))
     if not request.compare:
         return ViewResult(view, None)
+    if request.compare == "concepts":
+        return ViewResult(view, compare.concept_cells(session, request.image, view))
     shown = (request.image, view.layer.path, view.class_index, request.method, request.score)
     question = Question(*shown, request.compare, versus=request.versus, frame=request.frame)
     return ViewResult(view, compare.cells_for(session, question))
