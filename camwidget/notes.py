@@ -6,6 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 STAND_IN = "random weights: maps show how the tool works, not what a trained model sees"
+CHANGED_STAND_IN = (
+    "a random-weights stand-in whose weights have changed since (trained or loaded): maps show them as they are"
+)
 _ATTRIBUTE = "camwidget_note"
 
 

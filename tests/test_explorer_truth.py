@@ -133,3 +133,16 @@ def test_the_concepts_view_shows_the_layers_concepts_for_the_picture(picture):
         assert "✖" not in ex.status_text
     finally:
         ex.close()
+
+
+def test_a_stand_in_trained_since_is_no_longer_called_random(picture):
+    model = models.small_cnn(name="trained_stand_in")
+    notes.mark(model)
+    ex = cw.CAMExplorer(model, picture, background=False)
+    try:
+        assert notes.STAND_IN in ex.status_text
+        model.set_weights([w * 1.5 for w in model.get_weights()])  # as fit() or load_weights() would change them
+        ex.layer = ex.layer  # any view: the explorer looks at the model as it is now
+        assert notes.STAND_IN not in ex.status_text and "weights have changed since" in ex.status_text
+    finally:
+        ex.close()

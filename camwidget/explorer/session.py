@@ -180,6 +180,8 @@ class ExplorerSession:
             structure_changed = state[0] != self._state[0]
             self._state = state
             self._drop_values()
+            if self.model_note == notes.STAND_IN:  # trained (or loaded) since: no longer only random weights
+                self.model_note = notes.CHANGED_STAND_IN
         if structure_changed:
             self._restructured()
         return True
@@ -417,7 +419,9 @@ class ExplorerSession:
             any_capture.class_index,
             seconds + (earlier.unreported_seconds if earlier else 0.0),
             reached_all or bool(earlier and earlier.reached_all),
-            (earlier.warmed if earlier else frozenset()) | (frozenset(captures) if warm_up else frozenset()),
+            # the layers whose gradients this pass replaces come from it: from the warm-up only if it is one
+            ((earlier.warmed if earlier else frozenset()) - frozenset(captures))
+            | (frozenset(captures) if warm_up else frozenset()),
         )
         for path, capture in captures.items():
             self._activations.put((index, path), capture.activations)
