@@ -9,11 +9,13 @@ import os
 
 import cv2
 import keras
+import models
 import numpy as np
 import pytest
 from keras import layers
 
 import camwidget as cw
+from camwidget import notes
 from camwidget.command_line import main, parser
 from camwidget.inputs import preprocess as preprocessing
 from camwidget.inputs.images import read_picture
@@ -179,6 +181,14 @@ def test_ray_spreads_batches_over_two_workers_with_the_same_results(model, tmp_p
     for a, b in zip(spread, single):
         assert (a.index, a.name, a.class_index) == (b.index, b.name, b.class_index)
         np.testing.assert_allclose(a.cam, b.cam, atol=1e-5)
+
+
+def test_the_gallery_says_a_stand_in_is_one(folder):
+    stand_in = models.small_cnn(name="gallery_stand_in")
+    notes.mark(stand_in)
+    gallery = cw.Gallery(stand_in, str(folder))
+    assert gallery.status_text.startswith("Random weights: maps show how the tool works")
+    assert notes.STAND_IN.split(":")[1].strip() in gallery._status.value
 
 
 def test_gallery_sorts_and_opens_a_picture_in_the_explorer(model, folder):

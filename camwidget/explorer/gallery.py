@@ -9,7 +9,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from camwidget import render
+from camwidget import notes, render
 from camwidget.engines import engine_for
 from camwidget.errors import CAMError
 from camwidget.pipeline.batch import Explained, explain_many, find_pictures
@@ -105,7 +105,9 @@ class Gallery(widgets.VBox):
             else ""
         )
         again = "The model changed since the thumbnails were made: they were made again. " if changed else ""
-        self.status_text = again + note + ". Click a picture to explore it."
+        model_note = notes.note_of(self._model)  # a random-weights stand-in says so here too
+        said = f"{model_note[0].upper()}{model_note[1:]}. " if model_note else ""
+        self.status_text = said + again + note + ". Click a picture to explore it."
         self._status.value = html_text(self.status_text)
 
     def _card(self, position: int, item: Explained) -> widgets.Widget:
