@@ -483,6 +483,10 @@ def test_diagnostic_vanished_gradients(picture):
 
 @pytest.mark.slow
 def test_soak_1000_changes(small, rng):
+    """1000 control changes of every kind: no retrace, finite maps, and memory that levels off. The first 300
+    changes fill the caches and the allocator's pools (about 30 MB here, alone); over the next 700 a leak of
+    even 0.1 MB a change would show as 70 MB, while what the rest of a test session left in the heap does not
+    count against this explorer."""
     import gc
 
     import psutil
@@ -497,10 +501,13 @@ def test_soak_1000_changes(small, rng):
             ex.layer = layer
             for c in range(3):
                 ex.class_index = c
-    gc.collect()
     process = psutil.Process()
-    start_rss, traces = process.memory_info().rss, engine.trace_count
+    traces = engine.trace_count
+    start_rss = None
     for step in range(1000):
+        if step == 300:
+            gc.collect()
+            start_rss = process.memory_info().rss
         kind = step % 6
         if kind == 0:
             ex.alpha = float(rng.uniform())
@@ -516,7 +523,7 @@ def test_soak_1000_changes(small, rng):
             ex.controls["mode"].value = ["Overlay", "Side by side"][step % 2]
     gc.collect()
     grown = (process.memory_info().rss - start_rss) / 2**20
-    assert grown < 100, f"memory grew {grown:.0f} MB over 1000 changes"
+    assert grown < 50, f"memory grew {grown:.0f} MB over the last 700 changes"
     assert engine.trace_count == traces, "a control change retraced"
     assert np.isfinite(ex.cam).all()
     ex.close()
