@@ -80,6 +80,19 @@ def small():
     return models.small_cnn()
 
 
+@pytest.fixture(scope="session")
+def flat_model():
+    """models.flat_head_cnn with seed 7: the methods' formula tests' model (test_methods, test_methods_added)."""
+    keras.utils.set_random_seed(7)
+    return models.flat_head_cnn()
+
+
+@pytest.fixture(scope="session")
+def flat_x():
+    """Three 32x32 pictures in [0, 1) for flat_model."""
+    return np.random.default_rng(1).uniform(0, 1, (3, 32, 32, 3)).astype("float32")
+
+
 MAP_ENTRY_POINTS = ("capture", "recapture", "capture_maps")  # the engine calls that make maps or captures
 
 

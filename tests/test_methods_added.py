@@ -25,14 +25,13 @@ as_numpy = ops.convert_to_numpy
 
 
 @pytest.fixture(scope="module")
-def model():
-    keras.utils.set_random_seed(7)
-    return models.flat_head_cnn()
+def model(flat_model):
+    return flat_model
 
 
 @pytest.fixture(scope="module")
-def x():
-    return np.random.default_rng(1).uniform(0, 1, (3, 32, 32, 3)).astype("float32")
+def x(flat_x):
+    return flat_x
 
 
 def cam(model, x, method, layer="conv_b", **kw):
