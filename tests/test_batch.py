@@ -165,6 +165,7 @@ def test_model_as_module_function(model, folder, tmp_path, monkeypatch, capsys):
     np.testing.assert_allclose(np.load(out / "maps.npz")["p1"], cam, atol=1e-5)
 
 
+@pytest.mark.slow  # starts a local Ray cluster of two workers (about 20 s)
 def test_ray_spreads_batches_over_two_workers_with_the_same_results(model, tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is the [ray] extra; pip install -e .[dev] installs it")
     from camwidget.pipeline.on_ray import explain_on_ray

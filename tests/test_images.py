@@ -264,6 +264,7 @@ def test_an_upload_that_raises_anything_is_said_and_cleared(small, rng, monkeypa
 # -- display size ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # a 12-megapixel picture blended and saved
 def test_a_large_picture_is_blended_at_display_size_and_saved_at_full_size(small, rng, tmp_path):
     big = rng.integers(0, 256, (3000, 4000, 3), dtype=np.uint8)
     ex = cw.CAMExplorer(small, big)

@@ -11,6 +11,8 @@ from keras import layers
 
 import camwidget as cw
 
+pytestmark = pytest.mark.slow  # trains a CNN, then maps 100 pictures per method twice
+
 SIZE = 48
 
 

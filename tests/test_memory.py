@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent(
     image = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
     cw.compute_cam(model, np.zeros((1, 224, 224, 3), np.float32))  # TensorFlow's own start-up, not counted
     out = {}
-    for cycle in (1, 2, 3):
+    for cycle in (1, 2):  # the first explorer sets up process-wide state; the second shows what stays
         start = rss()
         ex = cw.CAMExplorer(model, image)
         layers = [value for _, value in ex.controls["layer"].options]
@@ -82,9 +82,9 @@ def test_closed_explorers_do_not_accumulate(measured):
     # The first explorer of a process leaves about 160 MB of process-wide state that later explorers reuse, on
     # any model (seen: a second MobileNetV2 then visits every layer for +179 MB and closes to -25 MB); from then
     # on close() gives back everything (gc, then malloc_trim), within the 50 MB.
-    assert measured["closed_3"] - measured["closed_1"] < 100, measured
-    assert measured["closed_3"] - measured["start_3"] < 50, measured
-    assert measured["visited_3"] < 300, measured
+    assert measured["closed_2"] - measured["closed_1"] < 100, measured
+    assert measured["closed_2"] - measured["start_2"] < 50, measured
+    assert measured["visited_2"] < 300, measured
 
 
 def test_a_12_megapixel_photo_is_seen_at_max_side(measured):
