@@ -62,29 +62,31 @@ def vgg16():
     return keras.applications.VGG16(weights=None)
 
 
+def seeded(seed: int, build, *args, **kwargs):
+    """build(*args, **kwargs) with Keras's random seed set first: the same weights in every run."""
+    keras.utils.set_random_seed(seed)
+    return build(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def composite_a():
-    keras.utils.set_random_seed(1)
-    return models.vgg_composite_input_tensor()
+    return seeded(1, models.vgg_composite_input_tensor)
 
 
 @pytest.fixture(scope="session")
 def composite_b():
-    keras.utils.set_random_seed(2)
-    return models.vgg_composite_nested()
+    return seeded(2, models.vgg_composite_nested)
 
 
 @pytest.fixture(scope="session")
 def small():
-    keras.utils.set_random_seed(3)
-    return models.small_cnn()
+    return seeded(3, models.small_cnn)
 
 
 @pytest.fixture(scope="session")
 def flat_model():
     """models.flat_head_cnn with seed 7: the methods' formula tests' model (test_methods, test_methods_added)."""
-    keras.utils.set_random_seed(7)
-    return models.flat_head_cnn()
+    return seeded(7, models.flat_head_cnn)
 
 
 @pytest.fixture(scope="session")

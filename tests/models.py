@@ -142,6 +142,19 @@ def signal_cnn(length: int, channels: int, second: int = 12, n_classes: int = 3)
     return keras.Model(inp, out)
 
 
+def gated_two_inputs(seed: int) -> keras.Model:
+    """An image and a metadata vector that gates the image's features, so the scores depend on both (dict
+    inputs, as Keras sorts them): conv (16x16x6) -> gap -> join (times meta_dense(meta)) -> probs (3)."""
+    keras.utils.set_random_seed(seed)
+    image = keras.Input((16, 16, 3), name="image")
+    meta = keras.Input((4,), name="meta")
+    x = layers.Conv2D(6, 3, padding="same", activation="relu", name="conv")(image)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Multiply(name="join")([x, layers.Dense(6, activation="sigmoid", name="meta_dense")(meta)])
+    out = layers.Dense(3, activation="softmax", name="probs")(x)
+    return keras.Model({"image": image, "meta": meta}, out)
+
+
 def write_keras_download_layout(model: keras.Model, path) -> None:
     """Save `model`'s weights in the h5 layout keras.applications publishes (what Keras downloads), written
     by Keras's own legacy writer."""

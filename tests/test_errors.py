@@ -24,14 +24,16 @@ def flat():
     return models.flat_head_cnn()  # conv_a, pool_a, conv_b, conv_c, flat, dense
 
 
-def test_unknown_layer_suggests_closest(flat):
-    with pytest.raises(ValueError, match=r"layer 'conv_cc' not found; closest: 'conv_c'"):
-        cw.compute_cam(flat, x32(), layer="conv_cc")
-
-
-def test_nested_layer_suggestion_names_the_path(composite_b):
-    with pytest.raises(ValueError, match=r"closest: 'vgg16/block5_conv3'"):
-        cw.compute_cam(composite_b, np.zeros((1, 64, 64, 3), np.float32), layer="vgg16/block5_cnv3")
+@pytest.mark.parametrize(
+    "model, size, layer, message",
+    [
+        ("flat", 32, "conv_cc", r"layer 'conv_cc' not found; closest: 'conv_c'"),
+        ("composite_b", 64, "vgg16/block5_cnv3", r"closest: 'vgg16/block5_conv3'"),  # a nested layer: its path
+    ],
+)
+def test_unknown_layer_suggests_closest(model, size, layer, message, request):
+    with pytest.raises(ValueError, match=message):
+        cw.compute_cam(request.getfixturevalue(model), np.zeros((1, size, size, 3), np.float32), layer=layer)
 
 
 def test_dense_layer_is_not_spatial(flat):

@@ -50,20 +50,14 @@ def pgc():
             module.__path__ = []  # a package, so its submodules import
             module.__getattr__ = lambda attribute: object  # any name it is asked for: never called here
             stand_in[name] = module
-    saved = {name: sys.modules.get(name) for name in stand_in}
-    sys.modules.update(stand_in)
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # the stand-ins leave sys.modules with the module's tests
+        for name, module in stand_in.items():
+            patch.setitem(sys.modules, name, module)
         import pytorch_grad_cam
         from pytorch_grad_cam.utils import svd_on_activations
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
         yield types.SimpleNamespace(cams=pytorch_grad_cam, svd=svd_on_activations, target=ClassifierOutputTarget)
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
 
 
 @pytest.fixture(scope="module")

@@ -317,14 +317,7 @@ def test_every_numeric_option_out_of_range_is_named_with_what_was_given_and_what
 
 @pytest.fixture(scope="module")
 def two_inputs():
-    """An image and a metadata vector that gates the image's features: the scores depend on both."""
-    keras.utils.set_random_seed(44)
-    image = keras.Input((16, 16, 3), name="image")
-    meta = keras.Input((4,), name="meta")
-    x = layers.Conv2D(6, 3, padding="same", activation="relu", name="conv")(image)
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Multiply()([x, layers.Dense(6, activation="sigmoid")(meta)])
-    return keras.Model({"image": image, "meta": meta}, layers.Dense(3, activation="softmax", name="probs")(x))
+    return models.gated_two_inputs(seed=44)
 
 
 def test_every_metric_takes_the_other_inputs_as_compute_cam_does(two_inputs):

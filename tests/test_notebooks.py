@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -23,18 +22,12 @@ PEAK_CELL = (
 def execute(path: Path, tmp_path: Path, env: dict[str, str] | None = None) -> nbformat.NotebookNode:
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(PEAK_CELL))
-    old = {k: os.environ.get(k) for k in env or {}}
-    os.environ.update(env or {})
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # the kernel inherits the environment, restored after
+        for name, value in (env or {}).items():
+            patch.setenv(name, value)
         NotebookClient(
             nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
         ).execute()
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return nb
 
 

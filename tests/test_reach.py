@@ -415,15 +415,7 @@ def test_keras_hub_vit_with_random_weights():
 
 @pytest.fixture(scope="module")
 def two_inputs():
-    """An image and a metadata vector that gates the image's features (dict inputs, as Keras sorts them)."""
-    keras.utils.set_random_seed(26)
-    image = keras.Input((16, 16, 3), name="image")
-    meta = keras.Input((4,), name="meta")
-    x = layers.Conv2D(6, 3, padding="same", activation="relu", name="conv")(image)
-    x = layers.GlobalAveragePooling2D(name="gap")(x)
-    x = layers.Multiply(name="join")([x, layers.Dense(6, activation="sigmoid", name="meta_dense")(meta)])
-    out = layers.Dense(3, activation="softmax", name="probs")(x)
-    return keras.Model({"image": image, "meta": meta}, out)
+    return models.gated_two_inputs(seed=26)
 
 
 def two_input_reference(model, x, meta, classes):

@@ -135,16 +135,11 @@ def test_a_notebook_executed_by_nbconvert_stores_the_still(tmp_path):
         "cw.CAMExplorer(keras.Model(inputs, out), np.zeros((32, 32, 3), 'uint8'), class_names=['a', 'b'])"
     )
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # the kernel inherits the environment, restored after
+        patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
         NotebookClient(
             nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
         ).execute()
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     (result,) = [o for o in nb.cells[0].outputs if o.output_type == "execute_result"]
     assert WIDGET_VIEW in result.data
     still = decode(result.data["image/png"])

@@ -37,18 +37,11 @@ row per image), read by the same :func:`camwidget.inputs.feed.make_feed`; each p
 other inputs.
 """
 
-from camwidget.metrics.common import (
-    _CURVE_BATCH,
-    BASELINES,
-    _check_int,
-    _check_number,
-    _check_steps,
-    _checked_maps,
-    _resize,
-    _setup,
-    baseline_of,
-    rank_pixels,
-)
+from camwidget.metrics.common import BASELINES, baseline_of, rank_pixels
+
+# the explorer's check view and the tests reach these through camwidget.metrics
+from camwidget.metrics.common import _check_steps as _check_steps
+from camwidget.metrics.common import _resize as _resize
 from camwidget.metrics.localisation import energy_pointing_game, pointing_game, region_mask
 from camwidget.metrics.perturbation import (
     Confidence,
@@ -89,12 +82,3 @@ __all__ = [
     "road",
     "spearman",
 ]
-_INTERNAL = (
-    _CURVE_BATCH,
-    _check_int,
-    _check_number,
-    _check_steps,
-    _checked_maps,
-    _resize,
-    _setup,
-)  # used by check.py, tests
