@@ -18,12 +18,21 @@ from camwidget.methods import method_name
 
 
 def spatial_layers(model: keras.Model, sample: Any = None) -> list[str]:
-    """Every layer whose output reads as a map and on which the model's output depends, in forward order:
-    (N, h, w, C) in an image model, tokens (N, k + h*w, C) in a vision transformer, (N, L, C) in a model of
-    1-D signals (N, L, C), (N, D, H, W, C) in a model of volumes or clips.
+    """Every layer whose output reads as a map and on which the model's output depends, in forward order.
 
-    Layers inside nested models are named by path ("vgg16/block5_conv3"). `sample` (one input or a batch,
-    in the model's input space) is needed only when the model does not know its input size.
+    A map layer is (N, h, w, C) in an image model, tokens (N, k + h*w, C) in a vision transformer, (N, L, C) in
+    a model of 1-D signals, (N, D, H, W, C) in a model of volumes or clips.
+
+    Args:
+        model: any Keras 3 model (Functional, Sequential, subclassed, nested).
+        sample: one input or a batch in the model's input space; needed only when the model does not know its
+            input size.
+
+    Returns:
+        The layers' names; layers inside nested models by path ("vgg16/block5_conv3").
+
+    Raises:
+        CAMError: the model has no map layer, or its input size is unknown and no sample is given.
     """
     engine = engine_for(model)
     engine.sync()
@@ -32,8 +41,19 @@ def spatial_layers(model: keras.Model, sample: Any = None) -> list[str]:
 
 
 def default_layer(model: keras.Model, sample: Any = None) -> str:
-    """The layer compute_cam uses when none is given: the last map layer that computes features (in a
-    vision transformer, the last token layer before its last attention layer)."""
+    """The layer compute_cam uses when none is given.
+
+    Args:
+        model: any Keras 3 model.
+        sample: as :func:`spatial_layers` takes it.
+
+    Returns:
+        The last map layer that computes features (in a vision transformer, the last token layer before its
+        last attention layer), by path.
+
+    Raises:
+        CAMError: as :func:`spatial_layers`.
+    """
     engine = engine_for(model)
     engine.sync()
     shape = None if sample is None else model_batch(sample, "sample", rank=input_rank(model)).shape[1:]
@@ -61,41 +81,60 @@ def compute_cam(
     other_inputs: Any = None,
     leading_tokens: int | None = None,
 ) -> np.ndarray:
-    """Class activation maps, float32 (N, h, w) at the layer's own resolution (one image: (1, h, w));
-    at the input's resolution for "guided-gradcam". For a 1-D layer (N, L, C) of a model of signals the maps
-    are (N, L); for a volume or clip layer (N, D, H, W, C), (N, D, H, W); for a vision transformer's token
-    layer (N, k + h*w, C), (N, h, w) on its patch grid, found from the token count and the image's shape
-    (the fewest leading tokens k that leave a grid of the image's aspect), or given as grid=(h, w).
+    """Class activation maps of a model for images: exact, on every kind of Keras 3 model and backend.
 
-    images: (N, H, W, C) or one (H, W, C), in the model's input space unless `preprocess` is given (NumPy,
-    or the backend's tensor: a jax.Array or torch tensor on the GPU stays there, and with a gradient method
-    only the maps come back to the host); or
-    picture files (paths, file bytes, PIL images, or a list of them), which are read as the explorer reads
-    them, resized to the model's input size and preprocessed by `preprocess` (a function of RGB 0-255), or
-    by the detected keras.applications family when `preprocess` is None.
-    layer: a name or path from :func:`spatial_layers`; None takes the last spatial feature layer.
-    class_index: None (each image's top class), an int (every image), or one int per image.
-    method: a name from camwidget.METHODS ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam",
-    "scorecam", "sscam", "iscam", "ablation-cam", "eigencam", "cam", "guided-gradcam", ...; docs/methods.md
-    lists them all), or one with its settings written in, "sscam(samples=4)".
-    method_options: the method's settings as a dict (e.g. {"gamma": 0.5} for "finer-cam"); each is checked
-    and a bad one refused naming its valid range (camwidget.METHODS[name].options lists them).
-    score: "auto" differentiates the logits when the output ends in a softmax (or sigmoid), "probability"
-    the output as it is, "rest" the logit plus the log-probability (z_c + log p_c, Shapley-CAM's ReST). normalize: ReLU, then each map divided by its max (an all-zero map stays zero);
-    False returns the raw signed map. output: name or index, for models with several outputs.
-    eigen_smooth: the first principal component of the method's per-channel terms instead of their sum.
-    aug_smooth: the mean of the normalised maps of 6 augmented copies (flipped or not, intensity x0.9, x1,
-    x1.1), each mapped back; costs 6 passes (7 when the top class must be found first). With normalize=False
-    that mean is returned as it is (it is non-negative: each copy was normalised). max_channels: Score-CAM uses at most this many channels.
-    target: instead of a class, any function of the output (its logits under score="auto") returning one
-    score per image, (N,); see :mod:`camwidget.targets` (Unit, Region, Box, ClassScore). Any output shape.
-    grid: (rows, columns) of a token layer's patches, where the grid is not found from the token count; a grid
-    turned on its side against the picture, or one that leaves more than 8 tokens before it, is refused naming the
-    grid that fits, unless leading_tokens= (how many tokens come before the grid: class, distillation, register
-    tokens) says so. leading_tokens alone: the grid of the picture's aspect after that many tokens.
-    input, other_inputs: for a model with several inputs, the one the images go to (a name or index) and the
-    others' values (a dict by name; one item or a batch of one is shared by every image, N rows go one per
-    image).
+    Grad-CAM (the default) is L = ReLU(sum_k alpha_k A^k) with alpha_k = mean over positions of dy_c/dA^k:
+    A the layer's activations, y_c the class score (the logit before a final softmax under score="auto").
+
+    Args:
+        model: any Keras 3 model (Functional, Sequential, subclassed, nested; TensorFlow, JAX or torch).
+        images: (N, H, W, C) or one (H, W, C), in the model's input space unless `preprocess` is given (NumPy,
+            or the backend's tensor: a jax.Array or torch tensor on the GPU stays there, and with a gradient
+            method only the maps come back to the host); or picture files (paths, file bytes, PIL images, or a
+            list of them), read as the explorer reads them, resized to the model's input size and preprocessed
+            by `preprocess` (a function of RGB 0-255), or by the detected keras.applications family when
+            `preprocess` is None.
+        layer: a name or path from :func:`spatial_layers`; None takes the last spatial feature layer.
+        class_index: None (each image's top class), an int (every image), or one int per image.
+        method: a name from camwidget.METHODS ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam",
+            "scorecam", "sscam", "iscam", "ablation-cam", "eigencam", "cam", "guided-gradcam", ...;
+            docs/methods.md lists them all), or one with its settings written in, "sscam(samples=4)".
+        score: "auto" differentiates the logits when the output ends in a softmax (or sigmoid), "probability"
+            the output as it is, "rest" the logit plus the log-probability (z_c + log p_c, Shapley-CAM's ReST).
+        preprocess: a function of the images (RGB 0-255) giving the model's input; None: none for arrays, the
+            detected family's for picture files.
+        normalize: ReLU, then each map divided by its max (an all-zero map stays zero); False returns the raw
+            signed map.
+        output: name or index, for models with several outputs.
+        eigen_smooth: the first principal component of the method's per-channel terms instead of their sum.
+        aug_smooth: the mean of the normalised maps of 6 augmented copies (flipped or not, intensity x0.9, x1,
+            x1.1), each mapped back; costs 6 passes (7 when the top class must be found first). With
+            normalize=False that mean is returned as it is (it is non-negative: each copy was normalised).
+        max_channels: Score-CAM and its kin use at most this many channels.
+        method_options: the method's settings as a dict (e.g. {"gamma": 0.5} for "finer-cam"); each is checked
+            and a bad one refused naming its valid range (camwidget.METHODS[name].options lists them).
+        target: instead of a class, any function of the output (its logits under score="auto") returning one
+            score per image, (N,); see :mod:`camwidget.targets` (Unit, Region, Box, ClassScore). Any output
+            shape.
+        grid: (rows, columns) of a token layer's patches, where the grid is not found from the token count; a
+            grid turned on its side against the picture, or one that leaves more than 8 tokens before it, is
+            refused naming the grid that fits, unless leading_tokens= says so.
+        input: for a model with several inputs, the one the images go to (a name or index).
+        other_inputs: the other inputs' values (a dict by name; one item or a batch of one is shared by every
+            image, N rows go one per image).
+        leading_tokens: how many tokens come before a token layer's patch grid (class, distillation, register
+            tokens); alone: the grid of the picture's aspect after that many tokens.
+
+    Returns:
+        float32 maps (N, h, w) at the layer's own resolution (one image: (1, h, w)), in [0, 1] when normalised;
+        at the input's resolution for "guided-gradcam". For a 1-D layer (N, L, C) of a model of signals the
+        maps are (N, L); for a volume or clip layer (N, D, H, W, C), (N, D, H, W); for a vision transformer's
+        token layer (N, k + h*w, C), (N, h, w) on its patch grid, found from the token count and the image's
+        shape (the fewest leading tokens k that leave a grid of the image's aspect), or given as grid=(h, w).
+
+    Raises:
+        CAMError: a layer, output, class, method or option that cannot be right, with what would be (a ValueError).
+        TypeError: an argument of the wrong kind (class_index not an int, preprocess not a function, ...).
     """
     if target is not None and class_index is not None:
         raise CAMError("give class_index or target, not both (a class as a target: targets.ClassScore(c))")

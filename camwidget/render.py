@@ -79,7 +79,17 @@ def blend(image: np.ndarray, heat: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.5, colormap: str = "jet") -> np.ndarray:
-    """The CAM drawn over the image at the image's own size: (H, W, 3) uint8."""
+    """The CAM drawn over the image at the image's own size.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        cam: a map (h, w) in [0, 1] at any resolution; resized bilinearly to (H, W).
+        alpha: the map's opacity, 0 (the picture alone) to 1 (the map alone): alpha * heat + (1 - alpha) * image.
+        colormap: any of matplotlib's colormaps.
+
+    Returns:
+        (H, W, 3) uint8 RGB.
+    """
     heat = colorize(upsample(cam, image.shape[0], image.shape[1]), colormap)
     return blend(image, heat, alpha)
 

@@ -56,6 +56,18 @@ class Explainer:
     >>> same = cw.compute_cam(model, images, class_index=0, method="hirescam", score="probability")
     >>> bool(np.allclose(explainer.explain(images, class_index=0), same, atol=1e-6))
     True
+
+    Args:
+        model: any Keras 3 model; held strongly until :meth:`close`.
+        layer, output, target, grid, feed, leading_tokens: what to explain, as compute_cam takes them (feed:
+            :func:`camwidget.inputs.feed.make_feed` of its input= and other_inputs=).
+        options: how the maps are made (:class:`Options`).
+        method, score, eigen_smooth, aug_smooth, max_channels, normalize: compute_cam's keywords; each given
+            (not None) overrides the same field of `options`.
+        request: a checked :class:`Request` instead of all the above.
+
+    Raises:
+        CAMError, TypeError: any field that cannot be right (:meth:`Request.of` checks them once).
     """
 
     def __init__(
