@@ -27,9 +27,14 @@ def test_the_engines_are_siblings_and_none_inherits_builders_it_never_uses():
 
 
 def test_the_base_declares_the_passes_and_cannot_run_one():
-    assert {"capture", "recapture", "class_probabilities", "perturbed_scores", "guided_gradients", "_describe"} <= (
-        Engine.__abstractmethods__
-    )
+    """Each pass is declared once, with its signature and docstring, in the base; the engines write their own
+    ``_capture``, ``_recapture`` and ``_perturbed_scores``, which take the request's fields whole."""
+    passes = {"_capture", "_recapture", "class_probabilities", "_perturbed_scores", "guided_gradients", "_describe"}
+    assert passes <= Engine.__abstractmethods__
+    for public in ("capture", "recapture", "perturbed_scores"):
+        assert public in vars(Engine) and all(
+            public not in vars(e) for e in (engines.TensorFlowEngine, engines.PortableEngine)
+        )
     with pytest.raises(TypeError, match="abstract"):
         Engine(models.small_cnn(name="abstract"))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +86,68 @@ class MapsCapture:
 # Compiled passes kept per model: each holds a traced graph of the whole model (about 15 MB for MobileNetV2),
 # so they are bounded; the least recently used is dropped and traced again if needed.
 MAX_COMPILED = 16
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """What a pass scores: the engines' passes take it whole, so their signatures are written once, here.
+
+    Attributes:
+        classes: (N,) int32, -1 for each image's top class (see :func:`camwidget.engines.scores.class_vector`).
+        output: the output's index (:meth:`Engine.output_index`).
+        score: "auto" (the logits), "probability" or "rest".
+        target: None, or a target of :mod:`camwidget.targets`: y = target(output) instead of a class's score.
+        feed: the model's other inputs, for a model with several.
+    """
+
+    classes: np.ndarray
+    output: int
+    score: str = "auto"
+    target: Any = None
+    feed: Feed | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        """The fields in order, for ``classes, output, score, target, feed = scoring``."""
+        return iter((self.classes, self.output, self.score, self.target, self.feed))
+
+
+@dataclass(frozen=True)
+class PerturbedCopies:
+    """The copies the deletion and insertion metrics score, made inside the pass (see
+    :meth:`Engine.perturbed_scores` for what each field is)."""
+
+    images: Any
+    baselines: Any
+    ranks: Any
+    rows: np.ndarray
+    counts: np.ndarray
+    classes: np.ndarray
+    output: int
+    insert: bool
+    batch: int = 32
+    feed: Feed | None = None
+
+    def scored_in_batches(self, run: Callable[[np.ndarray, np.ndarray, np.ndarray], Any]) -> np.ndarray:
+        """The copies' scores, `batch` copies per call of run(rows, counts, classes), each (batch,) int32 (the
+        last call's padded with zeros, their scores dropped), with a progress step per call.
+
+        Returns:
+            (K,) float32: run's result for each copy.
+        """
+        scores = np.empty(len(self.rows), np.float32)
+        for start in range(0, len(self.rows), self.batch):
+            progress.step(start, len(self.rows), "perturbed copies")
+            chunk = slice(start, start + self.batch)
+            n = len(self.rows[chunk])
+
+            def padded(values: np.ndarray) -> np.ndarray:
+                out = np.zeros(self.batch, np.int32)
+                out[:n] = values[chunk]
+                return out
+
+            result = run(padded(self.rows), padded(self.counts), padded(self.classes))
+            scores[start : start + n] = np.asarray(result)[:n]
+        return scores
 
 
 class Engine(abc.ABC):
@@ -257,7 +319,6 @@ class Engine(abc.ABC):
 
     # -- the passes: each engine's own ---------------------------------------------------------------------
 
-    @abc.abstractmethod
     def capture(
         self,
         x: np.ndarray,
@@ -287,8 +348,12 @@ class Engine(abc.ABC):
             CAMError: the output does not depend on a layer, a layer ran more than once, or the target gives
                 no gradient.
         """
+        return self._capture(x, infos, Scoring(classes, output, score, target, feed))
 
     @abc.abstractmethod
+    def _capture(self, x: np.ndarray, infos: Sequence[LayerInfo], spec: Scoring) -> Capture:
+        """:meth:`capture`, each engine's own."""
+
     def recapture(
         self,
         activations: np.ndarray,
@@ -312,6 +377,13 @@ class Engine(abc.ABC):
             The :class:`LayerCapture`, or None where the model's structure does not allow a tail pass (then use
             :meth:`capture`).
         """
+        return self._recapture(activations, info, Scoring(classes, output, score, feed=feed), image_shape)
+
+    @abc.abstractmethod
+    def _recapture(
+        self, activations: np.ndarray, info: LayerInfo, spec: Scoring, image_shape: tuple[int, ...] | None
+    ) -> LayerCapture | None:
+        """:meth:`recapture`, each engine's own."""
 
     def tail_hessian_vector(
         self, activations: np.ndarray, info: LayerInfo, classes: np.ndarray, output: int, score: str
@@ -364,7 +436,6 @@ class Engine(abc.ABC):
             :func:`camwidget.engines.scores.probabilities`).
         """
 
-    @abc.abstractmethod
     def perturbed_scores(
         self,
         images: np.ndarray,
@@ -387,6 +458,12 @@ class Engine(abc.ABC):
         Returns:
             (K,) float32: the probability of classes[k] for copy k.
         """
+        copies = PerturbedCopies(images, baselines, ranks, rows, counts, classes, output, insert, batch, feed)
+        return self._perturbed_scores(copies)
+
+    @abc.abstractmethod
+    def _perturbed_scores(self, copies: PerturbedCopies) -> np.ndarray:
+        """:meth:`perturbed_scores`, each engine's own."""
 
     @abc.abstractmethod
     def guided_gradients(

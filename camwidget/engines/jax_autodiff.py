@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from camwidget import keras_private
+from camwidget.engines.autodiff_types import EpsShapes, Forward, ModelRef, Pass, Reduce
 from camwidget.errors import CAMError
 
 NAME = "jax"
@@ -93,12 +94,7 @@ def inject(out: Any, eps: Any) -> Any:
     return out + eps.astype(out.dtype)
 
 
-def gradient_pass(
-    model_ref: Callable[[], Any],
-    forward: Callable[..., Any],
-    eps_shapes: Callable[[int], list[tuple[int, ...]]],
-    reduce: Callable[[list[Any], Any], Any] | None = None,
-) -> Callable[..., Any]:
+def gradient_pass(model_ref: ModelRef, forward: Forward, eps_shapes: EpsShapes, reduce: Reduce | None = None) -> Pass:
     """run(x, classes, others) -> (d sum(chosen) / d eps for each eps, aux), where
     forward(call, eps, x, classes, others) -> (chosen (N,), aux) and eps start at zero. With `reduce`, run
     returns reduce(grads, aux) instead, compiled into the same pass, so only its result leaves the device."""

@@ -25,7 +25,17 @@ from keras import ops
 
 from camwidget import progress
 from camwidget.engines.backends import autodiff, needs_tensorflow
-from camwidget.engines.base import NO_FUNCTION, SCORE_BATCH, Capture, Engine, LayerCapture, MapsCapture, row_chunks
+from camwidget.engines.base import (
+    NO_FUNCTION,
+    SCORE_BATCH,
+    Capture,
+    Engine,
+    LayerCapture,
+    MapsCapture,
+    PerturbedCopies,
+    Scoring,
+    row_chunks,
+)
 from camwidget.engines.capture import capturing
 from camwidget.engines.layout import LayerInfo, ModelLayout
 from camwidget.engines.portable_layout import describe_model, feed_rows, is_tensor, pack
@@ -55,16 +65,10 @@ class PortableEngine(Engine):
 
     # -- the passes ----------------------------------------------------------------------------------------
 
-    def capture(
-        self,
-        x: np.ndarray,
-        infos: Sequence[LayerInfo],
-        classes: np.ndarray,
-        output: int,
-        score: str,
-        target: Any = None,
-        feed: Feed | None = None,
-    ) -> Capture:
+    def _capture(self, x: np.ndarray, infos: Sequence[LayerInfo], spec: Scoring) -> Capture:
+        """:meth:`camwidget.engines.base.Engine.capture`: the backward pass reaches the deepest layer; the
+        others cost nothing more."""
+        classes, output, score, target, feed = spec
         infos = sorted(infos, key=lambda i: i.order)
         key = ("capture", tuple(i.path for i in infos), output, score, x.shape[1:], target, _signature(feed))
         layout = self.layout(x.shape[1:], feed)
@@ -118,19 +122,12 @@ class PortableEngine(Engine):
         maps, probs, chosen_classes, finite = result
         return MapsCapture(np.asarray(maps, np.float32), np.asarray(probs), np.asarray(chosen_classes), bool(finite))
 
-    def recapture(
-        self,
-        activations: np.ndarray,
-        info: LayerInfo,
-        classes: np.ndarray,
-        output: int,
-        score: str,
-        feed: Feed | None = None,
-        image_shape: tuple[int, ...] | None = None,
+    def _recapture(
+        self, activations: np.ndarray, info: LayerInfo, spec: Scoring, image_shape: tuple[int, ...] | None
     ) -> LayerCapture | None:
-        """:meth:`camwidget.engines.base.Engine.recapture`: dy/dA for other classes from the cached A, running only
-        the layers after the chosen one (:func:`camwidget.engines.tail.tail_function`) with the weights as they are
-        now; None where the model's structure does not allow it, or its logits are not read after the layer."""
+        """:meth:`camwidget.engines.base.Engine.recapture`; None for a model with several inputs (another input
+        may join after the layer), and where the model's structure does not allow a tail pass."""
+        classes, output, score, _, feed = spec
         if feed is not None or image_shape is None:
             return None
         layout = self.layout(tuple(image_shape))
@@ -181,21 +178,11 @@ class PortableEngine(Engine):
             results.append(np.asarray(fn(padded, others_at(start)))[: len(chunk)])
         return np.concatenate(results)
 
-    def perturbed_scores(
-        self,
-        images: Any,
-        baselines: Any,
-        ranks: Any,
-        rows: np.ndarray,
-        counts: np.ndarray,
-        classes: np.ndarray,
-        output: int,
-        insert: bool,
-        batch: int = 32,
-        feed: Feed | None = None,
-    ) -> np.ndarray:
+    def _perturbed_scores(self, copies: PerturbedCopies) -> np.ndarray:
         """:meth:`camwidget.engines.base.Engine.perturbed_scores` in keras.ops: the copies are made inside the
         compiled (JAX) or no-grad (torch) pass, `batch` per call, the last padded."""
+        images, baselines, ranks = copies.images, copies.baselines, copies.ranks
+        output, insert, batch, feed = copies.output, copies.insert, copies.batch, copies.feed
         images, baselines, ranks = (np.asarray(a) for a in (images, baselines, ranks))
         shape = tuple(images.shape[1:])
         key = ("perturbed", output, shape, batch, bool(insert), _signature(feed))
@@ -218,20 +205,9 @@ class PortableEngine(Engine):
             return self._autodiff.forward_pass(self._model, forward)
 
         fn = self._compiled(key, build)
-        scores = np.empty(len(rows), np.float32)
-        for start in range(0, len(rows), batch):
-            progress.step(start, len(rows), "perturbed copies")
-            chunk = slice(start, start + batch)
-            n = len(rows[chunk])
-
-            def padded(values: np.ndarray) -> np.ndarray:
-                out = np.zeros(batch, np.int32)
-                out[:n] = values[chunk]
-                return out
-
-            result = fn(images, [baselines, ranks, padded(rows), padded(counts), padded(classes), *others])
-            scores[start : start + n] = np.asarray(result)[:n]
-        return scores
+        return copies.scored_in_batches(
+            lambda rows, counts, classes: fn(images, [baselines, ranks, rows, counts, classes, *others])
+        )
 
     def guided_gradients(self, *args: Any, **kwargs: Any) -> np.ndarray:
         raise needs_tensorflow("Guided Grad-CAM (guided backpropagation's ReLU gradients)", self.backend)

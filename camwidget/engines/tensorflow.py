@@ -18,7 +18,7 @@ import numpy as np
 
 from camwidget import progress
 from camwidget.engines import scores as scoring
-from camwidget.engines.base import SCORE_BATCH, Capture, Engine, LayerCapture, row_chunks
+from camwidget.engines.base import SCORE_BATCH, Capture, Engine, LayerCapture, PerturbedCopies, Scoring, row_chunks
 from camwidget.engines.capture import call_model, capturing
 from camwidget.engines.layout import LayerInfo, ModelLayout
 from camwidget.engines.tail import tail_function
@@ -56,20 +56,10 @@ class TensorFlowEngine(Engine):
     def _describe(self, model: keras.Model, shape: tuple[int, ...], feed: Feed | None) -> ModelLayout:
         return describe_model(model, shape, feed)
 
-    def capture(
-        self,
-        x: np.ndarray,
-        infos: Sequence[LayerInfo],
-        classes: np.ndarray,
-        output: int,
-        score: str,
-        target: Any = None,
-        feed: Feed | None = None,
-    ) -> Capture:
-        """One pass over the whole model: A and dy_c/dA at each layer of `infos`, and the scores, for images
-        `x` (N, H, W, C). The backward pass reaches the deepest layer; the others cost nothing more.
-        With a `target` (see :mod:`camwidget.targets`), y = target(output) instead of a class's score; the
-        scores and probabilities are then y itself, (N, 1)."""
+    def _capture(self, x: np.ndarray, infos: Sequence[LayerInfo], spec: Scoring) -> Capture:
+        """:meth:`camwidget.engines.base.Engine.capture`: the backward pass reaches the deepest layer; the
+        others cost nothing more."""
+        classes, output, score, target, feed = spec
         infos = sorted(infos, key=lambda i: i.order)
         key = ("capture", tuple(i.path for i in infos), output, score, x.shape[1:], target, _signature(feed))
         fn = self._compiled(key, lambda: self._build_capture(infos, output, score, x.shape[1:], target, feed))
@@ -85,20 +75,12 @@ class TensorFlowEngine(Engine):
             c.numpy(),
         )
 
-    def recapture(
-        self,
-        activations: np.ndarray,
-        info: LayerInfo,
-        classes: np.ndarray,
-        output: int,
-        score: str,
-        feed: Feed | None = None,
-        image_shape: tuple[int, ...] | None = None,
+    def _recapture(
+        self, activations: np.ndarray, info: LayerInfo, spec: Scoring, image_shape: tuple[int, ...] | None
     ) -> LayerCapture | None:
-        """The same as :meth:`capture` at one layer from its cached activations, running only the layers after
-        it; None where the model's structure does not allow that (then use :meth:`capture`), and for a model
-        with several inputs (another input may join after the layer). `image_shape`: one input's shape, for
-        the engines that read the logits' place from the dry run's layout."""
+        """:meth:`camwidget.engines.base.Engine.recapture`; None for a model with several inputs (another input
+        may join after the layer), and where the model's structure does not allow a tail pass."""
+        classes, output, score, _, feed = spec
         if feed is not None:
             return None
         key = ("tail", info.path, output, score, activations.shape[1:])
@@ -148,43 +130,24 @@ class TensorFlowEngine(Engine):
             results.append(fn(tf.convert_to_tensor(padded, tf.float32), *others).numpy()[: len(chunk)])
         return np.concatenate(results)
 
-    def perturbed_scores(
-        self,
-        images: np.ndarray,
-        baselines: np.ndarray,
-        ranks: np.ndarray,
-        rows: np.ndarray,
-        counts: np.ndarray,
-        classes: np.ndarray,
-        output: int,
-        insert: bool,
-        batch: int = 32,
-        feed: Feed | None = None,
-    ) -> np.ndarray:
+    def _perturbed_scores(self, copies: PerturbedCopies) -> np.ndarray:
         """Class probabilities of perturbed copies: copy k is image rows[k] with its counts[k] pixels of lowest
         rank replaced by its baseline (deletion), or the only ones kept from it, the rest baseline (insertion),
         scored for classes[k]. The copies are made in the graph, `batch` per call (the last padded), from the
         images, baselines (N, H, W, C) and ranks (N, H, W) given once as tensors, so none is made in NumPy.
         With a feed, copy k goes with image rows[k]'s other inputs."""
+        images, baselines, ranks = copies.images, copies.baselines, copies.ranks
+        output, insert, batch, feed = copies.output, copies.insert, copies.batch, copies.feed
         shape = tuple(images.shape[1:])
         key = ("perturbed", output, shape, batch, _signature(feed))
         fn = self._compiled(key, lambda: self._build_perturbed(output, shape, batch, feed))
         others = _rows(feed, len(images))  # one row per image, picked by `rows` in the graph
-        scores = np.empty(len(rows), np.float32)
         flag = tf.constant(insert)
-        for start in range(0, len(rows), batch):
-            progress.step(start, len(rows), "perturbed copies")
-            chunk = slice(start, start + batch)
-            n = len(rows[chunk])
-
-            def padded(values: np.ndarray) -> tf.Tensor:
-                out = np.zeros(batch, np.int32)
-                out[:n] = values[chunk]
-                return tf.convert_to_tensor(out)
-
-            result = fn(images, baselines, ranks, padded(rows), padded(counts), padded(classes), flag, *others)
-            scores[start : start + n] = result.numpy()[:n]
-        return scores
+        return copies.scored_in_batches(
+            lambda rows, counts, classes: fn(
+                images, baselines, ranks, *(tf.convert_to_tensor(v) for v in (rows, counts, classes)), flag, *others
+            ).numpy()
+        )
 
     def guided_gradients(
         self, x: np.ndarray, classes: np.ndarray, output: int, score: str, feed: Feed | None = None
