@@ -31,7 +31,12 @@ def _stderr_descriptor_silenced() -> Iterator[None]:
 
 def quiet_tensorflow() -> None:
     """Import TensorFlow and Keras, and let TensorFlow find its devices, without the start-up log lines.
-    Call it before the first ``import keras`` / ``import tensorflow`` (a later call does nothing more)."""
+
+    Call it before the first ``import keras`` / ``import tensorflow`` (a later call does nothing more).
+
+    Returns:
+        None; TensorFlow is imported, quietly.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with _stderr_descriptor_silenced():
         import keras  # noqa: F401

@@ -190,3 +190,32 @@ def test_site_pages_render_without_broken_images_or_404(tmp_path):
         page.wait_for_selector(".katex", timeout=10_000)  # the formulas typeset, by KaTeX served from the site
         assert page.eval_on_selector_all(".katex-error", "errors => errors.length") == 0
         assert not failures, failures
+
+
+def test_every_public_name_documents_its_parameters_and_returns_in_one_style():
+    """The API reference is generated from the docstrings (Google style, mkdocs.yml): each function or class
+    that `import camwidget` offers says its parameters under Args: (a class: or Attributes:), and each
+    function what it returns under Returns:."""
+    import inspect
+
+    import camwidget as cw
+    import camwidget.metrics
+
+    missing = []
+    for module in (cw, camwidget.metrics):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if (
+                not (inspect.isfunction(obj) or inspect.isclass(obj))
+                or inspect.isclass(obj)
+                and issubclass(obj, BaseException)
+            ):
+                continue
+            doc = inspect.getdoc(obj) or ""
+            has_params = any(p != "self" for p in inspect.signature(obj).parameters)
+            sections = ("\nArgs:\n", "\nAttributes:\n") if inspect.isclass(obj) else ("\nArgs:\n",)
+            if has_params and not any(section in doc for section in sections):
+                missing.append(f"{module.__name__}.{name}: Args")
+            if inspect.isfunction(obj) and "\nReturns:\n" not in doc:
+                missing.append(f"{module.__name__}.{name}: Returns")
+    assert not missing, missing

@@ -65,7 +65,24 @@ class ClassAudit:
 
 
 class Audit:
-    """The result of :func:`audit`: per class, per cluster and per picture (see the module's docstring)."""
+    """The result of :func:`audit`: per class, per cluster and per picture (see the module's docstring).
+
+    Made by :func:`audit`, not by hand.
+
+    Args:
+        model: the model audited.
+        found: the pictures' maps (downsampled), classes, predictions and masks, as collected.
+        class_names: the classes' names.
+        settings: the method, layer, grid side, seed and thresholds the audit ran with.
+
+    Attributes:
+        names: each picture's name, in the order audited.
+        classes: (N,) each picture's class (its label, or its predicted class without labels).
+        masses: (N, side, side) each picture's map on the common grid, summing to 1.
+        shares: region name (centre, borders, corners) -> (N,) each picture's share of its map there.
+        cluster: (N,) each picture's spectral cluster within its class (-1: not clustered).
+        suspicion: (N,) how much of each map lies on what is the same across the class, or off the mask.
+    """
 
     def __init__(self, model: Any, found: Collected, class_names: list[str], settings: dict[str, Any]) -> None:
         self.model = model

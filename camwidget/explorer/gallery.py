@@ -34,7 +34,20 @@ class Gallery(widgets.VBox):
     same arguments), a Sort menu, and a click that opens the picture in an explorer below.
 
     ``.items`` are the results (:class:`~camwidget.pipeline.batch.Explained`), in the order shown; ``.explorer`` is the
-    explorer opened last (None before a click); ``.explore(i)`` opens item i from code."""
+    explorer opened last (None before a click); ``.explore(i)`` opens item i from code.
+
+    Args:
+        model: any Keras 3 model.
+        images: as :func:`camwidget.pipeline.batch.explain_many` takes them.
+        columns: thumbnails per row.
+        sort: the first order, one of the Sort menu's entries.
+        class_names: the classes' names.
+        preprocess: as explain_many takes it.
+        **options: explain_many's other options (layer, method, class_index, target, ...).
+
+    Raises:
+        CAMError: a sort that is not on the menu, or an option explain_many refuses.
+    """
 
     def __init__(
         self,

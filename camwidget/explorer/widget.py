@@ -129,33 +129,36 @@ class CAMExplorer(widgets.VBox):
     (kept in step with the controls). Read-only: ``.cam`` (h, w float32 in [0, 1]), ``.overlay`` (H, W, 3
     uint8 at the image's own size), ``.predictions`` (top classes with names and scores). ``.save(path)``
     writes the overlay; ``.refresh()`` forgets everything computed for the model; ``.close()`` lets it go.
+    Beyond pictures, by what the model takes: signals (L, C) are drawn as lines over a band coloured by the
+    map; clips or volumes (T, H, W, C) a frame at a time with a Frame slider (``.frame``); a vision
+    transformer's token layers on their patch grid. A segmentation model's classes explain the pixels the
+    model predicts as that class.
 
-    images: paths, file bytes, PIL images or arrays, or a list of them; turned upright by their EXIF tag.
-    Arrays are read by dtype (uint8 0-255, uint16 0-65535, floats 0-1; see ``images.read_picture``);
-    ``value_range=(low, high)`` says otherwise. Files over ``max_pixels`` are refused before decoding.
-    ``max_side``: a model that takes any size sees images at most this long on their longer side.
-    ``warm_up``: after each view, compute every other layer's map ingredients in a background thread, so
-    that the first switch to another layer is instant (False: compute on demand, less memory and CPU).
-    ``background``: compute the maps that control changes ask for in a worker thread, so the controls stay
-    usable (a progress bar shows after 0.3 s, a newer request supersedes an older one, opacity and colormap
-    apply at once meanwhile). None: when made in a running event loop, as in a notebook's kernel. Setting an
-    attribute from code always computes at once and raises what stops it.
+    Args:
+        model: any Keras 3 model (never changed).
+        images: paths, file bytes, PIL images or arrays, or a list or dict of them (by name), turned upright by
+            their EXIF tag; arrays are read by dtype (uint8 0-255, uint16 0-65535, floats 0-1). Signals (L, C)
+            or (L,) and clips (T, H, W, C) for models of those.
+        preprocess: a function of RGB 0-255, a keras.applications family's name, "none", or None (detected).
+        class_names: the classes' names (a list, or a dict by index).
+        layer, class_index, method, score, eigen_smooth, aug_smooth, output, target, grid, leading_tokens,
+            input, other_inputs: the first view, as compute_cam takes them (``target``: any function of the
+            output giving one score per image, explained instead of a class).
+        alpha: the overlay's opacity, 0 to 1.
+        colormap: any of matplotlib's colormaps.
+        max_side: a model that takes any size sees images at most this long on their longer side.
+        value_range: (low, high) of array images, where their dtype does not say it.
+        max_pixels: files over this many pixels are refused before decoding.
+        warm_up: after each view, compute every other layer's map ingredients in a background thread, so that
+            the first switch to another layer is instant (False: on demand, less memory and CPU).
+        background: compute what control changes ask for in a worker thread, so the controls stay usable (a
+            progress bar after 0.3 s, a newer request supersedes an older one); None: when made in a running
+            event loop, as in a notebook's kernel. Setting an attribute from code always computes at once.
+        note: what the model is, said in the status line and every figure's title (a model made by
+            ``camwidget.demo.load_pretrained`` without its weights carries "random weights: ..." by itself).
 
-    Beyond pictures, by what the model takes: a model of 1-D signals (L, C) takes signals (arrays (L, C) or
-    (L,), a batch, a list or a dict), drawn as lines over a band coloured by the map; a model of clips or
-    volumes (T, H, W, C) takes clips ((T, H, W, C) arrays, a list of frames, or several), shown a frame at a
-    time with a Frame slider (``.frame``); a vision transformer's token layers are drawn on their patch grid.
-    ``input`` and ``other_inputs``: for a model with several inputs, the one the images go to and one value
-    for each other input, shared by every image (see compute_cam). ``grid`` and ``leading_tokens``: a vision
-    transformer's patch grid and the tokens before it, where they are not found from the token count (see
-    compute_cam); every token layer is read so.
-
-    Beyond classes: a segmentation model's (per-pixel) classes explain the pixels the model predicts as that
-    class, and show the share of the pixels each covers; ``target`` (any function of the output giving one
-    score per image, see camwidget.targets) explains that score instead of a class.
-
-    ``note``: what the model is, said in the status line and every figure's title (a model made by
-    ``camwidget.demo.load_pretrained`` without its weights carries "random weights: ..." by itself).
+    Raises:
+        CAMError, TypeError: a setting or picture that cannot be right, naming what would be.
     """
 
     def __init__(

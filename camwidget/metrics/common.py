@@ -90,7 +90,14 @@ def _resize(m: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def rank_pixels(maps: np.ndarray) -> np.ndarray:
-    """(N, H, W) maps -> each pixel's rank, 0 the most relevant; ties in pixel order (a stable sort)."""
+    """Each pixel's rank by its map's value, 0 the most relevant.
+
+    Args:
+        maps: (N, H, W).
+
+    Returns:
+        int32 (N, H, W) ranks; ties in pixel order (a stable sort).
+    """
     flat = maps.reshape(len(maps), -1)
     order = np.argsort(-flat, axis=1, kind="stable")
     ranks = np.empty_like(order)
@@ -99,8 +106,19 @@ def rank_pixels(maps: np.ndarray) -> np.ndarray:
 
 
 def baseline_of(images: np.ndarray, baseline: str | float | np.ndarray = "mean") -> np.ndarray:
-    """The state pixels are removed to: "blur" (Gaussian, sigma 5% of the longer side), "mean" (each
-    image's mean colour), "zero", a number, or an array of the images' shape."""
+    """The state pixels are removed to, by the deletion and insertion metrics.
+
+    Args:
+        images: (N, H, W, C).
+        baseline: "blur" (Gaussian, sigma 5% of the longer side), "mean" (each image's mean colour), "zero",
+            a finite number, or an array of the images' shape.
+
+    Returns:
+        float32 (N, H, W, C).
+
+    Raises:
+        CAMError: an unknown name, a number that is not finite, or an array of another shape or with NaN.
+    """
     if isinstance(baseline, str):
         if baseline == "blur":
             sigma = 0.05 * max(images.shape[1:3])

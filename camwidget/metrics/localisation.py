@@ -15,7 +15,18 @@ from camwidget.metrics.common import _check_int, _checked_maps, _resize
 
 
 def region_mask(region: Any, shape: tuple[int, int]) -> np.ndarray:
-    """A box (top, left, bottom, right), bottom and right exclusive, or a mask of `shape` -> bool (H, W)."""
+    """A region as a mask.
+
+    Args:
+        region: a box (top, left, bottom, right) in pixels, bottom and right exclusive, or a mask of `shape`.
+        shape: the images' (height, width).
+
+    Returns:
+        bool (H, W).
+
+    Raises:
+        CAMError: a box that is not one (bottom <= top, not finite) or a mask of another shape.
+    """
     array = np.asarray(region)
     if array.shape == (4,):
         numbers = np.issubdtype(array.dtype, np.number) and not np.issubdtype(array.dtype, np.complexfloating)
@@ -47,8 +58,20 @@ def _maps_and_masks(images: Any, maps: Any, regions: Sequence[Any]) -> list[tupl
 
 
 def pointing_game(images: Any, maps: Any, regions: Sequence[Any], tolerance: int = 15) -> np.ndarray:
-    """(N,) bool: the map's peak (at the images' size) lies within `tolerance` pixels of the region (Zhang et al.
-    2016 use 15). `regions`: one box or mask per image."""
+    """The pointing game (Zhang et al. 2016): does each map's peak fall on its region?
+
+    Args:
+        images: (N, H, W, C) or one (H, W, C): their size is the maps' size for the game.
+        maps: (N, h, w) at any resolution, resized bilinearly to the images.
+        regions: one box (top, left, bottom, right) or mask (H, W) per image (see :func:`region_mask`).
+        tolerance: a hit within this many pixels of the region counts (Zhang et al. use 15).
+
+    Returns:
+        (N,) bool, a hit per image.
+
+    Raises:
+        CAMError: regions not one per image, or a region that is not one.
+    """
     tolerance = _check_int(tolerance, "tolerance", 0)
     hits = []
     for full, mask in _maps_and_masks(images, maps, regions):
@@ -60,7 +83,17 @@ def pointing_game(images: Any, maps: Any, regions: Sequence[Any], tolerance: int
 
 
 def energy_pointing_game(images: Any, maps: Any, regions: Sequence[Any]) -> np.ndarray:
-    """(N,) the share of each map's positive mass inside its region (Score-CAM's energy-based pointing game)."""
+    """The energy-based pointing game (Score-CAM, Wang et al. 2020): each map's share of its mass in its region.
+
+    Args:
+        images, maps, regions: as :func:`pointing_game`.
+
+    Returns:
+        (N,) float in [0, 1]: sum of ReLU(map) inside the region over its sum everywhere (0 for an empty map).
+
+    Raises:
+        CAMError: as :func:`pointing_game`.
+    """
     shares = []
     for full, mask in _maps_and_masks(images, maps, regions):
         positive = np.maximum(full, 0)

@@ -20,7 +20,15 @@ from camwidget.metrics.common import _CURVE_BATCH, _check_int, _check_number, _c
 
 @dataclasses.dataclass(frozen=True)
 class Curve:
-    """A deletion or insertion curve per image: scores (N, steps + 1) at fractions (steps + 1,) of the pixels."""
+    """A deletion or insertion curve per image.
+
+    Attributes:
+        kind: "deletion" or "insertion".
+        fractions: (steps + 1,) the share of the pixels moved at each step, 0 to 1.
+        scores: (N, steps + 1) the class's probability at each step.
+        areas: (N,) the area under each image's curve (trapezoids on [0, 1]).
+        area: their mean: deletion lower is better, insertion higher.
+    """
 
     kind: str  # "deletion" | "insertion"
     fractions: np.ndarray
@@ -49,9 +57,28 @@ def deletion(
     input: str | int | None = None,
     other_inputs: Any = None,
 ) -> Curve:
-    """Deletion (Petsiuk et al. 2018): the class score as the most relevant pixels (by the map) are replaced by
-    the baseline, floor(k P / steps) of the P pixels at step k. A faithful map makes it fall fast (small area).
-    input, other_inputs: for a model with several inputs, as compute_cam takes them."""
+    """Deletion (Petsiuk et al. 2018): the class score as the most relevant pixels (by the map) are replaced.
+
+    At step k, floor(k P / steps) of the P pixels, the map's most relevant first, are replaced by the baseline.
+    A faithful map makes the score fall fast (a small area).
+
+    Args:
+        model: the Keras model (left as it is).
+        images: (N, H, W, C) in the model's input space, or one (H, W, C).
+        maps: (N, h, w) at any resolution (compute_cam's, or any method's); resized bilinearly to the images.
+        class_index: None (each image's top class), an int, or one per image.
+        steps: how many steps (at least 1).
+        baseline: "mean" (each image's mean colour), "blur", "zero", a number, or an array like the images.
+        output: the output's name or index, for a model with several.
+        input: for a model with several inputs, the one the images go to (a name or index).
+        other_inputs: the other inputs' values, as compute_cam takes them; each copy goes with its image's.
+
+    Returns:
+        The :class:`Curve`.
+
+    Raises:
+        CAMError: images, maps, a class or an option that cannot be right, naming what would be.
+    """
     return _curve("deletion", model, images, maps, class_index, steps, baseline, output, input, other_inputs)
 
 
@@ -67,8 +94,28 @@ def insertion(
     input: str | int | None = None,
     other_inputs: Any = None,
 ) -> Curve:
-    """Insertion (Petsiuk et al. 2018): from the baseline, the most relevant pixels put back first. A faithful
-    map makes the score rise fast (large area). input, other_inputs: for a model with several inputs."""
+    """Insertion (Petsiuk et al. 2018): from the baseline, the most relevant pixels put back first.
+
+    At step k, floor(k P / steps) of the P pixels are the image's, the rest the baseline's. A faithful map makes
+    the score rise fast (a large area).
+
+    Args:
+        model: the Keras model (left as it is).
+        images: (N, H, W, C) in the model's input space, or one (H, W, C).
+        maps: (N, h, w) at any resolution (compute_cam's, or any method's); resized bilinearly to the images.
+        class_index: None (each image's top class), an int, or one per image.
+        steps: how many steps (at least 1).
+        baseline: "mean" (each image's mean colour), "blur", "zero", a number, or an array like the images.
+        output: the output's name or index, for a model with several.
+        input: for a model with several inputs, the one the images go to (a name or index).
+        other_inputs: the other inputs' values, as compute_cam takes them; each copy goes with its image's.
+
+    Returns:
+        The :class:`Curve`.
+
+    Raises:
+        CAMError: images, maps, a class or an option that cannot be right, naming what would be.
+    """
     return _curve("insertion", model, images, maps, class_index, steps, baseline, output, input, other_inputs)
 
 
@@ -112,7 +159,14 @@ def _curve(
 
 @dataclasses.dataclass(frozen=True)
 class Confidence:
-    """Average drop and increase in confidence (Chattopadhay et al. 2018), in percent, and the scores."""
+    """Average drop and increase in confidence (Chattopadhay et al. 2018), in percent, and the scores.
+
+    Attributes:
+        average_drop: AD, percent (lower is better).
+        increase_in_confidence: IC, percent (higher is better).
+        original: (N,) Y, the class's score on the image.
+        explained: (N,) O, on the image times its map.
+    """
 
     average_drop: float
     increase_in_confidence: float
@@ -130,9 +184,26 @@ def confidence(
     input: str | int | None = None,
     other_inputs: Any = None,
 ) -> Confidence:
-    """AD = 100 mean max(0, Y - O) / Y and IC = 100 mean [O > Y], with O the score of the image multiplied
-    by its map (resized, scaled to [0, 1] by its max; the "explanation map" of the paper). input,
-    other_inputs: for a model with several inputs, as compute_cam takes them."""
+    """Average drop and increase in confidence: AD = 100 mean max(0, Y - O) / Y, IC = 100 mean [O > Y].
+
+    O is the score of the image multiplied by its map (resized, scaled to [0, 1] by its max: the paper's
+    "explanation map"), Y the score of the image.
+
+    Args:
+        model: the Keras model (left as it is).
+        images: (N, H, W, C) in the model's input space, or one (H, W, C).
+        maps: (N, h, w) at any resolution (compute_cam's, or any method's); resized bilinearly to the images.
+        class_index: None (each image's top class), an int, or one per image.
+        output: the output's name or index, for a model with several.
+        input: for a model with several inputs, the one the images go to (a name or index).
+        other_inputs: the other inputs' values, as compute_cam takes them; each copy goes with its image's.
+
+    Returns:
+        The :class:`Confidence`.
+
+    Raises:
+        CAMError: images, maps, a class or an option that cannot be right, naming what would be.
+    """
     setup = _setup(model, images, maps, class_index, output, input, other_inputs)
     peak = setup.maps.reshape(len(setup.maps), -1).max(axis=1).reshape(-1, 1, 1)
     unit = np.divide(np.maximum(setup.maps, 0), peak, out=np.zeros_like(setup.maps), where=peak > 0)
@@ -148,7 +219,14 @@ def confidence(
 
 @dataclasses.dataclass(frozen=True)
 class Road:
-    """ROAD scores (N, len(percents)) after removing `percents` % of the pixels, most or least relevant first."""
+    """ROAD scores after removing a share of the pixels, most or least relevant first.
+
+    Attributes:
+        percents: the percentages removed.
+        scores: (N, len(percents)) the class's probability after each.
+        most_relevant_first: MoRF (True) or LeRF (False).
+        mean: the mean score: low is good under MoRF, high under LeRF.
+    """
 
     percents: np.ndarray
     scores: np.ndarray
@@ -175,8 +253,31 @@ def road(
     input: str | int | None = None,
     other_inputs: Any = None,
 ) -> Road:
-    """ROAD (Rong et al. 2022): remove p% of the pixels, the map's most relevant first (or least), fill them by
-    noisy linear imputation, and read the class score. input, other_inputs: for a model with several inputs."""
+    """ROAD (Rong et al. 2022): remove p% of the pixels and fill them so that the filling leaks no shape.
+
+    The map's most relevant pixels first (or least), filled by :func:`noisy_linear_imputation`, then the class
+    score is read.
+
+    Args:
+        model: the Keras model (left as it is).
+        images: (N, H, W, C) in the model's input space, or one (H, W, C).
+        maps: (N, h, w) at any resolution (compute_cam's, or any method's); resized bilinearly to the images.
+        class_index: None (each image's top class), an int, or one per image.
+        most_relevant_first: MoRF (True) or LeRF (False).
+        percents: the percentages to remove, each above 0 and below 100.
+        noise: the imputation's Gaussian noise (std, at least 0).
+        seed: the noise's seed (an int, at least 0).
+        output: the output's name or index, for a model with several.
+        input: for a model with several inputs, the one the images go to (a name or index).
+        other_inputs: the other inputs' values, as compute_cam takes them; each copy goes with its image's.
+
+    Returns:
+        The :class:`Road`.
+
+    Raises:
+        CAMError: images, maps, a class, percents or noise that cannot be right, naming what would be.
+        TypeError: most_relevant_first not True or False.
+    """
     percents = _check_percents(percents)
     noise = _check_number(noise, "noise", 0)
     seed = _check_int(seed, "seed", 0)
@@ -217,8 +318,23 @@ def _check_percents(percents: Any) -> np.ndarray:
 def noisy_linear_imputation(
     image: np.ndarray, removed: np.ndarray, noise: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """Each removed pixel the weighted mean of its 8 neighbours (edge neighbours 1/6, corner 1/12, as in ROAD),
-    solved for all removed pixels at once (a sparse linear system), plus Gaussian noise of std `noise`."""
+    """Fill removed pixels with the weighted mean of their neighbours, plus noise (ROAD's imputation).
+
+    Each removed pixel is the weighted mean of its 8 neighbours (edge neighbours 1/6, corner 1/12, as in ROAD),
+    solved for all removed pixels at once (a sparse linear system), plus Gaussian noise of std `noise`.
+
+    Args:
+        image: (H, W, C).
+        removed: (H, W) bool, the pixels to fill.
+        noise: the noise's std (at least 0).
+        rng: the noise's generator.
+
+    Returns:
+        A filled copy of the image.
+
+    Raises:
+        CAMError: noise not a finite number of at least 0.
+    """
     noise = _check_number(noise, "noise", 0)
     from scipy.sparse import coo_matrix
     from scipy.sparse.linalg import spsolve

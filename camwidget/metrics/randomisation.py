@@ -21,7 +21,14 @@ from camwidget.metrics.common import _check_int
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rank correlation of two maps (average ranks for ties); 0 where either is constant."""
+    """Spearman's rank correlation of two maps (average ranks for ties).
+
+    Args:
+        a, b: two maps of the same size.
+
+    Returns:
+        rho in [-1, 1]; 0 where either map is constant.
+    """
     from scipy.stats import rankdata
 
     ra, rb = rankdata(a.ravel()), rankdata(b.ravel())
@@ -32,8 +39,14 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class Randomization:
-    """Rank correlations of each image's map before and after randomisation: steps[k] names what was
-    randomised (cumulatively), rho[k] (N,) per image, maps[k] (N, h, w) the maps after."""
+    """Rank correlations of each image's map before and after randomisation.
+
+    Attributes:
+        steps: steps[k] names what was randomised (cumulatively) at step k.
+        rho: (steps, N) Spearman's rho of each image's map after step k against its map before.
+        before: (N, h, w) the maps of the model as given.
+        maps: (steps, N, h, w) the maps after each step.
+    """
 
     steps: list[str]
     rho: np.ndarray  # (steps, N)
@@ -42,7 +55,17 @@ class Randomization:
 
 
 def copy_model(model: keras.Model) -> keras.Model:
-    """A copy with its own weights (the same values): the user's model is never changed."""
+    """A copy with its own weights (the same values): the user's model is never changed.
+
+    Args:
+        model: the model to copy.
+
+    Returns:
+        keras.models.clone_model of it with its weights set.
+
+    Raises:
+        CAMError: Keras cannot clone the model (some subclassed ones); the message says to pass copy=.
+    """
     try:
         copy = keras.models.clone_model(model)
     except Exception as exc:  # noqa: BLE001 - Keras refuses some models (subclassed ones): say so
@@ -89,11 +112,31 @@ def model_randomization(
     other_inputs: Any = None,
     **cam_options: Any,
 ) -> Randomization:
-    """Cascading model-parameter randomisation (Adebayo et al. 2018) on a copy: layers with weights are
-    re-initialised from the output down, one more at each step (`steps` of them, default all), and each image's
-    map (same layer, method and class as before) is compared with its map before by Spearman's rho. A map that
-    explains the model decorrelates (rho near 0) as its top layers lose their training. input, other_inputs:
-    for a model with several inputs, as compute_cam takes them (the copy gets the same)."""
+    """Cascading model-parameter randomisation (Adebayo et al. 2018), on a copy of the model.
+
+    Layers with weights are re-initialised from the output down, one more at each step, and each image's map
+    (same layer, method and class as before) is compared with its map before by Spearman's rho. A map that
+    explains the model decorrelates (rho near 0) as its top layers lose their training.
+
+    Args:
+        model: the model (left as it is: the work is done on a copy).
+        images: (N, H, W, C) in the model's input space.
+        layer: the layer explained (None: compute_cam's default).
+        method: the CAM method, as compute_cam takes it.
+        class_index: None (each image's top class of the model as given), an int, or one per image.
+        steps: how many layers to randomise (at least 1; None: all that have weights).
+        seed: the new weights' seed (an int, at least 0).
+        copy: a function returning a fresh copy of the model, where Keras cannot clone it.
+        input: for a model with several inputs, the one the images go to (a name or index).
+        other_inputs: the other inputs' values, as compute_cam takes them (the copy gets the same).
+        **cam_options: compute_cam's other options (score, eigen_smooth, ...).
+
+    Returns:
+        The :class:`Randomization`.
+
+    Raises:
+        CAMError: images, a layer, a class or an option that cannot be right, or a model Keras cannot copy.
+    """
     if steps is not None:
         _check_int(steps, "steps", 1)
     seed = _check_int(seed, "seed", 0)
@@ -204,11 +247,33 @@ def data_randomization(
     train_other_inputs: Any = None,
     **fit_options: Any,
 ) -> Randomization:
-    """Data randomisation (Adebayo et al. 2018): a copy of the model, freshly initialised, trained on the
-    training images with their labels shuffled; each image's map of the copy against the model's own (for the
-    model's top class), by Spearman's rho. Maps that explain what the model learned decorrelate.
-    input, other_inputs: for a model with several inputs, as compute_cam takes them, for `images`;
-    train_other_inputs: the other inputs' values for `train_images` (one shared, or one row per training image)."""
+    """Data randomisation (Adebayo et al. 2018): maps of a copy trained on shuffled labels against the model's.
+
+    A copy of the model, freshly initialised, is trained on the training images with their labels shuffled;
+    each image's map of the copy is compared with the model's own (for the model's top class) by Spearman's
+    rho. Maps that explain what the model learned decorrelate.
+
+    Args:
+        model: the model (left as it is: the copy is trained).
+        train_images: the images the copy is trained on, in the model's input space.
+        train_labels: their labels, as the model's loss takes them (shuffled before training).
+        images: (N, H, W, C), the images whose maps are compared.
+        epochs: how many epochs the copy trains (at least 1).
+        layer: the layer explained (None: compute_cam's default).
+        method: the CAM method, as compute_cam takes it.
+        seed: the shuffle's and the weights' seed (an int, at least 0).
+        copy: a function returning a fresh copy of the model, where Keras cannot clone it.
+        input: for a model with several inputs, the one the images go to (a name or index).
+        other_inputs: the other inputs' values for `images`, as compute_cam takes them.
+        train_other_inputs: the other inputs' values for `train_images` (one shared, or one row per image).
+        **fit_options: passed to the copy's fit (batch_size, ...).
+
+    Returns:
+        The :class:`Randomization` (one step: "labels shuffled").
+
+    Raises:
+        CAMError: images, labels, a layer or an option that cannot be right, or a model Keras cannot copy.
+    """
     epochs = _check_int(epochs, "epochs", 1)
     seed = _check_int(seed, "seed", 0)
     feed = make_feed(model, input, other_inputs)

@@ -176,10 +176,40 @@ def explain_many(
     skip: Callable[[str], bool] | None = None,
     progress_bar: bool = True,
 ) -> Iterator[Explained]:
-    """Explain many pictures, yielding one :class:`Explained` per picture in input order (skipped ones with
-    their ``error``). ``skip(name)`` true: the picture is left out (a resumed run). Batches are of pictures of
-    one input size (a model that takes any size sees each at most `max_side` on its longer side). A tqdm bar
-    shows after a second unless `progress_bar` is False (the command line has its own)."""
+    """Explain many pictures, yielding one :class:`Explained` per picture in input order.
+
+    Pictures are read in `workers` threads while the model runs, in batches of pictures of one input size (a
+    model that takes any size sees each at most `max_side` on its longer side). A tqdm bar shows after a
+    second unless `progress_bar` is False (the command line has its own).
+
+    Args:
+        model: any Keras 3 model.
+        images: a folder, a glob, paths, or arrays (a list or a dict by name), or Picture values.
+        layer: the layer explained (None: compute_cam's default).
+        method: the CAM method, as compute_cam takes it.
+        class_index: None (each picture's top class) or one class for every picture.
+        target: instead of a class, a function of the output (see :mod:`camwidget.targets`).
+        score: "auto", "probability" or "rest", as compute_cam takes it.
+        batch_size: pictures per pass (a positive int).
+        max_side: the longest side a model that takes any size sees.
+        preprocess: a function of RGB 0-255, a keras.applications family's name, or None (detected).
+        class_names: the classes' names, for each result's label.
+        mask: a region (bool, any size: resized); each result's stats then give the map's share inside it.
+        overlays: also make each picture's overlay (H, W, 3) at its own size.
+        alpha: the overlays' opacity, 0 to 1.
+        colormap: the overlays' matplotlib colormap.
+        workers: threads reading pictures.
+        output: the output's name or index, for a model with several.
+        skip: skip(name) true: the picture is left out (a resumed run).
+        progress_bar: show a tqdm bar.
+
+    Returns:
+        An iterator of :class:`Explained`, one per picture not skipped, in input order; a picture that cannot
+        be read or explained comes with its ``error`` in words, and the run goes on.
+
+    Raises:
+        CAMError: batch_size, a layer, method or option that cannot be right (before any picture is read).
+    """
     from tqdm.auto import tqdm
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

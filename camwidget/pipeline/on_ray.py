@@ -90,8 +90,22 @@ def explain_on_ray(
     skip: Any = None,
     **options: Any,
 ) -> Iterator[Explained]:
-    """explain_many's results, computed by Ray actors (`actors` of them; default one per GPU, else one per node,
-    at least 2); yielded in input order as they come. `model`: a model, or a MODEL spec (.keras path, module:function)."""
+    """explain_many's results, computed by Ray actors, yielded in input order as they come.
+
+    Args:
+        model: a model, or a MODEL spec (a .keras path, or module:function) each actor loads.
+        images: as :func:`camwidget.pipeline.batch.explain_many` takes them.
+        address: the Ray cluster ("auto": the running one; None or "local": a local one started here).
+        actors: how many actors (default one per GPU, else one per node, at least 2).
+        skip: skip(name) true: the picture is left out (a resumed run).
+        **options: explain_many's other options.
+
+    Returns:
+        An iterator of :class:`~camwidget.pipeline.batch.Explained`, as explain_many's.
+
+    Raises:
+        CAMError: Ray is not installed (with the command that installs it).
+    """
     ray = _require_ray()
     if not ray.is_initialized():
         ray.init(
