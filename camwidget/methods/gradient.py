@@ -236,12 +236,15 @@ def _fullgrad_bias(info: Any) -> np.ndarray | None:
 def _scaled_channel_sum(terms: np.ndarray, height: int, width: int) -> np.ndarray:
     """(N, h, w, K) -> (N, H, W): each channel's map shifted to 0, divided by (1e-7 + its max), resized
     bilinearly to the input (OpenCV), and summed over the channels (pytorch-grad-cam's
-    scale_accross_batch_and_channels)."""
-    n, k = terms.shape[0], terms.shape[-1]
-    out = np.zeros((n, height, width))
-    for i in range(n):
-        for j in range(k):
-            m = terms[i, ..., j] - terms[i, ..., j].min()
-            m = (m / (1e-7 + m.max())).astype(np.float32)
-            out[i] += cv2.resize(m, (width, height)) if m.shape != (height, width) else m
-    return out
+    scale_accross_batch_and_channels).
+
+    Bilinear resizing is linear and every channel of a layer has the same size, so the channels are summed
+    first and the sum resized once: one resize per layer instead of one per channel (4,224 for VGG16's 13
+    convolutions, most of FullGrad's time), the same map up to rounding.
+    """
+    terms = np.asarray(terms, np.float64)
+    shifted = terms - terms.min(axis=(1, 2), keepdims=True)
+    summed = (shifted / (1e-7 + shifted.max(axis=(1, 2), keepdims=True))).sum(axis=-1)
+    if summed.shape[1:] == (height, width):
+        return summed
+    return np.stack([cv2.resize(m, (width, height)) for m in summed])
