@@ -100,15 +100,10 @@ def insertion(
     the score rise fast (a large area).
 
     Args:
-        model: the Keras model (left as it is).
-        images: (N, H, W, C) in the model's input space, or one (H, W, C).
-        maps: (N, h, w) at any resolution (compute_cam's, or any method's); resized bilinearly to the images.
-        class_index: None (each image's top class), an int, or one per image.
+        model, images, maps, class_index: as :func:`deletion`.
         steps: how many steps (at least 1).
         baseline: "mean" (each image's mean colour), "blur", "zero", a number, or an array like the images.
-        output: the output's name or index, for a model with several.
-        input: for a model with several inputs, the one the images go to (a name or index).
-        other_inputs: the other inputs' values, as compute_cam takes them; each copy goes with its image's.
+        output, input, other_inputs: as :func:`deletion`.
 
     Returns:
         The :class:`Curve`.
@@ -190,13 +185,8 @@ def confidence(
     "explanation map"), Y the score of the image.
 
     Args:
-        model: the Keras model (left as it is).
-        images: (N, H, W, C) in the model's input space, or one (H, W, C).
-        maps: (N, h, w) at any resolution (compute_cam's, or any method's); resized bilinearly to the images.
-        class_index: None (each image's top class), an int, or one per image.
-        output: the output's name or index, for a model with several.
-        input: for a model with several inputs, the one the images go to (a name or index).
-        other_inputs: the other inputs' values, as compute_cam takes them; each copy goes with its image's.
+        model, images, maps, class_index: as :func:`deletion`.
+        output, input, other_inputs: as :func:`deletion`.
 
     Returns:
         The :class:`Confidence`.
@@ -259,17 +249,12 @@ def road(
     score is read.
 
     Args:
-        model: the Keras model (left as it is).
-        images: (N, H, W, C) in the model's input space, or one (H, W, C).
-        maps: (N, h, w) at any resolution (compute_cam's, or any method's); resized bilinearly to the images.
-        class_index: None (each image's top class), an int, or one per image.
+        model, images, maps, class_index: as :func:`deletion`.
         most_relevant_first: MoRF (True) or LeRF (False).
         percents: the percentages to remove, each above 0 and below 100.
         noise: the imputation's Gaussian noise (std, at least 0).
         seed: the noise's seed (an int, at least 0).
-        output: the output's name or index, for a model with several.
-        input: for a model with several inputs, the one the images go to (a name or index).
-        other_inputs: the other inputs' values, as compute_cam takes them; each copy goes with its image's.
+        output, input, other_inputs: as :func:`deletion`.
 
     Returns:
         The :class:`Road`.
