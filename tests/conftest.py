@@ -95,7 +95,12 @@ def flat_x():
     return np.random.default_rng(1).uniform(0, 1, (3, 32, 32, 3)).astype("float32")
 
 
-MAP_ENTRY_POINTS = ("capture", "recapture", "capture_maps")  # the engine calls that make maps or captures
+MAP_ENTRY_POINTS = (
+    "capture",
+    "recapture",
+    "capture_maps",
+    "capture_with_input_gradient",
+)  # the engine calls that make maps or captures
 
 
 @pytest.fixture

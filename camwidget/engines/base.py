@@ -403,18 +403,19 @@ class Engine(abc.ABC):
         """
         return None
 
-    def input_gradients(
-        self, x: np.ndarray, classes: np.ndarray, output: int, score: str, feed: Feed | None = None
-    ) -> np.ndarray | None:
-        """The plain gradient of the class score with respect to the input, dy_c/dx (N, *input), for FullGrad.
+    def capture_with_input_gradient(
+        self, x: np.ndarray, infos: Sequence[LayerInfo], spec: Scoring
+    ) -> tuple[Capture, np.ndarray] | None:
+        """:meth:`capture` at every layer of `infos` and the plain input gradient dy_c/dx, from one pass (FullGrad).
 
         Args:
             x: the images (N, H, W, C).
-            classes: (N,) int32, each image's class (resolved, not -1).
-            output, score, feed: as :meth:`capture`.
+            infos: the layers.
+            spec: what the pass scores (its classes resolved, not -1).
 
         Returns:
-            float32 (N, *input), or None where the engine does not make this pass (only TensorFlow's does).
+            (the capture, float32 dy_c/dx (N, *input)), or None where the engine does not make this pass (only
+            TensorFlow's does).
         """
         return None
 

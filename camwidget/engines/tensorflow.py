@@ -59,21 +59,32 @@ class TensorFlowEngine(Engine):
     def _capture(self, x: np.ndarray, infos: Sequence[LayerInfo], spec: Scoring) -> Capture:
         """:meth:`camwidget.engines.base.Engine.capture`: the backward pass reaches the deepest layer; the
         others cost nothing more."""
+        return self._run_capture(x, infos, spec)
+
+    def _run_capture(
+        self, x: np.ndarray, infos: Sequence[LayerInfo], spec: Scoring, input_gradient: bool = False
+    ) -> Any:
+        """The capture pass, traced once per (layers, output, score, shape, target, feed, input_gradient); with
+        `input_gradient`, (the capture, dy_c/dx)."""
         classes, output, score, target, feed = spec
         infos = sorted(infos, key=lambda i: i.order)
         key = ("capture", tuple(i.path for i in infos), output, score, x.shape[1:], target, _signature(feed))
-        fn = self._compiled(key, lambda: self._build_capture(infos, output, score, x.shape[1:], target, feed))
-        a, g, s, p, c = fn(
+        key += (input_gradient,)
+        fn = self._compiled(
+            key, lambda: self._build_capture(infos, output, score, x.shape[1:], target, feed, input_gradient)
+        )
+        a, g, s, p, c, *dx = fn(
             tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(classes, tf.int32), *_rows(feed, len(x))
         )
         paths = [i.path for i in infos]
-        return Capture(
+        capture = Capture(
             dict(zip(paths, (t.numpy() for t in a))),
             dict(zip(paths, (t.numpy() for t in g))),
             s.numpy(),
             p.numpy(),
             c.numpy(),
         )
+        return (capture, dx[0].numpy()) if input_gradient else capture
 
     def _recapture(
         self, activations: np.ndarray, info: LayerInfo, spec: Scoring, image_shape: tuple[int, ...] | None
@@ -102,15 +113,12 @@ class TensorFlowEngine(Engine):
         g, hv = fn(tf.convert_to_tensor(activations, tf.float32), tf.convert_to_tensor(classes, tf.int32))
         return g.numpy(), hv.numpy()
 
-    def input_gradients(
-        self, x: np.ndarray, classes: np.ndarray, output: int, score: str, feed: Feed | None = None
-    ) -> np.ndarray | None:
-        """:meth:`camwidget.engines.base.Engine.input_gradients`, traced once per (output, score, input shape)."""
-        key = ("input_gradients", output, score, x.shape[1:], _signature(feed))
-        fn = self._compiled(key, lambda: self._build_input_gradients(output, score, x.shape[1:], feed))
-        return fn(
-            tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(classes, tf.int32), *_rows(feed, len(x))
-        ).numpy()
+    def capture_with_input_gradient(
+        self, x: np.ndarray, infos: Sequence[LayerInfo], spec: Scoring
+    ) -> tuple[Capture, np.ndarray] | None:
+        """:meth:`camwidget.engines.base.Engine.capture_with_input_gradient`: :meth:`capture`'s pass with the input
+        watched too, so FullGrad's bias-gradients and input-gradient come from one forward and one backward."""
+        return self._run_capture(x, infos, spec, input_gradient=True)
 
     def class_probabilities(
         self, x: np.ndarray, output: int, feed: Feed | None = None, image: int | None = None
@@ -179,6 +187,7 @@ class TensorFlowEngine(Engine):
         input_shape: tuple[int, ...],
         target: Any = None,
         feed: Feed | None = None,
+        input_gradient: bool = False,
     ) -> Any:
         model_ref, layers = self._model, {info.path: info.layer for info in infos}
 
@@ -190,6 +199,8 @@ class TensorFlowEngine(Engine):
                 captured[path].append(out)
 
             with tf.GradientTape(watch_accessed_variables=False) as tape:
+                if input_gradient:
+                    tape.watch(x)
                 with capturing(layers, on_output):
                     outputs = call_model(model_ref(), x, feed, others)
                 scores, probs, classes, chosen = _scores(outputs[output], score, classes, target, len(input_shape))
@@ -201,7 +212,10 @@ class TensorFlowEngine(Engine):
                         "or in a loop inside the model?); choose another layer"
                     )
             activations = [captured[path][0] for path in layers]
-            grads = tape.gradient(chosen, activations)
+            sources = activations + [x] if input_gradient else activations
+            grads = tape.gradient(chosen, sources, unconnected_gradients=tf.UnconnectedGradients.NONE)
+            dx = grads[len(activations) :]
+            grads = grads[: len(activations)]
             for path, g in zip(layers, grads):
                 if g is None and target is not None:
                     raise CAMError(
@@ -210,7 +224,10 @@ class TensorFlowEngine(Engine):
                     )
                 if g is None:
                     raise CAMError(f"output {output} does not depend on layer {path!r}; choose another layer")
-            return [_f32(a) for a in activations], [_f32(g) for g in grads], scores, probs, classes
+            passed = [_f32(a) for a in activations], [_f32(g) for g in grads], scores, probs, classes
+            if input_gradient:  # a picture that does not reach the score has a zero gradient
+                passed += (_f32(tf.zeros_like(x) if dx[0] is None else dx[0]),)
+            return passed
 
         return self._trace(full_pass, _spec(input_shape), tf.TensorSpec((None,), tf.int32), *_specs(feed))
 
@@ -258,20 +275,6 @@ class TensorFlowEngine(Engine):
             raise
         except Exception:  # Keras's graph did not run as read: no tail pass for this layer
             return None
-
-    def _build_input_gradients(
-        self, output: int, score: str, input_shape: tuple[int, ...], feed: Feed | None = None
-    ) -> Any:
-        model_ref = self._model
-
-        def input_gradients(x: tf.Tensor, classes: tf.Tensor, *others: tf.Tensor) -> tf.Tensor:
-            with tf.GradientTape(watch_accessed_variables=False) as tape:
-                tape.watch(x)
-                outputs = call_model(model_ref(), x, feed, others)
-                _, _, _, chosen = _scores(outputs[output], score, classes, None, len(input_shape))
-            return _f32(tape.gradient(chosen, x, unconnected_gradients=tf.UnconnectedGradients.ZERO))
-
-        return self._trace(input_gradients, _spec(input_shape), tf.TensorSpec((None,), tf.int32), *_specs(feed))
 
     def _build_probabilities(self, output: int, input_shape: tuple[int, ...], feed: Feed | None = None) -> Any:
         model_ref = self._model

@@ -9,6 +9,7 @@ import cv2
 import keras
 import numpy as np
 
+from camwidget.engines.base import Scoring
 from camwidget.errors import CAMError
 from camwidget.methods.activation import project_first_component
 from camwidget.methods.passes import capture_at_layer, check_class_scores, from_grid, to_grid
@@ -200,14 +201,13 @@ def fullgrad(inputs: MethodInputs) -> np.ndarray:
                 f"FullGrad needs the gradient before layer {info.path!r}'s activation, and its fused {name!r} "
                 "cannot be undone from its output (only linear and relu can); use 'gradcam'"
             )
-    dx = inputs.engine.input_gradients(x, c.class_index.astype(np.int32), inputs.output, inputs.score, inputs.feed)
-    if dx is None:
+    spec = Scoring(c.class_index.astype(np.int32), inputs.output, inputs.score, None, inputs.feed)
+    both = inputs.engine.capture_with_input_gradient(x, layers, spec)
+    if both is None:
         raise CAMError("FullGrad needs the input's gradient, which only the TensorFlow backend computes here")
+    passed, dx = both
     H, W = x.shape[1:3]
     total = _scaled_channel_sum(np.abs(dx.astype(np.float64) * x), H, W)
-    passed = inputs.engine.capture(
-        x, layers, c.class_index.astype(np.int32), inputs.output, inputs.score, None, inputs.feed
-    )
     for info in layers:
         g = passed.gradients[info.path].astype(np.float64)
         if getattr(getattr(info.layer, "activation", None), "__name__", "linear") == "relu":
