@@ -141,9 +141,13 @@ def test_a_failure_in_the_background_puts_the_controls_back_and_says_why(wide, p
         ex = cw.CAMExplorer(wide, picture, background=True)
         ex.controls["layer"].value = "conv_a"
         await settle(ex)
+        seen = []
+        ex.observe(seen.append, "method")
         ex.controls["method"].value = "cam"  # CAM needs GlobalAveragePooling2D + Dense right after the layer
+        assert ex.method == "cam"  # the attribute follows its control at once; the map comes later
         await settle(ex)
         assert ex.method == "gradcam" and ex.controls["method"].value == "gradcam" and ex.layer == "conv_a"
+        assert [(c["old"], c["new"]) for c in seen] == [("gradcam", "cam"), ("cam", "gradcam")]  # and back
         assert (
             "✖" in ex.controls["status"].value
             and "Use 'gradcam': it equals CAM" in ex.status_text

@@ -214,6 +214,79 @@ def test_settable_attributes_reject_bad_values(explorer):
     assert (ex.layer, ex.alpha, ex.colormap) == ("conv_b", 0.5, "jet")
 
 
+def test_a_wrong_type_says_so_in_the_explorers_words_and_changes_nothing(explorer):
+    ex = explorer
+    cam = ex.cam
+    for name, bad, error, message in (
+        ("alpha", "0.3", TypeError, "alpha must be a number between 0 and 1, not str"),
+        ("alpha", True, TypeError, "not bool"),
+        ("image_index", 1.0, TypeError, "image_index must be an int, not float"),
+        ("eigen_smooth", "yes", TypeError, "eigen_smooth must be True or False"),
+        ("score", "logits", ValueError, "score must be one of"),
+    ):
+        before = getattr(ex, name)
+        with pytest.raises(error, match=message):
+            setattr(ex, name, bad)
+        assert getattr(ex, name) == before, name
+    assert (ex.controls["alpha"].value, ex.controls["image"].value, ex.controls["score"].value) == (0.5, 0, "auto")
+    np.testing.assert_array_equal(ex.cam, cam)
+
+
+def test_settings_are_traits_that_observe_and_link(explorer):
+    import ipywidgets as widgets
+    import traitlets
+
+    ex = explorer
+    seen = []
+    ex.observe(seen.append, "layer")
+    ex.controls["layer"].value = "conv_a"  # as the browser moves the dropdown
+    ex.layer = "pool_a"  # from code
+    assert [(c["old"], c["new"]) for c in seen] == [("conv_b", "conv_a"), ("conv_a", "pool_a")]
+    assert ex.controls["layer"].value == "pool_a" and ex.cam.shape == (16, 16)
+
+    slider = widgets.FloatSlider(min=0.0, max=1.0, value=0.9)
+    link = traitlets.link((ex, "alpha"), (slider, "value"))
+    assert slider.value == 0.5  # the link starts from the explorer's value
+    slider.value = 0.2
+    assert ex.alpha == 0.2 and ex.controls["alpha"].value == 0.2
+    np.testing.assert_array_equal(ex.overlay, render.overlay(ex.session.pixels[0], ex.cam, 0.2, "jet"))
+    ex.controls["alpha"].value = 0.7  # the explorer's own slider moves the linked one
+    assert slider.value == 0.7
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        ex.alpha = 1.5
+    assert slider.value == ex.alpha == ex.controls["alpha"].value == 0.7
+    link.unlink()
+
+
+def test_two_explorers_linked_show_the_same_class(small, picture):
+    import traitlets
+
+    a = cw.CAMExplorer(small, picture, class_names=["cat", "dog", "fox"])
+    b = cw.CAMExplorer(small, picture[::-1].copy(), class_names=["cat", "dog", "fox"])
+    traitlets.link((a, "class_index"), (b, "class_index"))
+    traitlets.link((a, "layer"), (b, "layer"))
+    a.controls["class"].value = 2
+    a.layer = "conv_a"
+    assert (b.class_index, b.controls["class"].value, b.layer) == (2, 2, "conv_a")
+    assert b.cam.shape == (32, 32) and b.status.shown is not None
+    a.close()
+    b.close()
+
+
+def test_a_view_that_fails_puts_the_attribute_back_with_its_control(rng):
+    model = models.flat_head_cnn()  # no GAP + Dense head: CAM cannot apply
+    ex = cw.CAMExplorer(model, rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    seen = []
+    ex.observe(seen.append, "method")
+    ex.controls["method"].value = "cam"  # from the browser: said in the status line, not raised
+    assert ex.method == "gradcam" and ex.controls["method"].value == "gradcam" and "needs layer" in ex.status_text
+    assert seen == []  # drawn at once (no event loop) and failed: the method shown never changed
+    ex.method = "gradcam++"
+    assert ex.method == ex.controls["method"].value == "gradcam++" and "needs layer" not in ex.status_text
+    assert [(c["old"], c["new"]) for c in seen] == [("gradcam", "gradcam++")]
+    ex.close()
+
+
 def test_save_writes_the_overlay(explorer, tmp_path):
     explorer.save(tmp_path / "cat_cam.png")
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "cat_cam.png").convert("RGB")), explorer.overlay)

@@ -5,13 +5,19 @@ asks the running event loop for one redraw, so a burst of slider events in the k
 redraw of the last value. With no running loop (a script, a test) the redraw happens at once. Setting an
 attribute (``ex.alpha = 0.3``) in a cell draws at once too, so the cell's own output and the saved widget
 state show it; reading ``.cam`` or ``.overlay`` always brings the view up to date first.
+
+The settable attributes are traits (see :mod:`camwidget.explorer.attributes`): each follows its control, and a
+value set from code is checked in ``@validate`` and shown by ``@observe`` (its control set, the view drawn), so
+``ex.observe(callback, "layer")`` and ``traitlets.link((ex, "alpha"), (slider, "value"))`` work as on any widget.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
+import functools
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -22,12 +28,22 @@ import keras
 import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image as PILImage
+from traitlets import Bunch, observe, validate
 
 from camwidget import render
 from camwidget.classes import check_class_index
 from camwidget.errors import CAMError
 from camwidget.explain import Options
 from camwidget.explorer import compare
+from camwidget.explorer.attributes import (
+    CHECKS,
+    CONTROLS,
+    CheckedBool,
+    CheckedFloat,
+    CheckedInt,
+    CheckedUnicode,
+    check_alpha,
+)
 from camwidget.explorer.check import MapCheck, check_view
 from camwidget.explorer.compare import Question
 from camwidget.explorer.controller import MAP, Controller
@@ -60,73 +76,11 @@ class Prediction(NamedTuple):
     score: float
 
 
-class _ControlValue:
-    """A public attribute that is a view control's value. Reading gives the value; setting checks it
-    (``check(explorer, value)`` returns the value to set, or raises naming the problem), sets the control and
-    draws at once, raising what stopped the view (the controls are then back on the last view drawn)."""
-
-    def __init__(
-        self, control: str, read: Callable[[Any], Any], check: Callable[[CAMExplorer, Any], Any], doc: str = ""
-    ) -> None:
-        self.control, self.read, self.check, self.__doc__ = control, read, check, doc
-
-    def __get__(self, explorer: CAMExplorer | None, owner: type) -> Any:
-        if explorer is None:
-            return self
-        return self.read(getattr(explorer._c, self.control).value)
-
-    def __set__(self, explorer: CAMExplorer, value: Any) -> None:
-        explorer._set_and_draw(getattr(explorer._c, self.control), self.check(explorer, value))
-
-
-# The settable attributes' checks: each gives the value to set, or raises naming the problem and the range.
-
-
-def _layer_path(explorer: CAMExplorer, name: str) -> str:
-    explorer._driver.catch_up()
-    return explorer._session.layout(explorer.image_index).resolve(name).path
-
-
-def _option(name: str) -> Callable[[CAMExplorer, Any], Any]:
-    """The check of one of the Options fields (score, eigen_smooth, aug_smooth), as compute_cam checks it."""
-
-    def check(explorer: CAMExplorer, value: Any) -> Any:
-        Options(**{name: value}).checked()
-        return value
-
-    return check
-
-
-def _offer_colormap(explorer: CAMExplorer, name: str) -> str:
-    render.colormap_table(name)
-    explorer._c.offer_colormap(name)
-    return name
-
-
-def _check_image(explorer: CAMExplorer, value: Any) -> int:
-    count = len(explorer._session.pixels)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"image_index must be an int, not {type(value).__name__}")
-    if not 0 <= value < count:
-        raise CAMError(f"image_index {value} is out of range: there are {count} images (0..{count - 1})")
-    return int(value)
-
-
-def _check_frame(explorer: CAMExplorer, value: Any) -> int:
-    frames = explorer._session.frames(explorer.image_index)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < frames:
-        raise CAMError(
-            f"frame must be an int from 0 to {frames - 1} (this {'clip' if frames > 1 else 'image'} "
-            f"has {frames} frame{'s' if frames > 1 else ''}), not {value!r}"
-        )
-    return int(value)
-
-
 class CAMExplorer(widgets.VBox):
     """A live Grad-CAM explorer for a Keras model and one or more images.
 
-    Settable: ``.layer .class_index .method .score .eigen_smooth .aug_smooth .alpha .colormap .image_index``
-    (kept in step with the controls). Read-only: ``.cam`` (h, w float32 in [0, 1]), ``.overlay`` (H, W, 3
+    Settable: ``.layer .class_index .method .score .eigen_smooth .aug_smooth .alpha .colormap .image_index
+    .frame``, traits kept in step with the controls (``observe`` and ``link`` them like any widget's). Read-only: ``.cam`` (h, w float32 in [0, 1]), ``.overlay`` (H, W, 3
     uint8 at the image's own size), ``.predictions`` (top classes with names and scores). ``.save(path)``
     writes the overlay; ``.refresh()`` forgets everything computed for the model; ``.close()`` lets it go.
     Beyond pictures, by what the model takes: signals (L, C) are drawn as lines over a band coloured by the
@@ -190,7 +144,7 @@ class CAMExplorer(widgets.VBox):
         note: str | None = None,
     ) -> None:
         Options(method, score, eigen_smooth, aug_smooth).checked()  # bad options fail before any work
-        _check_alpha(alpha)
+        check_alpha(alpha)
         render.colormap_table(colormap)
         method = get_method(method).name
         given = locals()  # the settings as given (method by its canonical name), passed on by name below
@@ -215,40 +169,75 @@ class CAMExplorer(widgets.VBox):
         self.add_class("camwidget-explorer")
         for name, control in self._c.named().items():
             control.add_class(f"camwidget-{name}")  # stable hooks for styling and browser tests
-        self._driver.wire()
+        self._wire()
         error = self._controller.redraw_now(MAP)
         if error is not None:  # the settings given cannot be shown at all: say so now, not in a status line
             self.close()
             raise error
 
-    # -- public attributes ---------------------------------------------------------------------------------
+    # -- public attributes: traits, each kept in step with its control -------------------------------------
 
-    layer = _ControlValue("layer", str, _layer_path, "The layer shown (a name or path; set from code: resolved).")
-    method = _ControlValue("method", str, lambda ex, name: get_method(name).name, "The CAM method's name.")
-    score = _ControlValue("score", str, _option("score"), '"auto" (the logits before a softmax) or "probability".')
-    eigen_smooth = _ControlValue("eigen", bool, _option("eigen_smooth"), "Eigen-smooth the map (True/False).")
-    aug_smooth = _ControlValue("aug", bool, _option("aug_smooth"), "Average six augmented passes (True/False).")
-    alpha = _ControlValue("alpha", float, lambda ex, value: _check_alpha(value), "The overlay's opacity, 0 to 1.")
-    colormap = _ControlValue("colormap", str, _offer_colormap, "The map's colormap (any of matplotlib's).")
-    image_index = _ControlValue("image", int, _check_image, "The picture shown (its index).")
-    frame = _ControlValue("frame", int, _check_frame, "A clip's frame shown (0 for pictures and signals).")
+    layer = CheckedUnicode(help="The layer shown (a name or path; set from code: resolved to its path).")
+    method = CheckedUnicode(help="The CAM method's name.")
+    score = CheckedUnicode(help='"auto" (the logits before a softmax), "probability" or "rest".')
+    eigen_smooth = CheckedBool(help="Eigen-smooth the map (True/False).")
+    aug_smooth = CheckedBool(help="Average six augmented passes (True/False).")
+    alpha = CheckedFloat(help="The overlay's opacity, 0 to 1.")
+    colormap = CheckedUnicode(help="The map's colormap (any of matplotlib's).")
+    image_index = CheckedInt(help="The picture shown (its index).")
+    frame = CheckedInt(help="A clip's frame shown (0 for pictures and signals).")
+    class_index = CheckedInt(help="The class explained; set None to follow each picture's top class.")
+    _pulling: tuple[str, Any] | None = None  # (attribute, value) its control is handing over right now
 
-    @property
-    def class_index(self) -> int:
-        """The class explained; set None to follow the picture's top class."""
-        return int(self._c.class_.value)
+    @validate(*CHECKS)
+    def _check_setting(self, proposal: Bunch) -> Any:
+        """A value set from code is checked (raising what is wrong and what would be right); one handed over
+        by its control is taken as it is. A value that changes nothing still draws what is pending."""
+        name, value = proposal["trait"].name, proposal["value"]
+        if self._handed_over(name, value):
+            return value
+        value = CHECKS[name](self._driver, value)
+        if value == getattr(self, name):
+            self._draw_now()
+        return value
 
-    @class_index.setter
-    def class_index(self, value: int | None) -> None:
-        self._driver.catch_up()
-        if value is None:
-            self._c.class_.value = int(np.argmax(self._session.probabilities(self.image_index, self.layer)))
-            self._driver.follow_top = True  # after the control's observer, which marks any change as a user's choice
-            self._flush()
-            return
-        value = check_class_index(value, self._session.n_classes)
-        self._driver.follow_top = False
-        self._set_and_draw(self._c.class_, value)
+    @observe(*CHECKS)
+    def _show_setting(self, change: Bunch) -> None:
+        """A value set from code: its control follows and the view is drawn at once, raising what stopped it
+        (every control, and with it every attribute, is then back on the last view drawn)."""
+        name = change["name"]
+        if self._handed_over(name, change["new"]):
+            return  # the control moved first, and asked for its own redraw
+        control = getattr(self._c, CONTROLS[name][0])
+        chosen_by_check = name == "class_index"  # whether it follows the top class: the check said (set quietly)
+        with self._controller.deferred(), self._c.quietly() if chosen_by_check else contextlib.nullcontext():
+            control.value = change["new"]
+        if chosen_by_check:
+            self._controller.mark(MAP)
+        self._draw_now()
+
+    def _handed_over(self, name: str, value: Any) -> bool:
+        return self._pulling is not None and self._pulling[0] == name and self._pulling[1] is value
+
+    def _pull(self, name: str, _: object = None) -> None:
+        """A control moved (the user, a link, or the explorer itself): its attribute follows, unchecked, to
+        where the control is now (a view that failed may have put it back before this observer runs)."""
+        control, kind = CONTROLS[name]
+        if getattr(self._c, control).value is None:
+            return  # a menu between two lists of options
+        value = kind(getattr(self._c, control).value)
+        previous, self._pulling = self._pulling, (name, value)
+        try:
+            self.set_trait(name, value)
+        finally:
+            self._pulling = previous
+
+    def _wire(self) -> None:
+        """The controls ask for redraws (Driver.wire); each settable attribute follows its control from now on."""
+        self._driver.wire()
+        for name, (control, _) in CONTROLS.items():
+            getattr(self._c, control).observe(functools.partial(self._pull, name), names="value")
+            self._pull(name)
 
     @property
     def cam(self) -> np.ndarray:
@@ -421,11 +410,9 @@ class CAMExplorer(widgets.VBox):
         """Draw what is pending (see Controller.flush); the error, if the view could not be drawn."""
         return self._controller.flush(now)
 
-    def _set_and_draw(self, control: widgets.Widget, value: Any) -> None:
-        """For setters: set a control, draw now, and raise what stopped the view (the controls are then back
-        on the last view drawn, as the status line says)."""
-        with self._controller.deferred():
-            control.value = value
+    def _draw_now(self) -> None:
+        """For settings from code: draw now, and raise what stopped the view (the controls are then back on
+        the last view drawn, as the status line says)."""
         error = self._flush()
         if error is not None:
             raise error
@@ -442,11 +429,3 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def _check_alpha(alpha: Any) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)):
-        raise TypeError(f"alpha must be a number between 0 and 1, not {type(alpha).__name__}")
-    if not 0.0 <= float(alpha) <= 1.0:
-        raise CAMError(f"alpha (the overlay's opacity) must be between 0 and 1, not {alpha}")
-    return float(alpha)
