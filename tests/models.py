@@ -155,6 +155,15 @@ def gated_two_inputs(seed: int) -> keras.Model:
     return keras.Model({"image": image, "meta": meta}, out)
 
 
+def segmenter(seed: int) -> keras.Model:
+    """A per-pixel classifier: conv (16x16x8) -> logits (16x16x3, a 1x1 conv) -> probs (softmax per pixel)."""
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((16, 16, 3))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inp)
+    logits = layers.Conv2D(3, 1, name="logits")(x)
+    return keras.Model(inp, layers.Activation("softmax", name="probs")(logits))
+
+
 def write_keras_download_layout(model: keras.Model, path) -> None:
     """Save `model`'s weights in the h5 layout keras.applications publishes (what Keras downloads), written
     by Keras's own legacy writer."""

@@ -128,14 +128,25 @@ def drive(screen, scenario) -> None:
     asyncio.run(run())
 
 
-def test_a_newer_request_supersedes_the_one_in_flight():
+def held(request: int = 1) -> FakeScreen:
+    """A screen whose computation of `request` waits at its gate until the test opens it."""
     screen = FakeScreen()
-    screen.gates[1] = threading.Event()
+    screen.gates[request] = threading.Event()
+    return screen
+
+
+async def send(ctl: Controller, screen: FakeScreen, value: int = 1) -> None:
+    """The controls move to `value`: the controller hands it to the worker, which starts computing it."""
+    screen.value = value
+    ctl.schedule(MAP)
+    await until(lambda: screen.computed[-1:] == [value])
+
+
+def test_a_newer_request_supersedes_the_one_in_flight():
+    screen = held(1)
 
     async def scenario(ctl):
-        screen.value = 1
-        ctl.schedule(MAP)
-        await until(lambda: screen.computed == [1])  # the worker computes 1, held at its gate
+        await send(ctl, screen, 1)  # the worker computes 1, held at its gate
         first = ctl.in_flight
         screen.value = 2
         ctl.schedule(MAP)
@@ -150,14 +161,12 @@ def test_a_newer_request_supersedes_the_one_in_flight():
 
 
 def test_opacity_while_a_map_is_in_flight_reblends_at_once_without_a_model_check():
-    screen = FakeScreen()
-    screen.gates[1] = threading.Event()
+    screen = held(1)
 
     async def scenario(ctl):
         ctl.redraw_now(MAP)  # the first view, drawn here (as the widget does when made)
-        screen.value = 1
-        ctl.schedule(MAP)
-        await until(lambda: screen.computed == [0, 1])
+        await send(ctl, screen, 1)
+        assert screen.computed == [0, 1]
         checks = screen.catch_ups
         ctl.schedule(BLEND)
         await asyncio.sleep(0)
@@ -170,13 +179,10 @@ def test_opacity_while_a_map_is_in_flight_reblends_at_once_without_a_model_check
 
 
 def test_a_cell_computing_now_drops_the_worker_result():
-    screen = FakeScreen()
-    screen.gates[1] = threading.Event()
+    screen = held(1)
 
     async def scenario(ctl):
-        screen.value = 1
-        ctl.schedule(MAP)
-        await until(lambda: screen.computed == [1])
+        await send(ctl, screen, 1)
         screen.value = 5
         assert ctl.flush(now=True) is None  # a property read in a cell: computed here
         assert screen.shown == (5, "map 5") and ctl.in_flight is None

@@ -189,11 +189,7 @@ def test_explorer_on_a_model_of_two_inputs():
 
 @pytest.fixture(scope="module")
 def segmenter():
-    keras.utils.set_random_seed(34)
-    inp = keras.Input((16, 16, 3))
-    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inp)
-    logits = layers.Conv2D(3, 1, name="logits")(x)
-    return keras.Model(inp, layers.Activation("softmax", name="probs")(logits))
+    return models.segmenter(34)
 
 
 def test_segmentation_explorer_classes_explain_their_predicted_pixels(segmenter):

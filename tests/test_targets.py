@@ -4,6 +4,7 @@ function), each checked against a hand-split GradientTape written here."""
 from __future__ import annotations
 
 import keras
+import models
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -37,11 +38,7 @@ def regression():
 
 @pytest.fixture(scope="module")
 def segmenter():
-    keras.utils.set_random_seed(12)
-    inp = keras.Input((16, 16, 3))
-    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inp)
-    logits = layers.Conv2D(3, 1, name="logits")(x)
-    return keras.Model(inp, layers.Activation("softmax", name="probs")(logits))
+    return models.segmenter(12)
 
 
 @pytest.fixture(scope="module")
