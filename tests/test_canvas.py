@@ -1,4 +1,5 @@
-"""The overlay blended in the browser: what the kernel sends it is enough to paint exactly the kernel's view."""
+"""The overlay blended in the browser (camwidget.explorer.canvas): what the kernel sends it is enough to paint
+exactly the kernel's view."""
 
 from __future__ import annotations
 
