@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from camwidget import metrics
+from camwidget.explain import Request
 from camwidget.explorer.check import CHECK_STEPS, check_map, check_view
 from camwidget.explorer.session import ExplorerSession
 from camwidget.targets import ClassScore
@@ -55,7 +56,7 @@ def test_a_map_that_is_not_a_pictures_is_refused_before_any_work(session):
 def test_an_explorer_of_a_target_is_told_the_check_scores_a_class():
     model = models.small_cnn(n_classes=2, size=16, name="check_target")
     picture = np.zeros((16, 16, 3), np.uint8)
-    s = ExplorerSession(model, [picture], target=ClassScore(1), warm_up=False)
+    s = ExplorerSession(model, [picture], request=Request.of(target=ClassScore(1)), warm_up=False)
     try:
         with pytest.raises(ValueError, match="the map check scores a class's probability; this explorer explains"):
             check_view(s, 0, s.view(0, "conv_b", None, "gradcam"), randomize=False)

@@ -88,3 +88,25 @@ def test_without_a_warm_up_a_kept_pass_is_called_earlier(session):
     session.view(0, "conv_a", 1, "gradcam")  # below the default layer: one pass reaching every layer
     later = session.view(0, "conv_b", 1, "hirescam")
     assert later.how == "from an earlier pass's gradients"
+
+
+def test_the_pictures_parts_read_through_the_session_are_the_pictures_own(session):
+    from camwidget.explorer.pictures import OfPictures
+
+    assert isinstance(ExplorerSession.pixels, OfPictures)  # on the class: the attribute itself (help, the docs)
+    assert session.pixels is session.pictures.pixels and session.names == ["image 0", "image 1"]
+    assert session.frames(1) == 1 and session.describe(0) == session.pictures.describe(0)
+
+
+def test_the_session_explains_the_request_it_is_given(rng):
+    from camwidget.explain import Request
+    from camwidget.targets import ClassScore
+
+    model = models.small_cnn(name="sess_request")
+    s = ExplorerSession(
+        model, [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)], request=Request.of(target=ClassScore(1))
+    )
+    try:
+        assert s.explainer.target.class_index == 1 and s.class_names == ["target ClassScore(class_index=1)"]
+    finally:
+        s.close()

@@ -8,7 +8,7 @@ preprocessed), until the model's input changes (:meth:`Pictures.forget_inputs`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import cv2
 import numpy as np
@@ -239,3 +239,19 @@ def _clip_input(
         raise ImageError(f"the clip has {len(frames)} frames, but the model takes {count}; give {count} frames")
     prepared = [preprocessing.model_input(f, expected[1:], max_side, fn) for f in frames]
     return np.concatenate([p[0] for p in prepared])[None], prepared[0][1]
+
+
+T = TypeVar("T")
+
+
+class OfPictures(Generic[T]):
+    """An attribute of an object holding ``.pictures`` that is its pictures' own, with its type:
+    ``session.pixels = OfPictures[list[np.ndarray]]()`` reads ``session.pictures.pixels``."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, holder: Any, owner: type | None = None) -> T:
+        if holder is None:  # read on the class (help(), the docs): the attribute itself
+            return self  # type: ignore[return-value]
+        return cast(T, getattr(holder.pictures, self.name))

@@ -23,12 +23,11 @@ from camwidget.cache import LRU, give_back_freed_memory
 from camwidget.classes import check_class_index, resolve_class_names
 from camwidget.engines import LayerCapture, LayerInfo, ModelLayout, is_per_position
 from camwidget.errors import CAMError
-from camwidget.explain import AUGMENTATIONS, Explainer, Options
+from camwidget.explain import AUGMENTATIONS, Explainer, Options, Request
 from camwidget.explorer.passes import Passes, capture_nbytes, diagnose, within_budget
-from camwidget.explorer.pictures import Pictures, plain_preprocessing
+from camwidget.explorer.pictures import OfPictures, Pictures, Resized, plain_preprocessing
 from camwidget.explorer.warm_up import WarmUp
 from camwidget.inputs import preprocess as preprocessing
-from camwidget.inputs.feed import make_feed
 from camwidget.inputs.images import (
     ImageLike,
     Images,
@@ -73,34 +72,30 @@ class ExplorerSession:
         self,
         model: keras.Model,
         images: Images,
+        *,
+        request: Request | None = None,
         preprocess: Callable[[np.ndarray], np.ndarray] | str | None = None,
         class_names: Sequence[str] | Mapping[int, str] | None = None,
-        output: str | int | None = None,
         max_side: int = MAX_SIDE,
         capture_bytes: int = 192 * 2**20,
         value_range: ValueRange | None = None,
         max_pixels: int = MAX_PIXELS,
         warm_up: bool = True,
-        input: str | int | None = None,
-        other_inputs: Any = None,
-        target: Any = None,
-        grid: tuple[int, int] | None = None,
-        leading_tokens: int | None = None,
         note: str | None = None,
     ) -> None:
-        """The session of one explorer: the settings are CAMExplorer's (see its docstring); `note` what the
-        model is (default: the note it carries, as the demo's random-weights stand-in does)."""
+        """The session of one explorer: the settings are CAMExplorer's (see its docstring); `request` what to
+        explain, checked (:meth:`camwidget.explain.Request.of`: output, target, grid, leading_tokens, the feed
+        of a model with several inputs; its options are the first view's); `note` what the model is (default:
+        the note it carries, as the demo's random-weights stand-in does)."""
         self._lock = threading.RLock()  # the state and the caches, against the warm-up thread
         self._computing = threading.RLock()  # one view or probabilities at a time (explorer's worker, a cell)
-        feed = make_feed(model, input, other_inputs)
+        request = request or Request.of()
         self.model_note = notes.note_of(model, note)  # said in the status line and every figure's title
-        if feed is not None and any(len(value) > 1 for value in feed.others):
+        if request.feed is not None and any(len(value) > 1 for value in request.feed.others):
             raise CAMError(
                 "the explorer gives every image the same other inputs: give other_inputs one value each (not a batch)"
             )
-        self.explainer = Explainer(
-            model, output=output, feed=feed, target=target, grid=grid, leading_tokens=leading_tokens
-        )
+        self.explainer = Explainer(model, request=request)
         self.capture_bytes = capture_bytes
         expected = self.explainer.expected_input_shape()
         kind = {2: "signal", 4: "volume"}.get(len(expected) if expected else 3, "image")  # what one input is
@@ -137,18 +132,18 @@ class ExplorerSession:
         return [str(given[0]) if given else f"target {describe_target(self.explainer.target)}"]
 
     # The pictures' parts, read through the session (the explorer, its status line and its comparisons do).
-    kind = property(lambda self: self.pictures.kind)
-    preprocessing = property(lambda self: self.pictures.preprocessing)
-    max_side = property(lambda self: self.pictures.max_side)
-    pixels = property(lambda self: self.pictures.pixels)
-    names = property(lambda self: self.pictures.names)
-    notes = property(lambda self: self.pictures.notes)
-    describe = property(lambda self: self.pictures.describe)
-    resized = property(lambda self: self.pictures.resized)
-    picture = property(lambda self: self.pictures.picture)
-    frames = property(lambda self: self.pictures.frames)
-    display_pixels = property(lambda self: self.pictures.display_pixels)
-    model_input = property(lambda self: self.pictures.model_input)
+    kind = OfPictures[str]()
+    preprocessing = OfPictures[preprocessing.Preprocessing]()
+    max_side = OfPictures[int]()
+    pixels = OfPictures[list[np.ndarray]]()
+    names = OfPictures[list[str]]()
+    notes = OfPictures[list[tuple[str, ...]]]()
+    describe = OfPictures[Callable[[int], str]]()
+    resized = OfPictures[dict[int, Resized]]()
+    picture = OfPictures[Callable[..., np.ndarray]]()
+    frames = OfPictures[Callable[[int], int]]()
+    display_pixels = OfPictures[Callable[..., np.ndarray]]()
+    model_input = OfPictures[Callable[[int], np.ndarray]]()
 
     @property
     def engine(self) -> Any:

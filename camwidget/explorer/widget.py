@@ -33,7 +33,7 @@ from traitlets import Bunch, observe, validate
 from camwidget import render
 from camwidget.classes import check_class_index
 from camwidget.errors import CAMError
-from camwidget.explain import Options
+from camwidget.explain import Request
 from camwidget.explorer import compare
 from camwidget.explorer.attributes import (
     CHECKS,
@@ -55,9 +55,9 @@ from camwidget.explorer.session import ExplorerSession, View
 from camwidget.explorer.static_view import view_png
 from camwidget.explorer.status import Status
 from camwidget.explorer.view_request import modes_for
+from camwidget.inputs.feed import make_feed
 from camwidget.inputs.images import ImageLike, Images
 from camwidget.limits import MAX_PIXELS, MAX_SIDE
-from camwidget.methods import get_method
 
 _SAVE_FORMATS = {
     ".png": "PNG",
@@ -143,12 +143,12 @@ class CAMExplorer(widgets.VBox):
         leading_tokens: int | None = None,
         note: str | None = None,
     ) -> None:
-        Options(method, score, eigen_smooth, aug_smooth).checked()  # bad options fail before any work
         check_alpha(alpha)
         render.colormap_table(colormap)
-        method = get_method(method).name
-        given = locals()  # the settings as given (method by its canonical name), passed on by name below
-        self._session = session = ExplorerSession(model, images, **{name: given[name] for name in _SESSION_SETTINGS})
+        given = locals()  # the settings as given, passed on by name; what to explain is checked once, here
+        question = Request.of(feed=make_feed(model, input, other_inputs), **{k: given[k] for k in _QUESTION})
+        given["method"] = question.options.method  # by its canonical name
+        self._session = session = ExplorerSession(model, images, request=question, **{k: given[k] for k in _SESSION})
         layout, explainer = session.layout(0), session.explainer
         start_layer = layout.resolve(layer, explainer.grid, explainer.leading_tokens).path
         if class_index is not None:
@@ -418,9 +418,9 @@ class CAMExplorer(widgets.VBox):
             raise error
 
 
-# The constructor's settings the session takes, and the controls' first values, passed on by name.
-_SESSION_SETTINGS = ("preprocess", "class_names", "output", "max_side", "value_range", "max_pixels", "warm_up")
-_SESSION_SETTINGS += ("input", "other_inputs", "target", "grid", "leading_tokens", "note")
+# The constructor's settings: what to explain (a Request), what the session takes, the controls' first values.
+_QUESTION = ("output", "target", "grid", "leading_tokens", "method", "score", "eigen_smooth", "aug_smooth")
+_SESSION = ("preprocess", "class_names", "max_side", "value_range", "max_pixels", "warm_up", "note")
 _FIRST_VALUES = ("method", "alpha", "colormap", "score", "eigen_smooth", "aug_smooth")
 
 
