@@ -677,3 +677,14 @@ def test_a_change_that_cannot_be_shown_leaves_every_control_on_the_last_view(rng
     assert ex.controls["method"].value == "gradcam" and "needs layer" in ex.status_text
     assert ex.class_index == 1 and ex.layer == "conv_c"
     ex.close()
+
+
+def test_the_first_settings_are_one_checked_request_the_method_by_its_canonical_name(small, picture):
+    ex = cw.CAMExplorer(small, picture, method=" GradCAM++ ", score="probability")
+    try:
+        assert ex.method == ex.controls["method"].value == "gradcam++" and ex.score == "probability"
+        assert ex.session.explainer.options.method == "gradcam++"
+    finally:
+        ex.close()
+    with pytest.raises(ValueError, match="score must be one of"):
+        cw.CAMExplorer(small, picture, score="logits")

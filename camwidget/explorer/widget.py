@@ -145,7 +145,7 @@ class CAMExplorer(widgets.VBox):
     ) -> None:
         check_alpha(alpha)
         render.colormap_table(colormap)
-        given = locals()  # the settings as given, passed on by name; what to explain is checked once, here
+        given = dict(locals())  # the settings as given, passed on by name; what to explain is checked once, here
         question = Request.of(feed=make_feed(model, input, other_inputs), **{k: given[k] for k in _QUESTION})
         given["method"] = question.options.method  # by its canonical name
         self._session = session = ExplorerSession(model, images, request=question, **{k: given[k] for k in _SESSION})
