@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 
 from camwidget.explorer.controller import MAP, Controller
 from camwidget.explorer.controls import Controls
@@ -14,6 +15,8 @@ from camwidget.explorer.screen import Screen
 from camwidget.explorer.search import ClassSearch
 from camwidget.explorer.session import ExplorerSession
 from camwidget.explorer.view_request import modes_for
+
+CLASSES = ["cat", "dog", "fox"]
 
 
 @dataclass
@@ -58,3 +61,16 @@ def make_parts(model, pictures: list[np.ndarray], class_names=None, draw: bool =
     if draw:
         assert controller.redraw_now(MAP) is None
     return Parts(session, controls, screen, driver, controller)
+
+
+def parts_fixture(count: int = 2, shape: tuple[int, int, int] = (32, 32, 3), draw: bool = True):
+    """A fixture of the parts for `small` (conftest) and `count` random pictures of `shape`, class names
+    cat, dog, fox; closed after the test. In a test module: ``parts = parts_fixture(2)``."""
+
+    @pytest.fixture
+    def parts(small, rng):
+        made = make_parts(small, [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(count)], CLASSES, draw)
+        yield made
+        made.close()
+
+    return parts

@@ -6,19 +6,13 @@ import ipywidgets as widgets
 import numpy as np
 import pytest
 import traitlets
-from explorer_parts import make_parts
+from explorer_parts import parts_fixture
 
 import camwidget as cw
 from camwidget.errors import CAMError
 from camwidget.explorer.attributes import CHECKS, CONTROLS, CheckedFloat, CheckedInt, check_alpha
 
-
-@pytest.fixture
-def parts(small, rng):
-    pictures = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(2)]
-    p = make_parts(small, pictures, ["cat", "dog", "fox"])
-    yield p
-    p.close()
+parts = parts_fixture(2)
 
 
 def test_each_attribute_is_a_trait_with_a_check_and_a_control(parts):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipywidgets as widgets
 import numpy as np
 import pytest
-from explorer_parts import make_parts
+from explorer_parts import parts_fixture
 
 from camwidget import render
 from camwidget.explorer.controls import (
@@ -17,12 +17,7 @@ from camwidget.explorer.controls import (
     panel_size,
 )
 
-
-@pytest.fixture
-def parts(small, rng):
-    p = make_parts(small, [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)], ["cat", "dog", "fox"], draw=False)
-    yield p
-    p.close()
+parts = parts_fixture(1, draw=False)
 
 
 def shown(root: widgets.Widget) -> list[widgets.Widget]:

@@ -3,20 +3,12 @@ failed view undone, the controls kept in step with the model."""
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
-from explorer_parts import make_parts
+from explorer_parts import parts_fixture
 
 from camwidget.errors import CAMError
 from camwidget.explorer.controller import MAP
 
-
-@pytest.fixture
-def parts(small, rng):
-    pictures = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(2)]
-    p = make_parts(small, pictures, ["cat", "dog", "fox"])
-    yield p
-    p.close()
+parts = parts_fixture(2)
 
 
 def test_the_request_is_what_the_controls_ask_for(parts):

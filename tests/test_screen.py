@@ -6,8 +6,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import pytest
-from explorer_parts import make_parts
+from explorer_parts import parts_fixture
 from PIL import Image
 
 from camwidget import render
@@ -15,13 +14,7 @@ from camwidget.explorer.canvas import STALE
 from camwidget.explorer.controller import BLEND, MAP
 from camwidget.explorer.view_request import ViewRequest, compute_view
 
-
-@pytest.fixture
-def parts(small, rng):
-    pictures = [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(2)]
-    p = make_parts(small, pictures, ["cat", "dog", "fox"], draw=False)
-    yield p
-    p.close()
+parts = parts_fixture(2, (32, 48, 3), draw=False)
 
 
 def request(image: int = 0, layer: str = "conv_b", class_index: int | None = None) -> ViewRequest:
