@@ -9,7 +9,6 @@ import keras
 import numpy as np
 
 from camwidget.engines import engine_for
-from camwidget.errors import CAMError
 from camwidget.explain import Explainer, Options
 from camwidget.explain.pictures import are_pictures, input_rank, pictures_batch
 from camwidget.inputs.feed import make_feed
@@ -136,8 +135,6 @@ def compute_cam(
         CAMError: a layer, output, class, method or option that cannot be right, with what would be (a ValueError).
         TypeError: an argument of the wrong kind (class_index not an int, preprocess not a function, ...).
     """
-    if target is not None and class_index is not None:
-        raise CAMError("give class_index or target, not both (a class as a target: targets.ClassScore(c))")
     if method_options is not None:
         method = method_name(method, method_options)
     options = Options(method, score, eigen_smooth, aug_smooth, max_channels, normalize).checked()
@@ -166,8 +163,9 @@ def compute_cam(
         output=output,
         options=options,
         target=target,
+        class_index=class_index,
         grid=grid,
         feed=feed,
         leading_tokens=leading_tokens,
     )
-    return explainer.explain(batch, class_index, values_checked=values_checked)
+    return explainer.explain(batch, values_checked=values_checked)

@@ -102,7 +102,6 @@ def concepts(
     from sklearn.decomposition import NMF
 
     from camwidget.classes import resolve_class_names
-    from camwidget.engines import class_vector
     from camwidget.explain import Explainer
     from camwidget.explain.pictures import are_pictures, input_rank, pictures_batch
     from camwidget.inputs.images import model_batch
@@ -126,7 +125,9 @@ def concepts(
 
     # One pass for the activations and the predicted classes (gradient of each picture's top class, unused).
     chunks = [batch[s : s + batch_size] for s in range(0, len(batch), batch_size)]
-    first = [explainer.capture(x, [info], class_vector(None, len(x), n_classes), output).at(info.path) for x in chunks]
+    first = [
+        explainer.capture(x, [info], explainer.classes(None, len(x), n_classes), output).at(info.path) for x in chunks
+    ]
     activations = np.concatenate([c.activations for c in first]).astype(np.float32)
     N, h, w, K = activations.shape
     positions = N * h * w

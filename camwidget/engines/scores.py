@@ -15,7 +15,6 @@ import numpy as np
 from keras import ops
 
 from camwidget import targets
-from camwidget.classes import check_class_index
 from camwidget.engines.layout import ModelLayout
 from camwidget.errors import CAMError
 
@@ -174,7 +173,8 @@ def num_classes(layout: ModelLayout, output: int) -> int:
 
 
 def class_vector(class_index: Any, n_images: int, n_classes: int) -> np.ndarray:
-    """A class_index as a user gives it, as the int32 (N,) vector the passes take.
+    """A class_index as a user gives it, as the int32 (N,) vector the passes take: ``Class.of(class_index)``'s
+    :meth:`camwidget.targets.Class.vector`.
 
     Args:
         class_index: None (each image's top class), an int, or one int per image.
@@ -188,21 +188,4 @@ def class_vector(class_index: Any, n_images: int, n_classes: int) -> np.ndarray:
         TypeError: class_index is not an int, a sequence of ints or None.
         CAMError: a class is out of range, or the count is not one per image.
     """
-
-    def check(c: Any) -> int:
-        if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)):
-            raise TypeError(f"class_index must be an int (or None, or one int per image), not {type(c).__name__}")
-        return check_class_index(c, n_classes)
-
-    if class_index is None:
-        return np.full(n_images, -1, np.int32)
-    if isinstance(class_index, (int, np.integer, bool, np.bool_)):
-        return np.full(n_images, check(class_index), np.int32)
-    if isinstance(class_index, (str, bytes)) or not hasattr(class_index, "__len__"):
-        raise TypeError(f"class_index must be an int, a sequence of ints or None, not {type(class_index).__name__}")
-    values = [
-        check(c.item() if isinstance(c, np.generic) else c) for c in np.asarray(class_index, dtype=object).ravel()
-    ]
-    if len(values) != n_images:
-        raise CAMError(f"class_index has {len(values)} entries for {n_images} images; give one per image, or one int")
-    return np.asarray(values, np.int32)
+    return targets.Class.of(class_index).vector(n_images, n_classes)

@@ -24,7 +24,6 @@ from camwidget.engines import (
     MapGeometry,
     ModelChanged,
     ModelLayout,
-    class_vector,
     engine_for,
     num_classes,
 )
@@ -34,6 +33,7 @@ from camwidget.inputs.feed import Feed
 from camwidget.inputs.images import model_batch
 from camwidget.methods import CAMMethod, MethodInputs, finite, get_method, method_maps, normalize_maps
 from camwidget.methods.grid import as_grid, from_grid
+from camwidget.targets import Class
 
 # Test-time augmentations for aug_smooth: horizontal flip x intensity factors, as pytorch-grad-cam's
 # ttach.Compose([HorizontalFlip(), Multiply([0.9, 1, 1.1])]).
@@ -59,7 +59,8 @@ class Explainer:
 
     Args:
         model: any Keras 3 model; held strongly until :meth:`close`.
-        layer, output, target, grid, feed, leading_tokens: what to explain, as compute_cam takes them (feed:
+        layer, output, target, class_index, grid, feed, leading_tokens: what to explain, as compute_cam takes
+            them (class_index=c is target=Class(c), the class :meth:`explain` explains unless told another; feed:
             :func:`camwidget.inputs.feed.make_feed` of its input= and other_inputs=).
         options: how the maps are made (:class:`Options`).
         method, score, eigen_smooth, aug_smooth, max_channels, normalize: compute_cam's keywords; each given
@@ -78,6 +79,7 @@ class Explainer:
         output: str | int | None = None,
         options: Options | None = None,
         target: Any = None,
+        class_index: Any = None,
         grid: tuple[int, int] | None = None,
         feed: Feed | None = None,
         leading_tokens: int | None = None,
@@ -94,6 +96,7 @@ class Explainer:
             layer=layer,
             output=output,
             target=target,
+            class_index=class_index,
             options=options,
             grid=grid,
             leading_tokens=leading_tokens,
@@ -112,7 +115,7 @@ class Explainer:
 
     # The request's fields, read where the maps are made.
     options = property(lambda self: self.request.options)
-    target = property(lambda self: self.request.target)
+    explains_class = property(lambda self: self.request.explains_class)
     feed = property(lambda self: self.request.feed)
     grid = property(lambda self: self.request.grid)
     leading_tokens = property(lambda self: self.request.leading_tokens)
@@ -167,10 +170,28 @@ class Explainer:
         output = self.engine.output_index(layout, self.output_spec)
         return info, output, num_classes(layout, output)
 
+    @property
+    def target(self) -> Any:
+        """The target function the engines differentiate, or None for a :class:`Class` (the engines score a class
+        from the class vector :meth:`classes` gives them, one compiled pass for every class)."""
+        return None if self.explains_class else self.request.target
+
+    def classes(self, class_index: Any, n_images: int, n_classes: int) -> np.ndarray:
+        """The int32 (N,) class vector of a pass (-1: each picture's top class): `class_index` where given (the
+        explorer's class switch), else the request's :class:`Class`; zeros for a target function.
+
+        Raises:
+            TypeError, CAMError: a class that cannot be right (:meth:`Class.vector`, the one check).
+        """
+        if not self.explains_class:
+            return np.zeros(n_images, np.int32)
+        chosen = self.request.target if class_index is None else Class.of(class_index)
+        return chosen.vector(n_images, n_classes)
+
     def output_and_classes(self, layout: ModelLayout) -> tuple[int, int]:
         """(the output's index, how many classes it scores) for this layout; with a target, its one score is
         the only "class"."""
-        if self.target is not None:
+        if not self.explains_class:
             return self.engine.output_index(layout, self.output_spec, classes=False), 1
         _, output, n_classes = self.resolve(layout)
         return output, n_classes
@@ -218,7 +239,7 @@ class Explainer:
             The capture, or None where a tail pass cannot stand for the whole one (a target, whose score may
             read any layer; a layer the engine cannot cut at): then capture with :meth:`capture`.
         """
-        if self.target is not None:
+        if not self.explains_class:
             return None
         score = self.options.score if score is None else score
         classes = np.array([class_index], np.int32)
@@ -315,7 +336,7 @@ class Explainer:
             layout = self.layout(batch.shape[1:])
             _, output, _ = self.resolve(layout)
             probabilities = self.engine.class_probabilities(batch, output, self.feed)
-            classes = class_vector(class_index, len(batch), probabilities.shape[1])
+            classes = self.classes(class_index, len(batch), probabilities.shape[1])
             return maps, probabilities, np.where(classes < 0, probabilities.argmax(axis=1), classes)
         found: dict[str, np.ndarray] = {}
         maps = self._consistently(lambda check: self._explain_once(batch, class_index, None, found, check))
@@ -366,13 +387,13 @@ class Explainer:
         values_checked: bool = True,
     ) -> np.ndarray:
         layout = self.layout(batch.shape[1:])
-        if self.target is None:
+        if self.explains_class:
             info, output, n_classes = self.resolve(layout, layer)
-            classes = class_vector(class_index, len(batch), n_classes)
         else:  # any output shape: the target makes one score of it
             info = layout.resolve(self.layer_name if layer is None else layer, self.grid, self.leading_tokens)
             output = self.engine.output_index(layout, self.output_spec, classes=False)
-            classes = np.zeros(len(batch), np.int32)
+            n_classes = 1
+        classes = self.classes(class_index, len(batch), n_classes)
 
         fused = self.fused(info)
         if (not fused or self.options.aug_smooth) and (not values_checked or not isinstance(batch, np.ndarray)):

@@ -19,7 +19,7 @@ from camwidget.engines import SCORES, MapGeometry
 from camwidget.errors import CAMError
 from camwidget.inputs.feed import Feed
 from camwidget.methods import CAMMethod, get_method
-from camwidget.targets import check_target
+from camwidget.targets import Class, check_target
 
 GRADIENT_METHODS_HINT = "a gradient method ('gradcam', 'gradcam++', 'hirescam', 'xgradcam', 'layercam') or 'eigencam'"
 
@@ -69,8 +69,9 @@ class Request:
     Attributes:
         layer: the layer's name or path (None: the default, the last spatial layer).
         output: the output's name or index for a model with several (None: the only one, or the first).
-        target: a function of the output giving one score per picture (see :mod:`camwidget.targets`), or None
-            for a class.
+        target: what each map explains, one score per picture: a :class:`camwidget.targets.Class` (what
+            ``class_index=`` says; ``Class()``, each picture's top class, when nothing is said) or any function of
+            the output (see :mod:`camwidget.targets`).
         options: how the maps are made.
         grid: (rows, columns) of a token layer's patch grid, where it is not found from the token count.
         leading_tokens: tokens before a token layer's patch grid (class, distillation, register tokens).
@@ -79,7 +80,7 @@ class Request:
 
     layer: str | None = None
     output: str | int | None = None
-    target: Any = None
+    target: Any = Class()
     options: Options = Options()
     grid: tuple[int, int] | None = None
     leading_tokens: int | None = None
@@ -92,6 +93,7 @@ class Request:
         layer: str | None = None,
         output: str | int | None = None,
         target: Any = None,
+        class_index: Any = None,
         options: Options | None = None,
         grid: Any = None,
         leading_tokens: Any = None,
@@ -99,6 +101,9 @@ class Request:
         **option_fields: Any,
     ) -> Request:
         """A checked request; ``option_fields`` (method=, score=, ...) given as not None override ``options``.
+
+        ``class_index=c`` is the friendly spelling of ``target=Class(c)``; neither given: ``Class()``, each
+        picture's top class.
 
         Raises:
             TypeError, CAMError: any field that cannot be right, with what would be.
@@ -110,12 +115,19 @@ class Request:
         if unknown:
             raise TypeError(f"unknown option(s) {', '.join(sorted(unknown))}")
         checked = dataclasses.replace(options or Options(), **given).checked()
-        target = check_target(target)
-        if target is not None and get_method(checked.method).class_only:  # it scores a class in another pass
+        if target is not None and class_index is not None:
+            raise CAMError("give class_index or target, not both (a class as a target: targets.Class(c))")
+        target = Class.of(class_index) if target is None else check_target(target)
+        if not isinstance(target, Class) and get_method(checked.method).class_only:  # it scores a class in another pass
             raise CAMError(
                 f"method {checked.method!r} explains a class and cannot take target= yet; use {GRADIENT_METHODS_HINT}"
             )
         return cls(layer, output, target, checked, check_grid(grid), check_leading_tokens(leading_tokens), feed)
+
+    @property
+    def explains_class(self) -> bool:
+        """Whether the maps explain a class (a :class:`Class` target), not a target function of the output."""
+        return isinstance(self.target, Class)
 
     def with_options(self, **changes: Any) -> Request:
         """The same request made another way (checked)."""

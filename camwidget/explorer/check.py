@@ -159,7 +159,7 @@ def check_view(session: ExplorerSession, image: int, view: View, randomize: bool
     """
     if session.kind != "image":
         raise CAMError(f"the map check works on pictures; this explorer shows {session.kind}s")
-    if session.explainer.target is not None:
+    if not session.explainer.explains_class:
         raise CAMError("the map check scores a class's probability; this explorer explains a target")
     feed = session.explainer.feed  # several inputs: the others' values go with the picture, as in the view
     fed = {} if feed is None else {"input": feed.index, "other_inputs": dict(zip(feed.other_names, feed.others))}

@@ -117,7 +117,7 @@ def cells_for(session: ExplorerSession, question: Question) -> list[Cell]:
     if session.n_classes < 2:
         raise CAMError(
             "comparing classes needs two of them; this explorer explains one score"
-            + (" (a target)" if session.explainer.target is not None else "")
+            + (" (a target)" if not session.explainer.explains_class else "")
         )
     count["total"] = 2 if q.method == "gradcam" else 4
     a = view(q.layer, q.class_index, "gradcam")
@@ -144,10 +144,10 @@ def concept_cells(session: ExplorerSession, image: int, view: View) -> list[Cell
         CAMError: the explorer explains a target, or the model takes several inputs (concepts are of a class
             model with one input).
     """
-    if session.explainer.target is not None or session.explainer.feed is not None:
+    if not session.explainer.explains_class or session.explainer.feed is not None:
         raise CAMError(
             "the Concepts view factorises a layer of a class model with one input; this explorer's "
-            "model " + ("explains a target" if session.explainer.target is not None else "takes several inputs")
+            "model " + ("explains a target" if not session.explainer.explains_class else "takes several inputs")
         )
     channels = view.layer.shape[-1] or CONCEPTS
     top = [int(c) for c in np.argsort(-view.probabilities)[:CONCEPT_CLASSES]]

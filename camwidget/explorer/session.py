@@ -125,7 +125,7 @@ class ExplorerSession:
         self.warm_up_passes = 0  # passes run in the background
 
     def _class_names(self, given: Sequence[str] | Mapping[int, str] | None) -> list[str]:
-        if self.explainer.target is None:
+        if self.explainer.explains_class:
             return resolve_class_names(given, self.n_classes)
         if given is not None and not (isinstance(given, Sequence) and len(given) == 1):
             raise CAMError("with target=, the class list is the target alone: give class_names=None or one name")
@@ -160,7 +160,7 @@ class ExplorerSession:
         """The output scores classes per pixel (a segmentation): a class explains the pixels predicted as it,
         and its "probability" is the share of the pixels it covers."""
         layout = self.layout(0)
-        return self.explainer.target is None and is_per_position(
+        return self.explainer.explains_class and is_per_position(
             layout.output_shapes[self.output], len(layout.input_shape)
         )
 

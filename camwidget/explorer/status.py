@@ -188,7 +188,7 @@ def status_of(
         shown = Shown(
             image=session.names[image],
             # a target: one score, the target's, said once
-            predicted=None if session.explainer.target is not None else (names[top], score(probs[top])),
+            predicted=None if not session.explainer.explains_class else (names[top], score(probs[top])),
             class_name=names[view.class_index],
             class_score=score(probs[view.class_index]),
             layer=view.layer.path,

@@ -186,14 +186,13 @@ def _maps(
     Raises:
         CAMError: a target= with the class these checks fix, or any error the Explainer raises.
     """
-    if cam_options.get("target") is not None:
-        raise CAMError("give class_index or target, not both (a class as a target: targets.ClassScore(c))")
-    cam_options.pop("target", None)
     preprocess = cam_options.pop("preprocess", None)
     if preprocess is not None:
         batch = model_batch(preprocess(batch.copy()), "images after preprocess", single_allowed=False)
-    explainer = Explainer(model, layer=layer, method=method, feed=make_feed(model, input, other_inputs), **cam_options)
-    return explainer.explain(batch, classes)
+    feed = make_feed(model, input, other_inputs)
+    # target= given beside the classes these checks fix: the request's one "not both" error
+    explainer = Explainer(model, layer=layer, method=method, feed=feed, class_index=classes, **cam_options)
+    return explainer.explain(batch)
 
 
 def _classes(

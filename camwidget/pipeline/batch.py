@@ -282,16 +282,15 @@ def _checked_settings(explainer: Explainer, x: np.ndarray, class_index: Any, giv
     the output, the class's range): a typo is an error of the run, never a 'skipped' on every picture.
     Returns the class names."""
     from camwidget.classes import resolve_class_names
-    from camwidget.engines import class_vector
 
     layout = explainer.layout(x.shape[1:])
-    if explainer.target is not None:
+    if not explainer.explains_class:
         layout.resolve(explainer.layer_name, explainer.grid)
         explainer.engine.output_index(layout, explainer.output_spec, classes=False)
         return ["target"]
     _, _, n_classes = explainer.resolve(layout)
     if class_index is None or isinstance(class_index, (int, np.integer)):
-        class_vector(class_index, 1, n_classes)
+        explainer.classes(class_index, 1, n_classes)
     return resolve_class_names(given, n_classes)
 
 
