@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import keras
 import numpy as np
@@ -45,18 +45,28 @@ class Curve:
         return float(self.areas.mean())
 
 
-def deletion(
-    model: keras.Model,
-    images: Any,
-    maps: Any,
-    *,
-    class_index: Any = None,
-    steps: int = 100,
-    baseline: str | float | np.ndarray = "mean",
-    output: str | int | None = None,
-    input: str | int | None = None,
-    other_inputs: Any = None,
-) -> Curve:
+class CurveOptions(TypedDict, total=False):
+    """The options :func:`deletion` and :func:`insertion` share, each a keyword (defaults in brackets).
+
+    Attributes:
+        class_index: None (each image's top class) [None], an int, or one per image.
+        steps: how many steps, at least 1 [100].
+        baseline: "mean" (each image's mean colour) ["mean"], "blur", "zero", a number, or an array like the
+            images.
+        output: the output's name or index, for a model with several [None].
+        input: for a model with several inputs, the one the images go to (a name or index) [None].
+        other_inputs: the other inputs' values, as compute_cam takes them; each copy goes with its image's [None].
+    """
+
+    class_index: Any
+    steps: int
+    baseline: str | float | np.ndarray
+    output: str | int | None
+    input: str | int | None
+    other_inputs: Any
+
+
+def deletion(model: keras.Model, images: Any, maps: Any, **options: Unpack[CurveOptions]) -> Curve:
     """Deletion (Petsiuk et al. 2018): the class score as the most relevant pixels (by the map) are replaced.
 
     At step k, floor(k P / steps) of the P pixels, the map's most relevant first, are replaced by the baseline.
@@ -66,68 +76,47 @@ def deletion(
         model: the Keras model (left as it is).
         images: (N, H, W, C) in the model's input space, or one (H, W, C).
         maps: (N, h, w) at any resolution (compute_cam's, or any method's); resized bilinearly to the images.
-        class_index: None (each image's top class), an int, or one per image.
-        steps: how many steps (at least 1).
-        baseline: "mean" (each image's mean colour), "blur", "zero", a number, or an array like the images.
-        output: the output's name or index, for a model with several.
-        input: for a model with several inputs, the one the images go to (a name or index).
-        other_inputs: the other inputs' values, as compute_cam takes them; each copy goes with its image's.
+        **options: class_index, steps, baseline, output, input, other_inputs: see :class:`CurveOptions`.
 
     Returns:
-        The :class:`Curve`.
+        The :class:`Curve` (its area: lower is better).
 
     Raises:
         CAMError: images, maps, a class or an option that cannot be right, naming what would be.
+        TypeError: an option that is not one of :class:`CurveOptions`.
     """
-    return _curve("deletion", model, images, maps, class_index, steps, baseline, output, input, other_inputs)
+    return _curve("deletion", model, images, maps, options)
 
 
-def insertion(
-    model: keras.Model,
-    images: Any,
-    maps: Any,
-    *,
-    class_index: Any = None,
-    steps: int = 100,
-    baseline: str | float | np.ndarray = "mean",
-    output: str | int | None = None,
-    input: str | int | None = None,
-    other_inputs: Any = None,
-) -> Curve:
+def insertion(model: keras.Model, images: Any, maps: Any, **options: Unpack[CurveOptions]) -> Curve:
     """Insertion (Petsiuk et al. 2018): from the baseline, the most relevant pixels put back first.
 
     At step k, floor(k P / steps) of the P pixels are the image's, the rest the baseline's. A faithful map makes
     the score rise fast (a large area).
 
     Args:
-        model, images, maps, class_index: as :func:`deletion`.
-        steps: how many steps (at least 1).
-        baseline: "mean" (each image's mean colour), "blur", "zero", a number, or an array like the images.
-        output, input, other_inputs: as :func:`deletion`.
+        model, images, maps, **options: as :func:`deletion`.
 
     Returns:
-        The :class:`Curve`.
+        The :class:`Curve` (its area: higher is better).
 
     Raises:
-        CAMError: images, maps, a class or an option that cannot be right, naming what would be.
+        CAMError, TypeError: as :func:`deletion`.
     """
-    return _curve("insertion", model, images, maps, class_index, steps, baseline, output, input, other_inputs)
+    return _curve("insertion", model, images, maps, options)
 
 
-def _curve(
-    kind: str,
-    model: keras.Model,
-    images: Any,
-    maps: Any,
-    class_index: Any,
-    steps: int,
-    baseline: Any,
-    output: Any,
-    input: Any = None,
-    other_inputs: Any = None,
-) -> Curve:
+def _curve(kind: str, model: keras.Model, images: Any, maps: Any, options: CurveOptions) -> Curve:
+    unknown = sorted(set(options) - set(CurveOptions.__annotations__))
+    if unknown:
+        raise TypeError(
+            f"{kind}() got unknown option(s) {', '.join(unknown)}; it takes {', '.join(CurveOptions.__annotations__)}"
+        )
+    steps = options.get("steps", 100)
+    baseline = options.get("baseline", "mean")
+    feed = (options.get("output"), options.get("input"), options.get("other_inputs"))
     steps = _check_steps(steps)
-    setup = _setup(model, images, maps, class_index, output, input, other_inputs)
+    setup = _setup(model, images, maps, options.get("class_index"), *feed)
     base = baseline_of(setup.images, baseline)
     pixels = int(np.prod(setup.images.shape[1:3]))
     counts = np.linspace(0, pixels, steps + 1).astype(np.int32)  # floor, as xplique does
