@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from importlib import resources
-from typing import Any
 
 import numpy as np
 
@@ -35,29 +34,3 @@ def resolve_class_names(class_names: Sequence[str] | Mapping[int, str] | None, n
     if len(class_names) != n_classes:
         raise CAMError(f"class_names has {len(class_names)} names, but the model's output has {n_classes} classes")
     return [str(n) for n in class_names]
-
-
-def check_class_index(value: Any, n_classes: int, what: str = "class_index") -> int:
-    """The one check of a class number a user gives, with the one message every surface shows.
-
-    Args:
-        value: the class, a whole number (a NumPy integer too; not a bool).
-        n_classes: how many classes the output scores.
-        what: how the caller names the value in its message (``class_index``, ``versus``).
-
-    Returns:
-        The class as an int in 0..n_classes-1.
-
-    Raises:
-        TypeError: value is not a whole number.
-        CAMError: value is negative or not below n_classes (negative ones are refused, not counted from the end).
-    """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what} must be an int (or None for the top class), not {type(value).__name__}")
-    if value < 0:
-        raise CAMError(f"{what} {value} is negative; classes are numbered 0..{n_classes - 1}")
-    if value >= n_classes:
-        raise CAMError(
-            f"{what} {value} is out of range: the model's output has {n_classes} classes (0..{n_classes - 1})"
-        )
-    return int(value)

@@ -29,7 +29,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from camwidget.classes import check_class_index
 from camwidget.errors import CAMError
 
 
@@ -49,6 +48,32 @@ def _within(value: int, size: Any, what: str, target: str, out: Any) -> None:
     """`value` < `size` where the output's size is known (at trace time), else a CAMError naming both."""
     if size is not None and value >= size:
         raise CAMError(f"{target}: {what} {value} is out of range for the output {tuple(out.shape)}: 0..{size - 1}")
+
+
+def check_class_index(value: Any, n_classes: int, what: str = "class_index") -> int:
+    """The one check of a class number a user gives, with the one message every surface shows.
+
+    Args:
+        value: the class, a whole number (a NumPy integer too; not a bool).
+        n_classes: how many classes the output scores.
+        what: how the caller names the value in its message (``class_index``, ``versus``).
+
+    Returns:
+        The class as an int in 0..n_classes-1.
+
+    Raises:
+        TypeError: value is not a whole number.
+        CAMError: value is negative or not below n_classes (negative ones are refused, not counted from the end).
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be an int (or None for the top class), not {type(value).__name__}")
+    if value < 0:
+        raise CAMError(f"{what} {value} is negative; classes are numbered 0..{n_classes - 1}")
+    if value >= n_classes:
+        raise CAMError(
+            f"{what} {value} is out of range: the model's output has {n_classes} classes (0..{n_classes - 1})"
+        )
+    return int(value)
 
 
 @dataclass(frozen=True)

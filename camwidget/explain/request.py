@@ -5,7 +5,7 @@ the user said to :class:`camwidget.explain.Explainer`, which makes one Request o
 Every check of a request and every message about a bad one lives here, so a check added here protects every
 surface. What can only be checked against the model (the layer's name, the output, a class's range) is checked
 where the Explainer resolves the request for an input shape (:meth:`Explainer.resolve`) and, for classes, by
-:func:`camwidget.classes.check_class_index`.
+:func:`camwidget.targets.check_class_index`.
 """
 
 from __future__ import annotations

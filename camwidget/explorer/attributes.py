@@ -17,11 +17,11 @@ import numpy as np
 from traitlets import Bool, Float, Int, Unicode
 
 from camwidget import render
-from camwidget.classes import check_class_index
 from camwidget.errors import CAMError
 from camwidget.explain import Options
 from camwidget.explorer.driver import Driver
 from camwidget.methods import get_method
+from camwidget.targets import check_class_index
 
 
 class Checked:

@@ -18,11 +18,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from camwidget import progress, render
-from camwidget.classes import check_class_index
 from camwidget.dff import concepts
 from camwidget.errors import CAMError
 from camwidget.methods import METHODS, get_method, normalize_maps
 from camwidget.notes import titled
+from camwidget.targets import check_class_index
 
 if TYPE_CHECKING:
     from camwidget.explorer.session import ExplorerSession, View

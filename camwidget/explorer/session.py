@@ -20,7 +20,7 @@ import numpy as np
 
 from camwidget import notes
 from camwidget.cache import LRU, give_back_freed_memory
-from camwidget.classes import check_class_index, resolve_class_names
+from camwidget.classes import resolve_class_names
 from camwidget.engines import LayerCapture, LayerInfo, ModelLayout, is_per_position
 from camwidget.errors import CAMError
 from camwidget.explain import AUGMENTATIONS, Explainer, Options, Request
@@ -36,6 +36,7 @@ from camwidget.inputs.images import (
 from camwidget.inputs.samples import screen_map
 from camwidget.limits import MAX_PIXELS, MAX_SIDE
 from camwidget.methods import normalize_maps
+from camwidget.targets import check_class_index
 from camwidget.targets import describe as describe_target
 
 

@@ -31,7 +31,6 @@ from PIL import Image as PILImage
 from traitlets import Bunch, observe, validate
 
 from camwidget import render
-from camwidget.classes import check_class_index
 from camwidget.errors import CAMError
 from camwidget.explain import Request
 from camwidget.explorer import compare
@@ -58,6 +57,7 @@ from camwidget.explorer.view_request import modes_for
 from camwidget.inputs.feed import make_feed
 from camwidget.inputs.images import ImageLike, Images
 from camwidget.limits import MAX_PIXELS, MAX_SIDE
+from camwidget.targets import check_class_index
 
 _SAVE_FORMATS = {
     ".png": "PNG",
