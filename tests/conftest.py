@@ -68,6 +68,12 @@ def rng():
     return np.random.default_rng(0)
 
 
+@pytest.fixture
+def batch(rng):
+    """Four 32x32 pictures in [0, 1) (test_explain, test_explain_explainer)."""
+    return rng.uniform(0, 1, (4, 32, 32, 3)).astype("float32")
+
+
 @pytest.fixture(scope="session")
 def vgg16():
     return keras.applications.VGG16(weights=None)
@@ -104,6 +110,19 @@ def flat_model():
 def flat_x():
     """Three 32x32 pictures in [0, 1) for flat_model."""
     return np.random.default_rng(1).uniform(0, 1, (3, 32, 32, 3)).astype("float32")
+
+
+@pytest.fixture(scope="session")
+def model(flat_model):
+    """flat_model under the name the methods' formula tests (test_methods*.py) give it; a file's own `model`
+    fixture takes its place there."""
+    return flat_model
+
+
+@pytest.fixture(scope="session")
+def x(flat_x):
+    """flat_x under the name the methods' formula tests give it (reference.CLASSES: a class for each)."""
+    return flat_x
 
 
 MAP_ENTRY_POINTS = (

@@ -72,3 +72,72 @@ def chain(*fns):
         return x
 
     return run
+
+
+# -- the methods' formula tests (test_methods*.py): the flat-head model (conftest's `model`) split by hand -------
+
+TOL = 1e-3
+as_numpy = ops.convert_to_numpy
+CLASSES = [0, 2, 1]  # the class each of conftest's three `x` pictures is explained for
+
+
+def split(model, layer):
+    """features (input -> A) and logits (A -> pre-softmax scores), by hand, for models.flat_head_cnn."""
+    L = model.get_layer
+    order = ["conv_a", "pool_a", "conv_b", "conv_c", "flat"]
+    i = order.index(layer)
+    features = keras.Model(model.input, L(layer).output)
+    logits = chain(*[L(n) for n in order[i + 1 :]], lambda h: dense_logits(L("dense"), h))
+    return features, logits
+
+
+def activations_and_gradients(model, layer, x, classes):
+    """A and dy_c/dA by the hand split, differentiated by the backend's own autodiff."""
+    features, logits = split(model, layer)
+    A = features(ops.convert_to_tensor(x))
+
+    def y(a):
+        z = logits(a)
+        return ops.sum(ops.stack([z[n, c] for n, c in enumerate(classes)]))
+
+    return ops.convert_to_numpy(A).astype(np.float64), gradient(y, A).astype(np.float64)
+
+
+def relu_max(maps):
+    """ReLU, then each map divided by its max (an all-zero map stays zero)."""
+    maps = np.maximum(maps, 0)
+    out = np.zeros_like(maps)
+    for n, m in enumerate(maps):
+        if m.max() > 0:
+            out[n] = m / m.max()
+    return out
+
+
+def assert_close(cam, ref):
+    """cam equals ref within TOL, and ref is not all zero (the comparison would prove nothing)."""
+    assert ref.max() > 0
+    np.testing.assert_allclose(cam, ref, atol=TOL)
+
+
+def ref_first_component(T):
+    """Each (h, w, k) term's first principal component over the positions, signed to agree with the sum."""
+    maps = []
+    for t in T:
+        h, w, k = t.shape
+        m = t.reshape(h * w, k) - t.reshape(h * w, k).mean(axis=0)
+        u, s, vt = np.linalg.svd(m)
+        p = u[:, 0] * s[0]  # = m @ vt[0]
+        if np.dot(p, t.reshape(h * w, k).sum(1)) < 0:
+            p = -p
+        maps.append(p.reshape(h, w))
+    return np.array(maps)
+
+
+def tf_keras_vis_map(model, cls, layer, x, classes, **kw):
+    """tf-keras-vis's map (its class `cls`, the softmax replaced by a linear output), ReLU'd and scaled."""
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    tool = cls(model, model_modifier=ReplaceToLinear(), clone=True)
+    raw = tool(CategoricalScore(list(classes)), x, penultimate_layer=layer, expand_cam=False, normalize_cam=False, **kw)
+    return relu_max(np.asarray(raw, np.float64))
