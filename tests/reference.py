@@ -133,6 +133,21 @@ def ref_first_component(T):
     return np.array(maps)
 
 
+def ref_gradcam_pp(A, G):
+    """Grad-CAM++ (Chattopadhay et al. 2018) per image and channel: alpha = g^2 / (2 g^2 + sum(A) g^3)."""
+    maps = []
+    for a, g in zip(A, G):
+        h, w, k = a.shape
+        m = np.zeros((h, w))
+        for c in range(k):
+            gc, ac = g[..., c], a[..., c]
+            denom = 2 * gc**2 + ac.sum() * gc**3
+            alpha = np.where(gc != 0, gc**2 / np.where(denom != 0, denom, 1e-7), 0)
+            m += (alpha * np.maximum(gc, 0)).sum() * ac
+        maps.append(m)
+    return relu_max(np.array(maps))
+
+
 def tf_keras_vis_map(model, cls, layer, x, classes, **kw):
     """tf-keras-vis's map (its class `cls`, the softmax replaced by a linear output), ReLU'd and scaled."""
     from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
