@@ -79,17 +79,16 @@ def test_a_name_resolves_by_its_leaf_and_a_wrong_one_says_what_to_choose():
         nested=["base", "head"],
     )
     assert layout.resolve("conv_b").path == "head/conv_b"  # its leaf name alone, where only one layer has it
-    with pytest.raises(LayerError, match=r"layer 'conv_c' not found; closest: 'head/conv_b'"):
-        layout.resolve("conv_c")
-    with pytest.raises(LayerError, match=r"'base' is a nested model, not a layer; choose one of its layers, e.g."):
-        layout.resolve("base")
-    with pytest.raises(LayerError, match=r"is called 2 times in one forward pass"):
-        layout.resolve("base/twice")
-    with pytest.raises(LayerError, match=r"has a 1x1 output: one position"):
-        layout.resolve("base/pooled")
-    with pytest.raises(LayerError, match=r"the model's output does not depend on layer 'side'"):
-        layout.resolve("side")
-    with pytest.raises(LayerError, match=r"layer 'vector' has output several tensors, not a spatial map"):
-        layout.resolve("vector")
+    refused = {
+        "conv_c": r"layer 'conv_c' not found; closest: 'head/conv_b'",
+        "base": r"'base' is a nested model, not a layer; choose one of its layers, e.g.",
+        "base/twice": r"is called 2 times in one forward pass",
+        "base/pooled": r"has a 1x1 output: one position",
+        "side": r"the model's output does not depend on layer 'side'",
+        "vector": r"layer 'vector' has output several tensors, not a spatial map",
+    }
+    for name, message in refused.items():
+        with pytest.raises(LayerError, match=message):
+            layout.resolve(name)
     with pytest.raises(TypeError, match="layer must be a layer name"):
         layout.resolve(3)
