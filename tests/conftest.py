@@ -40,9 +40,28 @@ def _missing_registry() -> str | None:
 LONGEST_FIRST = ("test_backends.py", "test_notebooks.py", "test_browser.py", "test_memory.py", "test_localization.py")
 
 
-def pytest_collection_modifyitems(items):
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "backends(*names): runs only under these Keras backends (a JAX or torch module's own tests): skipped in the "
+        "TensorFlow run, left out of test_backends.py's JAX and torch runs where not named (they may skip nothing)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's own order is kept
+    backend = keras.backend.backend()
+    elsewhere = [i for i in items if (m := i.get_closest_marker("backends")) is not None and backend not in m.args]
+    if not elsewhere:
+        return
+    if os.environ.get("CAMWIDGET_TESTS_WITHOUT_TENSORFLOW"):  # test_backends.py's JAX or torch run
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = [i for i in items if i not in elsewhere]
+        return
+    for item in elsewhere:
+        names = " or ".join(item.get_closest_marker("backends").args)
+        item.add_marker(pytest.mark.skip(reason=f"runs on Keras's {names} backend: test_backends.py's runs"))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -156,3 +156,48 @@ def tf_keras_vis_map(model, cls, layer, x, classes, **kw):
     tool = cls(model, model_modifier=ReplaceToLinear(), clone=True)
     raw = tool(CategoricalScore(list(classes)), x, penultimate_layer=layer, expand_cam=False, normalize_cam=False, **kw)
     return relu_max(np.asarray(raw, np.float64))
+
+
+# -- the autodiff modules (test_engines_jax_autodiff.py, test_engines_torch_autodiff.py) --------------------------
+
+
+def check_autodiff_module(module):
+    """A JAX or torch autodiff module's passes on Dense(2) of weights W, b (y = x W + b), each against y and its
+    derivatives written in NumPy, before and after the weights change (nothing baked in): the gradient pass's
+    d sum(y_c^2) / d eps = 2 y_c at class c, the tail pass's d sum(y_c^2) / d a = 2 y_c W[:, c], the forward pass
+    and the dry call's y, and the fingerprint's two sums over evenly picked weights."""
+    dense = keras.layers.Dense(2, name="d")
+    model = keras.Sequential([keras.Input((3,)), dense])
+    x = np.random.default_rng(0).normal(size=(4, 3)).astype("float32")
+    classes = np.array([0, 1, 1, 0], np.int32)
+    onehot = np.eye(2)[classes]
+
+    def squared_class_score(y, c):
+        return ops.sum(y * ops.one_hot(c, 2), axis=1) ** 2
+
+    def forward(call, eps, x, c, others):
+        y = call(x)
+        return squared_class_score(module.inject(y, eps[0]), c), y
+
+    gradient_pass = module.gradient_pass(lambda: model, forward, lambda n: [(n, 2)])
+    tail_pass = module.tail_pass(lambda: model, lambda a, c: (squared_class_score(dense(a), c), dense(a)))
+    forward_pass = module.forward_pass(lambda: model, lambda call, x, others: call(x))
+    fingerprint = module.fingerprint(model.weights, 3)
+    for scale in (1.0, -2.5):
+        W = np.array([[1.0, -2.0], [0.5, 3.0], [-1.5, 0.25]]) * scale
+        b = np.array([0.3, -0.7]) * scale
+        dense.set_weights([W.astype("float32"), b.astype("float32")])
+        y = x.astype(np.float64) @ W + b
+        chosen = (y * onehot).sum(axis=1, keepdims=True)
+        (grad,), aux = gradient_pass(x, classes, [])
+        np.testing.assert_allclose(grad, 2 * chosen * onehot, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(aux, y, rtol=1e-5, atol=1e-5)
+        grad, aux = tail_pass(x, classes)
+        np.testing.assert_allclose(grad, 2 * chosen * W[:, classes].T, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(aux, y, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(forward_pass(x, []), y, rtol=1e-5, atol=1e-5)
+        dry = module.dry_call(model, lambda call: call(ops.convert_to_tensor(x)))
+        np.testing.assert_allclose(ops.convert_to_numpy(dry), y, rtol=1e-5, atol=1e-5)
+        flat = np.concatenate([W.ravel()[np.linspace(0, 5, 3).astype(int)], b.ravel()[[0, 1]]])
+        weights = np.sin(np.arange(1, len(flat) + 1) * 0.7071)
+        np.testing.assert_allclose(fingerprint(), [(flat * weights).sum(), flat.sum()], rtol=1e-5)
