@@ -40,9 +40,28 @@ def _missing_registry() -> str | None:
 LONGEST_FIRST = ("test_backends.py", "test_notebooks.py", "test_browser.py", "test_memory.py", "test_localization.py")
 
 
-def pytest_collection_modifyitems(items):
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "backends(*names): runs only under these Keras backends (a JAX or torch module's own tests): skipped in the "
+        "TensorFlow run, left out of test_backends.py's JAX and torch runs where not named (they may skip nothing)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: each file's own order is kept
+    backend = keras.backend.backend()
+    elsewhere = [i for i in items if (m := i.get_closest_marker("backends")) is not None and backend not in m.args]
+    if not elsewhere:
+        return
+    if os.environ.get("CAMWIDGET_TESTS_WITHOUT_TENSORFLOW"):  # test_backends.py's JAX or torch run
+        config.hook.pytest_deselected(items=elsewhere)
+        items[:] = [i for i in items if i not in elsewhere]
+        return
+    for item in elsewhere:
+        names = " or ".join(item.get_closest_marker("backends").args)
+        item.add_marker(pytest.mark.skip(reason=f"runs on Keras's {names} backend: test_backends.py's runs"))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -66,6 +85,12 @@ def _seed():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def batch(rng):
+    """Four 32x32 pictures in [0, 1) (test_explain, test_explain_explainer)."""
+    return rng.uniform(0, 1, (4, 32, 32, 3)).astype("float32")
 
 
 @pytest.fixture(scope="session")
@@ -104,6 +129,19 @@ def flat_model():
 def flat_x():
     """Three 32x32 pictures in [0, 1) for flat_model."""
     return np.random.default_rng(1).uniform(0, 1, (3, 32, 32, 3)).astype("float32")
+
+
+@pytest.fixture(scope="session")
+def model(flat_model):
+    """flat_model under the name the methods' formula tests (test_methods*.py) give it; a file's own `model`
+    fixture takes its place there."""
+    return flat_model
+
+
+@pytest.fixture(scope="session")
+def x(flat_x):
+    """flat_x under the name the methods' formula tests give it (reference.CLASSES: a class for each)."""
+    return flat_x
 
 
 MAP_ENTRY_POINTS = (

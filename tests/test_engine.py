@@ -1,4 +1,5 @@
-"""The engine's promises: the model is untouched, no NaN, no retracing, no memory growth, cheap class switches."""
+"""The engine's promises: the model is untouched, no NaN, no memory growth, the engine goes with its model, a
+quiet import. (Cheap class switches: test_engines_base.py; no retracing: test_engines_tensorflow.py.)"""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import pytest
 from models import assert_same, snapshot
 
 import camwidget as cw
-from camwidget.engines import engine_for
 
 
 @pytest.mark.parametrize("make", [models.vgg_composite_nested, models.small_cnn, models.sequential_cnn])
@@ -59,22 +59,6 @@ def test_extreme_inputs_give_finite_maps(small):
         assert np.isfinite(cam).all() and cam.min() >= 0 and cam.max() <= 1
 
 
-def test_no_retrace_for_same_layer_and_shape(rng):
-    model = models.small_cnn()
-    engine = engine_for(model)
-    x = rng.uniform(0, 1, (2, 32, 32, 3)).astype("float32")
-    cw.compute_cam(model, x)
-    traces = engine.trace_count
-    assert traces == 1
-    for c in range(3):
-        cw.compute_cam(model, x, class_index=c)
-        cw.compute_cam(model, x + 0.1, class_index=[c, 2 - c])
-    assert engine.trace_count == traces
-    cw.compute_cam(model, x[:1])  # traced for any batch size: a new batch size does not retrace
-    cw.compute_cam(model, np.concatenate([x, x, x]))
-    assert engine.trace_count == traces
-
-
 def test_200_calls_do_not_grow_memory(rng):
     model = models.small_cnn()
     x = rng.uniform(0, 1, (2, 32, 32, 3)).astype("float32")
@@ -99,45 +83,6 @@ def test_engine_is_freed_with_the_model():
     del model
     gc.collect()
     assert ref() is None
-
-
-@pytest.mark.parametrize(
-    "make, layer",
-    [
-        (models.vgg_composite_nested, "vgg16/block5_conv3"),
-        (models.vgg_composite_nested, "head/head_conv"),
-        (models.vgg_composite_input_tensor, "block4_conv3"),
-        (models.sequential_cnn, "s_conv_a"),
-        (models.nested_three_deep, "middle/inner/deep_conv"),
-        (lambda: keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), classes=4), "conv5_block1_out"),
-    ],
-)
-def test_class_switch_from_cached_activations_equals_full_pass(make, layer, rng):
-    model = make()
-    size = model.input_shape[1]
-    engine = engine_for(model)
-    x = rng.uniform(0, 255, (2, size, size, 3)).astype("float32")
-    layout = engine.layout(x.shape[1:])
-    info = layout.resolve(layer)
-    first = engine.capture(x, [info], np.array([0, 1], np.int32), 0, "auto").at(info.path)
-    for classes in ([1, 0], [2, 1], [-1, 2]):
-        classes = np.array(classes, np.int32)
-        full = engine.capture(x, [info], classes, 0, "auto").at(info.path)
-        fast = engine.recapture(first.activations, info, classes, 0, "auto")
-        assert fast is not None
-        np.testing.assert_allclose(fast.gradients, full.gradients, atol=1e-5, rtol=1e-4)
-        np.testing.assert_allclose(fast.scores, full.scores, atol=1e-4, rtol=1e-4)
-        np.testing.assert_array_equal(fast.class_index, full.class_index)
-
-
-def test_class_switch_falls_back_where_the_model_has_no_graph(rng):
-    model = models.SubclassedCNN()
-    x = rng.uniform(0, 1, (1, 32, 32, 3)).astype("float32")
-    model(x)
-    engine = engine_for(model)
-    info = engine.layout(x.shape[1:]).resolve("sub_conv_b")
-    first = engine.capture(x, [info], np.array([0], np.int32), 0, "auto").at(info.path)
-    assert engine.recapture(first.activations, info, np.array([1], np.int32), 0, "auto") is None
 
 
 def test_import_is_quiet_and_opens_no_connection():

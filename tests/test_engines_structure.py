@@ -5,7 +5,6 @@ import ast
 import pathlib
 
 import models
-import pytest
 
 import camwidget.engines as engines
 from camwidget.engines.base import Engine
@@ -24,19 +23,6 @@ def test_the_engines_are_siblings_and_none_inherits_builders_it_never_uses():
     for builder in ("_build_capture", "_build_guided", "_build_perturbed", "_trace"):
         assert not hasattr(engines.PortableEngine, builder) or builder in vars(engines.PortableEngine)
     assert engines.CAMEngine is Engine  # the name the methods and metrics type an engine with: any engine
-
-
-def test_the_base_declares_the_passes_and_cannot_run_one():
-    """Each pass is declared once, with its signature and docstring, in the base; the engines write their own
-    ``_capture``, ``_recapture`` and ``_perturbed_scores``, which take the request's fields whole."""
-    passes = {"_capture", "_recapture", "class_probabilities", "_perturbed_scores", "guided_gradients", "_describe"}
-    assert passes <= Engine.__abstractmethods__
-    for public in ("capture", "recapture", "perturbed_scores"):
-        assert public in vars(Engine) and all(
-            public not in vars(e) for e in (engines.TensorFlowEngine, engines.PortableEngine)
-        )
-    with pytest.raises(TypeError, match="abstract"):
-        Engine(models.small_cnn(name="abstract"))
 
 
 def test_engine_for_makes_the_tensorflow_engine_once_per_model():

@@ -24,16 +24,6 @@ TOL = 1e-4
 as_numpy = ops.convert_to_numpy
 
 
-@pytest.fixture(scope="module")
-def model(flat_model):
-    return flat_model
-
-
-@pytest.fixture(scope="module")
-def x(flat_x):
-    return flat_x
-
-
 def cam(model, x, method, layer="conv_b", **kw):
     return cw.compute_cam(model, x, layer=layer, method=method, class_index=CLASSES, **kw)
 

@@ -1,0 +1,15 @@
+"""camwidget.engines.jax_autodiff: its compiled passes and fingerprint against NumPy, before and after the
+weights change (reference.check_autodiff_module). JAX only: run by test_backends.py's JAX run."""
+
+from __future__ import annotations
+
+import pytest
+from reference import check_autodiff_module
+
+pytestmark = pytest.mark.backends("jax")
+
+
+def test_the_passes_follow_their_formulas_on_the_weights_as_they_are_now():
+    from camwidget.engines import jax_autodiff
+
+    check_autodiff_module(jax_autodiff)
