@@ -106,6 +106,14 @@ def flat_x():
     return np.random.default_rng(1).uniform(0, 1, (3, 32, 32, 3)).astype("float32")
 
 
+@pytest.fixture(scope="session")
+def model_file(tmp_path_factory):
+    """models.one_conv(7) saved as a .keras file: the model the command line's tests name."""
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    models.one_conv(7).save(path)
+    return path
+
+
 MAP_ENTRY_POINTS = (
     "capture",
     "recapture",

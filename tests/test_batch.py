@@ -16,7 +16,7 @@ from keras import layers
 
 import camwidget as cw
 from camwidget import notes
-from camwidget.command_line import main, parser
+from camwidget.command_line import main
 from camwidget.inputs import preprocess as preprocessing
 from camwidget.inputs.images import read_picture
 from camwidget.pipeline.batch import explain_many, map_stats
@@ -132,23 +132,6 @@ def test_command_line_writes_everything_and_resumes(model, folder, tmp_path, cap
     assert main(["explain", str(path), str(folder), "--out", str(out), "--method", "layercam"]) == 2
     assert "holds results made with other settings" in capsys.readouterr().err
     assert json.loads((out / "results.json").read_text()) == table
-
-
-def test_command_line_refuses_bad_input_in_one_line(model, folder, tmp_path, capsys):
-    not_a_folder = tmp_path / "file"
-    not_a_folder.write_text("x")
-    assert main(["explain", "whatever.keras", str(folder), "--out", str(not_a_folder / "sub")]) == 2
-    assert "cannot write to the output folder" in capsys.readouterr().err
-    bad = tmp_path / "bad.keras"
-    bad.write_bytes(b"not a model")
-    assert main(["explain", str(bad), str(folder), "--out", str(tmp_path / "o")]) == 2
-    assert "could not load the model file" in capsys.readouterr().err
-    assert main(["explain", str(tmp_path / "missing.keras"), str(folder), "--out", str(tmp_path / "o")]) == 2
-    assert "does not exist" in capsys.readouterr().err
-    text = parser().parse_args(["explain", "m.keras", "x", "--out", "o"])
-    assert text.batch_size == 16 and text.method == "gradcam"
-    helptext = [a for a in parser()._subparsers._group_actions[0].choices["explain"].format_help().splitlines()]
-    assert any("gallery.html" in line for line in helptext) and any("--ray ADDRESS" in line for line in helptext)
 
 
 def test_model_as_module_function(model, folder, tmp_path, monkeypatch, capsys):
