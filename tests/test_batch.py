@@ -148,25 +148,6 @@ def test_model_as_module_function(model, folder, tmp_path, monkeypatch, capsys):
     np.testing.assert_allclose(np.load(out / "maps.npz")["p1"], cam, atol=1e-5)
 
 
-@pytest.mark.slow  # starts a local Ray cluster of two workers (about 20 s)
-def test_ray_spreads_batches_over_two_workers_with_the_same_results(model, tmp_path):
-    ray = pytest.importorskip("ray", reason="Ray is the [ray] extra; pip install -e .[dev] installs it")
-    from camwidget.pipeline.on_ray import explain_on_ray
-
-    x = np.random.default_rng(2).integers(0, 256, (64, 32, 32, 3)).astype(np.uint8)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        spread = list(explain_on_ray(model, x, address=None, actors=2, batch_size=8))
-        used = ray.cluster_resources().get("CPU")
-    finally:
-        ray.shutdown()
-    single = list(explain_many(model, x, batch_size=8))
-    assert used == 2 and len(spread) == 64
-    for a, b in zip(spread, single):
-        assert (a.index, a.name, a.class_index) == (b.index, b.name, b.class_index)
-        np.testing.assert_allclose(a.cam, b.cam, atol=1e-5)
-
-
 def test_the_gallery_says_a_stand_in_is_one(folder):
     stand_in = models.small_cnn(name="gallery_stand_in")
     notes.mark(stand_in)
