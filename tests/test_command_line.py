@@ -10,6 +10,9 @@ from models import write_picture
 
 import camwidget
 from camwidget.command_line import main
+from camwidget.errors import CAMError
+from camwidget.pipeline import cli
+from camwidget.pipeline.model_file import UsageError
 
 
 def test_bad_model_and_folders_get_one_line(model_file, tmp_path, capsys):
@@ -50,3 +53,41 @@ def test_version_flag():
     """`camwidget --version` prints the version (python -m camwidget runs the same entry point)."""
     told = subprocess.run([sys.executable, "-m", "camwidget", "--version"], capture_output=True, text=True)
     assert told.returncode == 0 and camwidget.__version__ in told.stdout + told.stderr
+
+
+@pytest.mark.parametrize(
+    "raised, code, line",
+    [  # the exit codes --help lists: 2 bad usage, 130 interrupted; each failure one line on stderr
+        (UsageError("--layer x: no such layer\nmore"), 2, "camwidget: --layer x: no such layer"),
+        (CAMError("class_index 9 is out of range\nmore"), 2, "camwidget: class_index 9 is out of range"),
+        (FileNotFoundError("no such file or folder: 'x'"), 2, "camwidget: no such file or folder: 'x'"),
+        (NotADirectoryError("'x' is not a folder"), 2, "camwidget: 'x' is not a folder"),
+        (TypeError("batch_size must be an int"), 2, "camwidget: batch_size must be an int"),
+        (KeyboardInterrupt(), 130, "interrupted; run the same command again to resume"),
+    ],
+)
+def test_each_failure_has_its_exit_code_and_one_line(raised, code, line, monkeypatch, capsys):
+    def fails(args):
+        raise raised
+
+    monkeypatch.setattr(cli, "explain_command", fails)
+    assert main(["explain", "m.keras", "x", "--out", "o"]) == code
+    captured = capsys.readouterr()
+    assert captured.err == line + "\n" and captured.out == ""
+
+
+@pytest.mark.parametrize("returned", [0, 1])
+def test_the_commands_exit_code_is_the_processs(returned, monkeypatch):
+    monkeypatch.setattr(cli, "explain_command", lambda args: returned)
+    assert main(["explain", "m.keras", "x", "--out", "o"]) == returned
+
+
+def test_a_command_is_required_and_the_help_lists_both(capsys):
+    with pytest.raises(SystemExit) as ended:
+        main([])
+    err = capsys.readouterr().err
+    assert ended.value.code == 2 and err.count("\n") == 1 and "COMMAND" in err
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "explain" in out and "audit" in out
