@@ -3,14 +3,20 @@ the settings checked before anything is written, Ctrl-C keeping what is done, an
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from models import write_picture
 
 import camwidget as cw
+from camwidget import targets
 from camwidget.command_line import main, parser
+from camwidget.pipeline.cli import parse_target, positive_int, read_class_names
+from camwidget.pipeline.model_file import UsageError
 
 
 def test_a_typo_leaves_the_folder_as_it_was(model_file, tmp_path, capsys):
@@ -106,3 +112,38 @@ def test_command_line_refuses_bad_input_in_one_line(tmp_path, capsys):
     assert text.batch_size == 16 and text.method == "gradcam"
     helptext = [a for a in parser()._subparsers._group_actions[0].choices["explain"].format_help().splitlines()]
     assert any("gallery.html" in line for line in helptext) and any("--ray ADDRESS" in line for line in helptext)
+
+
+@given(st.integers(-(10**12), 10**12))
+def test_a_positive_whole_number_and_nothing_else(n):
+    if n >= 1:
+        assert positive_int(str(n)) == n
+    else:
+        with pytest.raises(argparse.ArgumentTypeError, match=f"expected a positive whole number, not '{n}'"):
+            positive_int(str(n))
+
+
+@pytest.mark.parametrize("text", ["", "1.5", "one", "1e3", "0x10"])
+def test_anything_but_a_whole_number_is_refused(text):
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a positive whole number"):
+        positive_int(text)
+
+
+def test_target_as_typed(tmp_path, monkeypatch):
+    (tmp_path / "my_targets.py").write_text(
+        "from camwidget import targets\n\ndef second():\n    return targets.Unit(2)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert parse_target(None) is None
+    for typed, index in [("unit:3", 3), ("my_targets:second", 2)]:
+        target = parse_target(typed)
+        assert type(target) is targets.Unit and target.index == index, typed  # Units compare by identity
+
+
+def test_class_names_one_a_line_blank_lines_left_out(tmp_path):
+    (tmp_path / "names.txt").write_text("  cat \n\ndog\n \n fox\n", encoding="utf-8")
+    assert read_class_names(str(tmp_path / "names.txt")) == ["cat", "dog", "fox"]
+    assert read_class_names(None) is None
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(UsageError, match="not a UTF-8 text file"):
+        read_class_names(str(tmp_path / "latin1.txt"))
