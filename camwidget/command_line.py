@@ -35,10 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return explain.explain_command(args) if args.command == "explain" else audit.run(args)
-    except UsageError as exc:
-        print(f"camwidget: {exc}", file=sys.stderr)
-        return 2
-    except (CAMError, FileNotFoundError, NotADirectoryError, TypeError) as exc:
+    except (UsageError, CAMError, FileNotFoundError, NotADirectoryError, TypeError) as exc:
         print(f"camwidget: {first_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

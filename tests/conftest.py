@@ -144,6 +144,14 @@ def x(flat_x):
     return flat_x
 
 
+@pytest.fixture(scope="session")
+def model_file(tmp_path_factory):
+    """models.one_conv(7) saved as a .keras file: the model the command line's tests name."""
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    models.one_conv(7).save(path)
+    return path
+
+
 MAP_ENTRY_POINTS = (
     "capture",
     "recapture",

@@ -164,6 +164,27 @@ def segmenter(seed: int) -> keras.Model:
     return keras.Model(inp, layers.Activation("softmax", name="probs")(logits))
 
 
+def one_conv(seed: int) -> keras.Model:
+    """The command line's model: conv (32x32x8, the only spatial layer) -> gap -> Dense softmax (3)."""
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((32, 32, 3))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu", name="conv")(inp)
+    return keras.Model(inp, layers.Dense(3, activation="softmax")(layers.GlobalAveragePooling2D()(x)))
+
+
+def write_picture(path, seed: int) -> None:
+    """A random picture of about 38x40 at `path` (folders made), in the format its extension names (PNG without)."""
+    import os
+
+    import cv2
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (36 + seed % 5, 40, 3), dtype=np.uint8)
+    ok, data = cv2.imencode(os.path.splitext(str(path))[1] or ".png", pixels)
+    with open(path, "wb") as f:
+        f.write(data.tobytes())
+
+
 def write_keras_download_layout(model: keras.Model, path) -> None:
     """Save `model`'s weights in the h5 layout keras.applications publishes (what Keras downloads), written
     by Keras's own legacy writer."""

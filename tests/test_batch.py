@@ -16,7 +16,7 @@ from keras import layers
 
 import camwidget as cw
 from camwidget import notes
-from camwidget.command_line import main, parser
+from camwidget.command_line import main
 from camwidget.inputs import preprocess as preprocessing
 from camwidget.inputs.images import read_picture
 from camwidget.pipeline.batch import explain_many, map_stats
@@ -134,23 +134,6 @@ def test_command_line_writes_everything_and_resumes(model, folder, tmp_path, cap
     assert json.loads((out / "results.json").read_text()) == table
 
 
-def test_command_line_refuses_bad_input_in_one_line(model, folder, tmp_path, capsys):
-    not_a_folder = tmp_path / "file"
-    not_a_folder.write_text("x")
-    assert main(["explain", "whatever.keras", str(folder), "--out", str(not_a_folder / "sub")]) == 2
-    assert "cannot write to the output folder" in capsys.readouterr().err
-    bad = tmp_path / "bad.keras"
-    bad.write_bytes(b"not a model")
-    assert main(["explain", str(bad), str(folder), "--out", str(tmp_path / "o")]) == 2
-    assert "could not load the model file" in capsys.readouterr().err
-    assert main(["explain", str(tmp_path / "missing.keras"), str(folder), "--out", str(tmp_path / "o")]) == 2
-    assert "does not exist" in capsys.readouterr().err
-    text = parser().parse_args(["explain", "m.keras", "x", "--out", "o"])
-    assert text.batch_size == 16 and text.method == "gradcam"
-    helptext = [a for a in parser()._subparsers._group_actions[0].choices["explain"].format_help().splitlines()]
-    assert any("gallery.html" in line for line in helptext) and any("--ray ADDRESS" in line for line in helptext)
-
-
 def test_model_as_module_function(model, folder, tmp_path, monkeypatch, capsys):
     (tmp_path / "my_models.py").write_text(
         f"import sys\nsys.path.insert(0, {os.path.dirname(__file__)!r})\nfrom test_batch import small_model\n\n"
@@ -163,25 +146,6 @@ def test_model_as_module_function(model, folder, tmp_path, monkeypatch, capsys):
     assert len(table) == 1 and "overlay" not in table[0]
     cam, _ = expected(model, folder / "p1.jpg")
     np.testing.assert_allclose(np.load(out / "maps.npz")["p1"], cam, atol=1e-5)
-
-
-@pytest.mark.slow  # starts a local Ray cluster of two workers (about 20 s)
-def test_ray_spreads_batches_over_two_workers_with_the_same_results(model, tmp_path):
-    ray = pytest.importorskip("ray", reason="Ray is the [ray] extra; pip install -e .[dev] installs it")
-    from camwidget.pipeline.on_ray import explain_on_ray
-
-    x = np.random.default_rng(2).integers(0, 256, (64, 32, 32, 3)).astype(np.uint8)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        spread = list(explain_on_ray(model, x, address=None, actors=2, batch_size=8))
-        used = ray.cluster_resources().get("CPU")
-    finally:
-        ray.shutdown()
-    single = list(explain_many(model, x, batch_size=8))
-    assert used == 2 and len(spread) == 64
-    for a, b in zip(spread, single):
-        assert (a.index, a.name, a.class_index) == (b.index, b.name, b.class_index)
-        np.testing.assert_allclose(a.cam, b.cam, atol=1e-5)
 
 
 def test_the_gallery_says_a_stand_in_is_one(folder):

@@ -157,20 +157,6 @@ def test_channels_first_is_transposed_with_a_note_and_explained_in_compute_cam(s
         cw.compute_cam(small, rng.uniform(0, 1, (2, 3, 32, 32)).astype(np.float32))
 
 
-def test_compute_cam_takes_picture_files(small, rng, tmp_path):
-    pictures = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(2)]
-    paths = []
-    for i, p in enumerate(pictures):
-        paths.append(tmp_path / f"{i}.png")
-        Image.fromarray(p).save(paths[-1])
-    from_files = cw.compute_cam(small, [str(p) for p in paths], preprocess=lambda x: x / 255.0, class_index=1)
-    from_arrays = cw.compute_cam(small, np.stack(pictures).astype(np.float32) / 255.0, class_index=1)
-    np.testing.assert_allclose(from_files, from_arrays, atol=1e-6)
-    ex = cw.CAMExplorer(small, str(paths[0]), class_index=1)  # detected preprocessing, as compute_cam's
-    np.testing.assert_allclose(cw.compute_cam(small, paths[0], class_index=1)[0], ex.cam, atol=1e-6)
-    ex.close()
-
-
 def test_an_empty_batch_and_unknown_save_formats_are_refused_clearly(small, rng, tmp_path):
     with pytest.raises(ValueError, match="no images given: the batch is empty"):
         cw.CAMExplorer(small, np.zeros((0, 32, 32, 3), np.uint8))

@@ -1,5 +1,5 @@
-"""Deep Feature Factorization (cw.concepts): the factorisation, the first-order contributions checked against
-NumPy on a GAP + dense head (where they are exact), and bad n."""
+"""camwidget.dff, Deep Feature Factorization (cw.concepts): the factorisation, the first-order contributions
+checked against NumPy on a GAP + dense head (where they are exact), and bad n."""
 
 from __future__ import annotations
 
