@@ -13,7 +13,6 @@ ENGINES = pathlib.Path(engines.__file__).parent
 # What engines/ may import from camwidget (DESIGN.md's layering: nothing from explain, methods, api, explorer...).
 ALLOWED = ("camwidget.engines", "camwidget.errors", "camwidget.limits", "camwidget.progress", "camwidget.cache")
 ALLOWED += ("camwidget.keras_private", "camwidget.tensorflow_lazy", "camwidget.targets", "camwidget.inputs")
-ALLOWED += ("camwidget.classes",)  # the one class range check (check_class_index)
 
 
 def test_the_engines_are_siblings_and_none_inherits_builders_it_never_uses():

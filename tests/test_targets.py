@@ -8,10 +8,13 @@ import models
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given
+from hypothesis import strategies as st
 from keras import layers
 
 import camwidget as cw
-from camwidget.targets import Box, ClassScore, Region, Unit
+from camwidget.errors import CAMError
+from camwidget.targets import Box, ClassScore, Region, Unit, check_class_index
 
 
 def reference(model, x, layer, score_of):
@@ -203,3 +206,25 @@ def test_targets_out_of_range_name_the_output(regression, segmenter, detector, x
         cw.compute_cam(regression, x, layer="conv", target=ClassScore(3))
     with pytest.raises(cw.CAMError, match=r"Unit\(0, 1\): 2 indices for an output \(None, 3\) of 1 axes"):
         cw.compute_cam(regression, x, layer="conv", target=Unit((0, 1)))
+
+
+@given(st.integers(1, 2000), st.integers(-5000, 5000))
+def test_a_class_number_is_kept_within_range_and_refused_outside(n_classes, value):
+    for given_ in (value, np.int64(value)):
+        if 0 <= value < n_classes:
+            kept = check_class_index(given_, n_classes)
+            assert kept == value and type(kept) is int
+        elif value < 0:
+            with pytest.raises(CAMError, match=f"class_index {value} is negative; classes are numbered 0.."):
+                check_class_index(given_, n_classes)
+        else:
+            with pytest.raises(CAMError, match=f"class_index {value} is out of range: the model's output has"):
+                check_class_index(given_, n_classes)
+
+
+@pytest.mark.parametrize("value", [True, np.bool_(False), 1.0, "1", None, [1]])
+def test_a_class_number_that_is_not_a_whole_number_is_refused(value):
+    with pytest.raises(
+        TypeError, match=f"versus must be an int \\(or None for the top class\\), not {type(value).__name__}"
+    ):
+        check_class_index(value, 3, "versus")
