@@ -71,3 +71,25 @@ def test_confidence_is_the_drop_and_rise_under_the_scaled_map(colour_model, rng)
     np.testing.assert_allclose(result.explained, o, atol=1e-5)
     assert result.average_drop == pytest.approx(100 * np.mean(np.maximum(0, y - o) / y), abs=1e-3)
     assert result.increase_in_confidence == pytest.approx(100 * np.mean(o > y))
+
+
+def test_the_curves_share_one_set_of_options_and_name_them_when_one_is_unknown(colour_model, rng):
+    """deletion and insertion take CurveOptions' keywords (defaults: steps 100, the mean colour); a misspelt one
+    is a TypeError naming it and every option there is, before any work."""
+    x = rng.uniform(0, 1, (1, H, W, 3)).astype("float32")
+    maps = rng.permutation(H * W).reshape(1, H, W).astype("float32")
+    default = metrics.deletion(colour_model, x, maps, class_index=0)
+    assert default.scores.shape == (1, 101)
+    explicit = metrics.deletion(colour_model, x, maps, class_index=0, steps=100, baseline="mean")
+    np.testing.assert_array_equal(default.scores, explicit.scores)
+    for curve in (metrics.deletion, metrics.insertion):
+        with pytest.raises(TypeError, match=r"got unknown option\(s\) stpes; it takes class_index, steps, baseline"):
+            curve(colour_model, x, maps, stpes=5)
+    assert set(metrics.CurveOptions.__annotations__) == {
+        "class_index",
+        "steps",
+        "baseline",
+        "output",
+        "input",
+        "other_inputs",
+    }
