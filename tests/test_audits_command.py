@@ -77,7 +77,7 @@ def test_audit_command_writes_the_report_under_out(folder, capsys):
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert sorted(p.name for p in folder.iterdir()) == sorted([*before, "out"])  # nothing written beside --out
-    assert sorted(os.listdir(out)) == ["audit.html", "clusters.csv", "flags.json", "pictures.csv"]
+    assert sorted(os.listdir(out)) == [".camwidget", "audit.html", "clusters.csv", "flags.json", "pictures.csv"]
     flags = json.loads((out / "flags.json").read_text())
     crosses = [f for f in flags if f["kind"] == "cluster" and f["class_name"] == "cross"]
     assert crosses and all("top-left corner" in f["reason"] for f in crosses)
@@ -109,3 +109,78 @@ def test_bad_labels_are_a_usage_error(folder, capsys, tmp_path):
     err = capsys.readouterr().err
     assert code == 2
     assert "of 40 pictures" in err and "no label for" in err and len(err.strip().splitlines()) == 1
+
+
+def audit_args(folder, out, *more):
+    return [
+        "audit",
+        str(folder / "model.keras"),
+        str(folder / "pics"),
+        "--out",
+        str(out),
+        "--labels",
+        str(folder / "labels.csv"),
+        "--layer",
+        "last_conv",
+        "--concepts",
+        "0",
+        "--batch-size",
+        "8",
+        "--class-names",
+        str(folder / "classes.txt"),
+        *more,
+    ]
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Every picture the Explainer makes a map of is counted; `stop` batches from now a Ctrl-C comes instead."""
+    from camwidget.explain import Explainer
+
+    original = Explainer.explain_with_scores
+    state = {"pictures": 0, "stop": None}
+
+    def counting(self, batch, class_index=None):
+        if state["stop"] is not None:
+            if state["stop"] == 0:
+                raise KeyboardInterrupt
+            state["stop"] -= 1
+        state["pictures"] += len(batch)
+        return original(self, batch, class_index)
+
+    monkeypatch.setattr(Explainer, "explain_with_scores", counting)
+    return state
+
+
+def test_an_interrupted_audit_resumes_without_recomputing_and_ends_as_a_fresh_run(folder, tmp_path, counted, capsys):
+    resumed, fresh = tmp_path / "resumed", tmp_path / "fresh"
+    counted["stop"] = 3  # Ctrl-C in the fourth batch (of at most 8 pictures, one class at a time)
+    assert main(audit_args(folder, resumed)) == 130
+    first = counted["pictures"]
+    assert 0 < first < 40
+    assert f"interrupted: the maps of {first} of 40 pictures are kept" in capsys.readouterr().err
+    assert not (resumed / "clusters.csv").exists()
+
+    counted.update(pictures=0, stop=None)
+    assert main(audit_args(folder, resumed)) == 0
+    assert counted["pictures"] == 40 - first  # the finished pictures are not explained again
+    assert f"({40 - first} maps computed, {first} reused from an earlier run" in capsys.readouterr().out
+
+    counted.update(pictures=0)
+    assert main(audit_args(folder, fresh)) == 0
+    assert counted["pictures"] == 40
+    assert "(40 maps computed, 0 reused" in capsys.readouterr().out
+    for name in ("clusters.csv", "flags.json", "pictures.csv"):
+        assert (resumed / name).read_bytes() == (fresh / name).read_bytes(), name
+
+    counted.update(pictures=0)  # a third run: every map reused, the same files
+    assert main(audit_args(folder, resumed)) == 0
+    assert counted["pictures"] == 0 and "(0 maps computed, 40 reused" in capsys.readouterr().out
+    assert (resumed / "flags.json").read_bytes() == (fresh / "flags.json").read_bytes()
+
+
+def test_a_folder_of_other_settings_is_not_reused(folder, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(audit_args(folder, out)) == 0
+    assert main(audit_args(folder, out, "--method", "gradcam++")) == 2
+    assert "holds results made with other settings" in capsys.readouterr().err

@@ -24,7 +24,7 @@ from camwidget.audits import flags as flagging
 from camwidget.audits.clustering import affinity, spectral_clusters
 from camwidget.audits.collect import Collected, collect, label_classes, mask_finder, number_of_classes
 from camwidget.audits.regions import mask_share, name_region, on_shared, region_shares, shared_pixels
-from camwidget.pipeline.batch import Picture, find_pictures
+from camwidget.pipeline.batch import Picture, explain_many, find_pictures
 
 MIN_PICTURES = 3  # fewer maps than this cannot be clustered
 TYPICAL = 4  # typical pictures shown per cluster
@@ -108,6 +108,7 @@ class Audit:
         self.cluster = np.full(len(self.names), -1, int)
         self.suspicion = np.zeros(len(self.names), np.float32)
         self.skipped = found.skipped
+        self.reused = found.reused  # maps read back from an output folder (the command line's resume)
         self.notes = [f"{name!r} could not be audited: {why}" for name, why in found.skipped] + found.problems
         self.per_class: dict[int, ClassAudit] = {}
         self.concepts: Any = None  # camwidget.dff.Concepts over `concept_rows`
@@ -276,7 +277,8 @@ class Audit:
             class_names=self.class_names,
             layer=self.settings["layer"],
             method=self.settings["method"],
-            class_index=int(self.classes[row]),
+            class_index=None if self.settings["target"] is not None else int(self.classes[row]),
+            target=self.settings["target"],
             preprocess=self.settings["preprocess"],
         )
 
@@ -315,6 +317,7 @@ def audit(
     layer: str | None = None,
     *,
     class_names: Sequence[str] | None = None,
+    target: Any = None,
     preprocess: Callable[[np.ndarray], np.ndarray] | str | None = None,
     side: int = 16,
     max_clusters: int = 8,
@@ -325,6 +328,8 @@ def audit(
     picture_threshold: float = flagging.PICTURE_THRESHOLD,
     batch_size: int = 32,
     progress_bar: bool = True,
+    store: Any = None,
+    explain: Callable[..., Any] | None = None,
 ) -> Audit:
     """Audit where `model` looks across `images` (SpRAy, Lapuschkin et al. 2019).
 
@@ -345,11 +350,17 @@ def audit(
         masks: None; object masks as an (N, H, W) array, a sequence, a mapping from picture name, or a folder
             of mask pictures under the pictures' names (nonzero = object), each the picture's size.
         method, layer, preprocess, class_names, batch_size: as explain_many.
+        target: as explain_many takes it: the maps explain this function of the output instead of a class
+            (:mod:`camwidget.targets`); pictures are then grouped by `labels`, or all in one group "target".
         side: the common grid (4 to 64); max_clusters: the most clusters per class; seed: k-means and t-SNE.
         concepts: Deep Feature Factorization concepts across the data (:func:`camwidget.concepts`), 0 for none,
             over at most ``concept_pictures`` pictures spread over the input.
         cluster_threshold, picture_threshold: the suspicion from which a cluster, or a lone picture, is flagged.
         progress_bar: explain_many's bar.
+        store: None, or an output folder's :class:`camwidget.pipeline.report.Report`: maps it holds are read
+            back, not computed again, and each new one is kept in it (the command line's resume).
+        explain: explain_many (None), or a function that takes its arguments and yields its results
+            (:func:`camwidget.pipeline.on_ray.explain_on_ray` for ``--ray``).
 
     Returns:
         An :class:`Audit`; ``audit.flags()`` says what looks like a shortcut, ``audit.notes`` what was left out.
@@ -368,7 +379,10 @@ def audit(
 
     given = isinstance(images, list) and bool(images) and all(isinstance(p, Picture) for p in images)
     pictures = images if given else find_pictures(images)
-    names = resolve_class_names(class_names, number_of_classes(model, pictures, layer, preprocess))
+    if target is not None and labels is None:
+        names = ["target"]  # every map explains the target: one group (explain_many's name for it)
+    else:
+        names = resolve_class_names(class_names, number_of_classes(model, pictures, layer, preprocess))
     classes = None if labels is None else label_classes(labels, pictures, names)
     find_mask = mask_finder(masks, pictures)
     settings = dict(
@@ -381,6 +395,7 @@ def audit(
         picture_threshold=picture_threshold,
         preprocess=preprocess,
         labels=labels is not None,
+        target=target,
     )
     found = collect(
         model,
@@ -389,8 +404,11 @@ def audit(
         find_mask,
         side,
         progress_bar,
+        store,
+        explain or explain_many,
         layer=layer,
         method=method,
+        target=target,
         preprocess=preprocess,
         class_names=names,
         batch_size=batch_size,
@@ -427,7 +445,8 @@ def _add_concepts(result: Audit, n: int, limit: int, layer: str | None, preproce
     if len({x.shape for x in inputs}) > 1:
         result.notes.append("concepts left out: the pictures have different sizes and the model takes any size")
         return
-    classes = sorted(result.per_class)
+    by_class = result.settings["target"] is None or result.settings["labels"]  # groups that are model classes
+    classes = sorted(result.per_class) if by_class else None
     try:
         found = concepts(
             result.model, np.concatenate(inputs), n, layer, classes=classes, class_names=result.class_names
@@ -437,7 +456,7 @@ def _add_concepts(result: Audit, n: int, limit: int, layer: str | None, preproce
         return
     result.concepts, result.concept_rows = found, rows
     where = {int(r): i for i, r in enumerate(rows)}
-    for c, entry in result.per_class.items():
+    for c, entry in result.per_class.items() if by_class else ():
         members = [where[int(r)] for r in entry.members if int(r) in where]
         if members:
             entry.concept_share = found.class_share(members, c)
