@@ -21,14 +21,14 @@ from typing import Any
 import numpy as np
 
 from camwidget.audits import flags as flagging
-from camwidget.audits.clustering import affinity, spectral_clusters
+from camwidget.audits.clustering import affinity, one_thread, spectral_clusters
 from camwidget.audits.collect import Collected, collect, label_classes, mask_finder, number_of_classes
 from camwidget.audits.regions import mask_share, name_region, on_shared, region_shares, shared_pixels
 from camwidget.pipeline.batch import Picture, explain_many, find_pictures
 
 MIN_PICTURES = 3  # fewer maps than this cannot be clustered
 TYPICAL = 4  # typical pictures shown per cluster
-EMBEDDED = 200  # at most this many maps of a class go into its t-SNE plot (t-SNE costs seconds a few hundred)
+EMBEDDED = 120  # at most this many maps of a class go into its t-SNE plot (0.07 s on one thread; 200: 0.14 s)
 
 
 @dataclass
@@ -245,7 +245,7 @@ class Audit:
         return out
 
     def embedding(self, class_index: int) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, points (n, 2)): a 2-D t-SNE (scikit-learn, seeded) of the class's maps, at most 200 of them
+        """(rows, points (n, 2)): a 2-D t-SNE (scikit-learn, seeded) of the class's maps, at most 120 of them
         (evenly spaced in input order) so that the plot stays quick; a class of fewer than 5 maps: its first
         two principal components."""
         if class_index not in self._embeddings:
@@ -258,7 +258,8 @@ class Audit:
 
                 perplexity = min(30.0, (len(rows) - 1) / 3)
                 tsne = TSNE(2, perplexity=perplexity, random_state=self.settings["seed"], init="pca", max_iter=250)
-                points = tsne.fit_transform(x)
+                with one_thread():
+                    points = tsne.fit_transform(x)
             else:
                 centred = x - x.mean(axis=0)
                 u, s, _ = np.linalg.svd(centred, full_matrices=False)
@@ -323,7 +324,7 @@ def audit(
     max_clusters: int = 8,
     seed: int = 0,
     concepts: int = 4,
-    concept_pictures: int = 64,
+    concept_pictures: int = 32,
     cluster_threshold: float = flagging.CLUSTER_THRESHOLD,
     picture_threshold: float = flagging.PICTURE_THRESHOLD,
     batch_size: int = 32,
@@ -419,9 +420,10 @@ def audit(
             f"{found.skipped[0][1]}"
         )
     result = Audit(model, found, names, settings)
-    result.analyse()
-    if concepts:
-        _add_concepts(result, concepts, concept_pictures, layer, preprocess)
+    with one_thread():
+        result.analyse()
+        if concepts:
+            _add_concepts(result, concepts, concept_pictures, layer, preprocess)
     return result
 
 
