@@ -369,6 +369,7 @@ def audit(
     Raises:
         ValueError: labels of the wrong length or not classes of the model, masks of the wrong number or size,
             a bad side or max_clusters, or no picture that could be read.
+        TypeError, CAMError: a method or target that explain_many would refuse (the same message).
     """
     if isinstance(side, bool) or not isinstance(side, int) or not 4 <= side <= 64:
         raise ValueError(f"side (the audit's common grid) must be a whole number from 4 to 64, not {side!r}")
@@ -377,7 +378,9 @@ def audit(
     if isinstance(concepts, bool) or not isinstance(concepts, int) or concepts < 0:
         raise ValueError(f"concepts must be a whole number of at least 0 (0: none), not {concepts!r}")
     from camwidget.classes import resolve_class_names
+    from camwidget.explain.request import Request
 
+    Request.of(layer=layer, target=target, method=method)  # explain_many's request, checked before any picture
     given = isinstance(images, list) and bool(images) and all(isinstance(p, Picture) for p in images)
     pictures = images if given else find_pictures(images)
     if target is not None and labels is None:
