@@ -184,3 +184,40 @@ def test_a_folder_of_other_settings_is_not_reused(folder, tmp_path, capsys):
     assert main(audit_args(folder, out)) == 0
     assert main(audit_args(folder, out, "--method", "gradcam++")) == 2
     assert "holds results made with other settings" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # starts a local Ray cluster of two workers (about 30 s)
+def test_ray_audits_as_the_local_run(folder, tmp_path, capsys, monkeypatch):
+    ray = pytest.importorskip("ray", reason="Ray is the [ray] extra; pip install -e .[dev] installs it")
+    from camwidget.pipeline import on_ray
+
+    came: list[int] = []  # each map that came back from Ray
+    original = on_ray.explain_on_ray
+
+    def counting(*args, **kwargs):
+        for item in original(*args, **kwargs):
+            came.append(item.index)
+            yield item
+
+    monkeypatch.setattr(on_ray, "explain_on_ray", counting)
+    local, spread = tmp_path / "local", tmp_path / "ray"
+    assert main(audit_args(folder, local)) == 0
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        assert main(audit_args(folder, spread, "--ray", "local")) == 0
+    finally:
+        ray.shutdown()
+    assert "(40 maps computed, 0 reused" in capsys.readouterr().out
+    assert sorted(came) == list(range(40))
+    for name in ("clusters.csv", "flags.json"):
+        assert (spread / name).read_text() == (local / name).read_text(), name
+    with open(local / "pictures.csv", encoding="utf-8") as a, open(spread / "pictures.csv", encoding="utf-8") as b:
+        rows = list(zip(csv.DictReader(a), csv.DictReader(b)))
+    assert len(rows) == 40
+    for mine, theirs in rows:
+        assert (mine["picture"], mine["class_index"], mine["cluster"]) == (
+            theirs["picture"],
+            theirs["class_index"],
+            theirs["cluster"],
+        )
+        assert float(mine["suspicion"]) == pytest.approx(float(theirs["suspicion"]), abs=1e-3)
