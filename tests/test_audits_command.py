@@ -52,28 +52,31 @@ class Elements(HTMLParser):
         self.found.append((tag, dict(attrs)))
 
 
+def audit_args(folder, out, *more):
+    return [
+        "audit",
+        str(folder / "model.keras"),
+        str(folder / "pics"),
+        "--out",
+        str(out),
+        "--labels",
+        str(folder / "labels.csv"),
+        "--layer",
+        "last_conv",
+        "--concepts",
+        "0",
+        "--batch-size",
+        "8",
+        "--class-names",
+        str(folder / "classes.txt"),
+        *more,
+    ]
+
+
 def test_audit_command_writes_the_report_under_out(folder, capsys):
     out = folder / "out"
     before = sorted(p.name for p in folder.iterdir())
-    code = main(
-        [
-            "audit",
-            str(folder / "model.keras"),
-            str(folder / "pics"),
-            "--out",
-            str(out),
-            "--labels",
-            str(folder / "labels.csv"),
-            "--masks",
-            str(folder / "masks"),
-            "--layer",
-            "last_conv",
-            "--concepts",
-            "2",
-            "--class-names",
-            str(folder / "classes.txt"),
-        ]
-    )
+    code = main(audit_args(folder, out, "--masks", str(folder / "masks"), "--concepts", "2"))
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert sorted(p.name for p in folder.iterdir()) == sorted([*before, "out"])  # nothing written beside --out
@@ -111,27 +114,6 @@ def test_bad_labels_are_a_usage_error(folder, capsys, tmp_path):
     assert "of 40 pictures" in err and "no label for" in err and len(err.strip().splitlines()) == 1
 
 
-def audit_args(folder, out, *more):
-    return [
-        "audit",
-        str(folder / "model.keras"),
-        str(folder / "pics"),
-        "--out",
-        str(out),
-        "--labels",
-        str(folder / "labels.csv"),
-        "--layer",
-        "last_conv",
-        "--concepts",
-        "0",
-        "--batch-size",
-        "8",
-        "--class-names",
-        str(folder / "classes.txt"),
-        *more,
-    ]
-
-
 @pytest.fixture
 def counted(monkeypatch):
     """Every picture the Explainer makes a map of is counted; `stop` batches from now a Ctrl-C comes instead."""
@@ -158,7 +140,7 @@ def test_an_interrupted_audit_resumes_without_recomputing_and_ends_as_a_fresh_ru
     assert main(audit_args(folder, resumed)) == 130
     first = counted["pictures"]
     assert 0 < first < 40
-    assert f"interrupted: the maps of {first} of 40 pictures are kept" in capsys.readouterr().err
+    assert f"interrupted: {first} of 40 done; run the same command again to resume" in capsys.readouterr().err
     assert not (resumed / "clusters.csv").exists()
 
     counted.update(pictures=0, stop=None)

@@ -14,7 +14,8 @@ The stages, one module each: :mod:`collect` (maps through explain_many, kept dow
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -312,8 +313,8 @@ class Audit:
 def audit(
     model: Any,
     images: Any,
-    labels: Any = None,
-    masks: Any = None,
+    labels: Sequence[int | str] | Mapping[str, int | str] | np.ndarray | None = None,
+    masks: np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray] | str | os.PathLike | None = None,
     method: str = "gradcam",
     layer: str | None = None,
     *,

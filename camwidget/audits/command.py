@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     quiet_tensorflow()
     from camwidget.audits.analysis import audit
     from camwidget.audits.report import write
-    from camwidget.pipeline.cli import explainer_of, start_run
+    from camwidget.pipeline.cli import explainer_of, map_options, say_interrupted, start_run
     from camwidget.pipeline.model_file import UsageError
 
     labels = read_labels(args.labels) if args.labels else None
@@ -106,26 +106,16 @@ def run(args: argparse.Namespace) -> int:
             started.pictures,
             labels=labels,
             masks=args.masks,
-            method=args.method,
-            layer=args.layer,
-            class_names=started.class_names,
-            target=started.target,
             concepts=args.concepts,
-            batch_size=args.batch_size,
             progress_bar=sys.stderr.isatty(),
             store=report,
             explain=explainer_of(args),
+            **map_options(args, started),
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    except KeyboardInterrupt:
-        done = sum(report.done(p) for p in started.pictures)
-        print(
-            f"interrupted: the maps of {done} of {len(started.pictures)} pictures are kept in {args.out}; run the same "
-            "command again to resume",
-            file=sys.stderr,
-        )
-        return 130
+    except KeyboardInterrupt:  # each map is kept as it comes (Report.add): nothing more to write
+        return say_interrupted(started)
     write(found, args.out, report.folder.inputs)
     flags = found.flags()
     computed = len(found.names) - found.reused

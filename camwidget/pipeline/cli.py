@@ -206,6 +206,24 @@ def explainer_of(args: argparse.Namespace) -> Callable[..., Iterator[Any]]:
     return explain_many
 
 
+def map_options(args: argparse.Namespace, run: Run) -> dict[str, Any]:
+    """What both commands pass on to explain_many as given: the layer, method, target, batch size, class names."""
+    return {
+        "layer": args.layer,
+        "method": args.method,
+        "target": run.target,
+        "batch_size": args.batch_size,
+        "class_names": run.class_names,
+    }
+
+
+def say_interrupted(run: Run) -> int:
+    """After Ctrl-C: how many pictures are done (kept in --out) on stderr; returns the exit code, 130."""
+    done = sum(run.report.done(p) for p in run.pictures)
+    print(f"interrupted: {done} of {len(run.pictures)} done; run the same command again to resume", file=sys.stderr)
+    return 130
+
+
 def explain_command(args: argparse.Namespace) -> int:
     """The explain command: settings checked before anything is written; each picture's files under --out
     only (camwidget.pipeline.outputs); Ctrl-C keeps what is done."""
@@ -219,17 +237,12 @@ def explain_command(args: argparse.Namespace) -> int:
     todo = [p for p in pictures if not report.done(p)]
     bound = ("layer", "method", "class_index", "target", "max_side", "class_names", "no_overlays")
     report.claim(model, {k: v for k, v in vars(args).items() if k in bound})
-    options = dict(
-        layer=args.layer,
-        method=args.method,
-        class_index=args.class_index,
-        target=run.target,
-        batch_size=args.batch_size,
-        max_side=args.max_side,
-        class_names=run.class_names,
-        overlays=not args.no_overlays,
-        progress_bar=False,
-    )
+    options = map_options(args, run) | {
+        "class_index": args.class_index,
+        "max_side": args.max_side,
+        "overlays": not args.no_overlays,
+        "progress_bar": False,
+    }
     details = _details(args, model)
     start = time.perf_counter()
     bar = None
@@ -249,9 +262,7 @@ def explain_command(args: argparse.Namespace) -> int:
             report.finish(details)
         finally:
             signal.signal(signal.SIGINT, previous)
-        done = len(pictures) - len([p for p in pictures if not report.done(p)])
-        print(f"interrupted: {done} of {len(pictures)} done; run the same command again to resume", file=sys.stderr)
-        return 130
+        return say_interrupted(run)
     finally:
         if bar is not None:
             bar.close()
