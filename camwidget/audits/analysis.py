@@ -270,13 +270,13 @@ class Audit:
         return self._embeddings[class_index]
 
     def explorer(self, row: int) -> Any:
-        """A CAMExplorer of one picture of the audit, with the audit's method, layer and class."""
+        """A CAMExplorer of one picture of the audit, with the audit's method, layer and class (or target)."""
         from camwidget.explorer.widget import CAMExplorer
 
         return CAMExplorer(
             self.model,
             [self.pictures[row].source],
-            class_names=self.class_names,
+            class_names=self.class_names if self.settings["target"] is None else None,  # a target is its own class
             layer=self.settings["layer"],
             method=self.settings["method"],
             class_index=None if self.settings["target"] is not None else int(self.classes[row]),
