@@ -168,6 +168,16 @@ def test_a_folder_of_other_settings_is_not_reused(folder, tmp_path, capsys):
     assert "holds results made with other settings" in capsys.readouterr().err
 
 
+def test_a_target_from_the_command_line(folder, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(audit_args(folder, out, "--target", "unit:1")) == 0
+    with open(out / "pictures.csv", encoding="utf-8") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 40 and {row["class_name"] for row in table} == {"circle", "cross"}  # grouped by label
+    assert main(audit_args(folder, tmp_path / "p", "--target", "unit:one")) == 2
+    assert "--target 'unit:one': the unit must be a whole number" in capsys.readouterr().err
+
+
 @pytest.mark.slow  # starts a local Ray cluster of two workers (about 30 s)
 def test_ray_audits_as_the_local_run(folder, tmp_path, capsys, monkeypatch):
     ray = pytest.importorskip("ray", reason="Ray is the [ray] extra; pip install -e .[dev] installs it")

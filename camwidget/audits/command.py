@@ -28,8 +28,8 @@ EXAMPLES = """\
 examples:
   camwidget audit model.keras photos/ --out audit/
   camwidget audit model.keras photos/ --out audit/ --labels labels.csv --masks masks/
-labels.csv: picture,label per line (the picture's path relative to the folder given; label a class index or name)
   camwidget audit model.keras photos/ --out audit/ --ray auto      (a running Ray cluster)
+labels.csv: picture,label per line (the picture's path relative to the folder given; label a class index or name)
 exit codes: 0 audited; 1 some pictures could not be read (listed); 2 bad usage; 130 interrupted (run it again)"""
 
 
