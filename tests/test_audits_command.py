@@ -146,7 +146,12 @@ def test_an_interrupted_audit_resumes_without_recomputing_and_ends_as_a_fresh_ru
     counted.update(pictures=0, stop=None)
     assert main(audit_args(folder, resumed)) == 0
     assert counted["pictures"] == 40 - first  # the finished pictures are not explained again
-    assert f"({40 - first} maps computed, {first} reused from an earlier run" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert (
+        f"resuming: the maps of {first} of 40 pictures are kept in {resumed} and reused; computing the other "
+        f"{40 - first}" in printed.err
+    )
+    assert f"({40 - first} maps computed, {first} reused from an earlier run" in printed.out
 
     counted.update(pictures=0)
     assert main(audit_args(folder, fresh)) == 0

@@ -99,6 +99,13 @@ def run(args: argparse.Namespace) -> int:
     settings = {k: v for k, v in vars(args).items() if k in ("layer", "method", "target", "class_names")}
     settings["labels"] = hashlib.sha1(json.dumps(sorted((labels or {}).items())).encode()).hexdigest()
     report.claim(started.model, settings)  # another model's or other settings' maps are never reused
+    kept = sum(report.done(p) for p in started.pictures)
+    if kept:  # said before the work, so that a long run says at once what it will not do again
+        print(
+            f"resuming: the maps of {kept} of {len(started.pictures)} pictures are kept in {args.out} and reused; "
+            f"computing the other {len(started.pictures) - kept}",
+            file=sys.stderr,
+        )
     start = time.perf_counter()
     try:
         found = audit(
