@@ -115,8 +115,8 @@ def test_a_store_gives_back_what_it_kept_without_explaining_again(model, tmp_pat
 
 
 def test_kept_arrays_read_back():
-    kept = Kept(1, 0, np.float32(0.73), np.full((4, 4, 3), 0.5, np.float32), (20, 30), np.eye(4, dtype=np.float32))
-    back = Kept.read({}, kept.cam, kept.arrays())
+    kept = Kept(1, 0, np.float32(0.73), np.full((4, 4, 3), 0.5, np.float32), (20, 30))
+    back = Kept.read(kept.arrays())
     assert (back.class_index, back.predicted, back.confidence, back.shape) == (1, 0, np.float32(0.73), (20, 30))
     np.testing.assert_array_equal(back.pixels, kept.pixels)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from camwidget.audits.clustering import affinity, one_thread, spectral_clusters
 from camwidget.audits.collect import Collected, collect, label_classes, mask_finder, number_of_classes
 from camwidget.audits.regions import mask_share, name_region, on_shared, region_shares, shared_pixels
 from camwidget.pipeline.batch import Picture, explain_many, find_pictures
+
+if TYPE_CHECKING:
+    from camwidget.pipeline.report import Report
 
 MIN_PICTURES = 3  # fewer maps than this cannot be clustered
 TYPICAL = 4  # typical pictures shown per cluster
@@ -330,7 +333,7 @@ def audit(
     picture_threshold: float = flagging.PICTURE_THRESHOLD,
     batch_size: int = 32,
     progress_bar: bool = True,
-    store: Any = None,
+    store: Report | None = None,
     explain: Callable[..., Any] | None = None,
 ) -> Audit:
     """Audit where `model` looks across `images` (SpRAy, Lapuschkin et al. 2019).

@@ -4,6 +4,10 @@ Pictures stream through :func:`camwidget.explain_many` one class at a time (the 
 are given, else each picture's top class); of each result only the map and the picture downsampled to a
 side x side grid, and a few numbers, are kept, so memory grows by about 4 * side^2 * 4 bytes a picture
 (16 KB at side 32, 4 KB at 16) whatever the pictures' size.
+
+With a store (the command line's --out, a :class:`camwidget.pipeline.report.Report`), each picture's map at
+the layer's resolution and what is kept of it (:class:`Kept`) are written there as they come, and a picture the
+store already holds is read back from it instead of being explained again: a run that stopped resumes.
 """
 
 from __future__ import annotations
@@ -11,12 +15,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from camwidget.audits.regions import mass
 from camwidget.pipeline.batch import PICTURE_SUFFIXES, Explained, Picture, explain_many, find_pictures
+
+if TYPE_CHECKING:
+    from camwidget.pipeline.report import Report
 
 
 @dataclass
@@ -32,24 +39,23 @@ class Collected:
     masks: list[np.ndarray | None] = field(default_factory=list)  # (side, side) float32 0..1, or None
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (picture, why)
     problems: list[str] = field(default_factory=list)  # what was left out of a picture, and why
-    map_shape: tuple[int, ...] = ()  # the layer's map (h, w), as the first map came
+    map_shape: tuple[int, ...] = ()  # the layer's map (h, w) of the first picture in input order
     reused: int = 0  # pictures read back from an earlier run's output folder, not explained again
 
 
 @dataclass
 class Kept:
-    """What the audit keeps of one picture while it collects: its class, the model's top class and probability,
-    its pixels on the grid, its size and its map (at the layer's resolution)."""
+    """What the audit keeps of one picture besides its map: its class, the model's top class and probability,
+    its pixels on the grid and its size."""
 
     class_index: int  # the class its map explains (its label, or its top class)
     predicted: int
     confidence: np.float32
     pixels: np.ndarray  # (side, side, 3) float32 0..1
     shape: tuple[int, ...]  # the picture's (H, W)
-    cam: np.ndarray  # (h, w) float32
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """All but the map, as arrays (kept beside the map in an output folder: Report.add's `extra`)."""
+        """As arrays (kept beside the map in an output folder: Report.add's `extra`)."""
         return {
             "pixels": self.pixels,
             "shape": np.asarray(self.shape, np.int64),
@@ -58,11 +64,10 @@ class Kept:
         }
 
     @classmethod
-    def read(cls, record: dict[str, Any], cam: np.ndarray, arrays: dict[str, np.ndarray]) -> Kept:
-        """A picture kept by :meth:`arrays` (Report.kept's record, map and arrays)."""
-        del record  # what the audit needs is all in the arrays
+    def read(cls, arrays: dict[str, np.ndarray]) -> Kept:
+        """A picture kept by :meth:`arrays`."""
         c, top = (int(v) for v in arrays["classes"])
-        return cls(c, top, np.float32(arrays["confidence"][0]), arrays["pixels"], tuple(arrays["shape"].tolist()), cam)
+        return cls(c, top, np.float32(arrays["confidence"][0]), arrays["pixels"], tuple(arrays["shape"].tolist()))
 
 
 def small(array: np.ndarray, side: int) -> np.ndarray:
@@ -186,7 +191,7 @@ def collect(
     find_mask: Callable[[Picture], np.ndarray | None],
     side: int,
     progress_bar: bool = True,
-    store: Any = None,
+    store: Report | None = None,
     explain: Callable[..., Iterator[Explained]] = explain_many,
     **settings: Any,
 ) -> Collected:
@@ -204,6 +209,7 @@ def collect(
         The :class:`Collected` pictures, in input order; ``reused`` counts those read back from `store`.
     """
     kept: dict[int, tuple[Kept, np.ndarray]] = {}  # index -> what is kept, its map on the grid (mass 1)
+    shapes: dict[int, tuple[int, ...]] = {}  # index -> the shape of its map at the layer
     by_index = {p.index: p for p in pictures}
     found = Collected()
     groups: list[tuple[int | None, list[Picture]]]
@@ -218,8 +224,9 @@ def collect(
         todo = [p for p in group if store is None or not store.done(p)]
         for picture in group:
             if store is not None and store.done(picture):
-                one = Kept.read(*store.kept(picture))
-                kept[picture.index] = (one, mass(small(one.cam, side)[None])[0])
+                _, cam, arrays = store.kept(picture)
+                kept[picture.index] = (Kept.read(arrays), mass(small(cam, side)[None])[0])
+                shapes[picture.index] = tuple(cam.shape)
                 found.reused += 1
         if not todo:
             continue
@@ -234,11 +241,11 @@ def collect(
                 np.float32(top_probability),
                 small(item.pixels[..., :3], side).astype(np.float32) / np.float32(255.0),
                 tuple(item.pixels.shape[:2]),
-                item.cam,
             )
             if store is not None:
                 store.add(item, one.arrays())  # no overlay: the map, then these arrays
-            kept[item.index] = (one, mass(small(one.cam, side)[None])[0])
+            kept[item.index] = (one, mass(small(item.cam, side)[None])[0])  # the map itself is not kept
+            shapes[item.index] = tuple(item.cam.shape)
     for index in sorted(kept):
         (one, grid), picture = kept[index], by_index[index]
         found.pictures.append(picture)
@@ -248,7 +255,7 @@ def collect(
         found.masses.append(grid)
         found.pixels.append(one.pixels)
         found.masks.append(_mask_cells(picture, one.shape, find_mask, side, found.problems))
-        found.map_shape = found.map_shape or tuple(one.cam.shape)
+    found.map_shape = shapes[min(shapes)] if shapes else ()  # the first picture's: the same when resumed
     return found
 
 
