@@ -34,7 +34,11 @@ def one_thread() -> Any:
     """A context in which BLAS (OpenBLAS, MKL) and OpenMP run on one thread: the audit's numerical stages
     (affinities, eigenvectors, k-means, NMF, t-SNE) work on matrices of a few hundred to a few thousand rows,
     where more threads gain little and, beside the model's own thread pool (whose idle threads spin) on a
-    busy machine, cost several times their work in waiting (measured with benchmarks/bench_audit.py)."""
+    busy machine, cost several times their work in waiting (measured with benchmarks/bench_audit.py).
+
+    Returns:
+        threadpoolctl's context manager (``with one_thread(): ...``).
+    """
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1)

@@ -196,7 +196,14 @@ def start_run(args: argparse.Namespace, inputs: Sequence[str] = ()) -> Run:
 
 
 def explainer_of(args: argparse.Namespace) -> Callable[..., Iterator[Any]]:
-    """explain_many, or with ``--ray ADDRESS`` the same on a Ray cluster (the model travels as bytes)."""
+    """explain_many, or with ``--ray ADDRESS`` the same on a Ray cluster (the model travels as bytes).
+
+    Args:
+        args: the command's options (``ray``: None, or the cluster's address).
+
+    Returns:
+        A function that takes explain_many's arguments and yields its results.
+    """
     if args.ray:
         from camwidget.pipeline.on_ray import explain_on_ray
 
@@ -207,7 +214,15 @@ def explainer_of(args: argparse.Namespace) -> Callable[..., Iterator[Any]]:
 
 
 def map_options(args: argparse.Namespace, run: Run) -> dict[str, Any]:
-    """What both commands pass on to explain_many as given: the layer, method, target, batch size, class names."""
+    """What both commands pass on to explain_many as given: the layer, method, target, batch size, class names.
+
+    Args:
+        args: the command's options.
+        run: what :func:`start_run` read (the target and class names).
+
+    Returns:
+        explain_many's keyword arguments.
+    """
     return {
         "layer": args.layer,
         "method": args.method,
@@ -218,7 +233,14 @@ def map_options(args: argparse.Namespace, run: Run) -> dict[str, Any]:
 
 
 def say_interrupted(run: Run) -> int:
-    """After Ctrl-C: how many pictures are done (kept in --out) on stderr; returns the exit code, 130."""
+    """After Ctrl-C: how many pictures are done (kept in --out), on stderr.
+
+    Args:
+        run: the run that was interrupted.
+
+    Returns:
+        The exit code, 130.
+    """
     done = sum(run.report.done(p) for p in run.pictures)
     print(f"interrupted: {done} of {len(run.pictures)} done; run the same command again to resume", file=sys.stderr)
     return 130

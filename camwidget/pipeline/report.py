@@ -203,7 +203,14 @@ class Report:
         self._kept[item.key] = record
 
     def kept(self, picture: Picture) -> tuple[dict[str, Any], np.ndarray, dict[str, np.ndarray]]:
-        """A done picture's record, map and `extra` arrays (see :meth:`add`), as an earlier run kept them."""
+        """A done picture's record, map and `extra` arrays (see :meth:`add`), as an earlier run kept them.
+
+        Args:
+            picture: a picture :meth:`done` says is done.
+
+        Returns:
+            (its record, its map (h, w) float32, its extra arrays by name; empty if none were kept).
+        """
         record = self._kept[picture.key]
         cam = np.load(self._state(state_key(picture.key) + ".npy"))
         extra: dict[str, np.ndarray] = {}
