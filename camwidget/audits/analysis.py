@@ -14,21 +14,25 @@ The stages, one module each: :mod:`collect` (maps through explain_many, kept dow
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from camwidget.audits import flags as flagging
-from camwidget.audits.clustering import affinity, spectral_clusters
+from camwidget.audits.clustering import affinity, one_thread, spectral_clusters
 from camwidget.audits.collect import Collected, collect, label_classes, mask_finder, number_of_classes
 from camwidget.audits.regions import mask_share, name_region, on_shared, region_shares, shared_pixels
-from camwidget.pipeline.batch import Picture, find_pictures
+from camwidget.pipeline.batch import Picture, explain_many, find_pictures
+
+if TYPE_CHECKING:
+    from camwidget.pipeline.report import Report
 
 MIN_PICTURES = 3  # fewer maps than this cannot be clustered
 TYPICAL = 4  # typical pictures shown per cluster
-EMBEDDED = 200  # at most this many maps of a class go into its t-SNE plot (t-SNE costs seconds a few hundred)
+EMBEDDED = 120  # at most this many maps of a class go into its t-SNE plot (0.07 s on one thread; 200: 0.14 s)
 
 
 @dataclass
@@ -108,6 +112,7 @@ class Audit:
         self.cluster = np.full(len(self.names), -1, int)
         self.suspicion = np.zeros(len(self.names), np.float32)
         self.skipped = found.skipped
+        self.reused = found.reused  # maps read back from an output folder (the command line's resume)
         self.notes = [f"{name!r} could not be audited: {why}" for name, why in found.skipped] + found.problems
         self.per_class: dict[int, ClassAudit] = {}
         self.concepts: Any = None  # camwidget.dff.Concepts over `concept_rows`
@@ -244,7 +249,7 @@ class Audit:
         return out
 
     def embedding(self, class_index: int) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, points (n, 2)): a 2-D t-SNE (scikit-learn, seeded) of the class's maps, at most 200 of them
+        """(rows, points (n, 2)): a 2-D t-SNE (scikit-learn, seeded) of the class's maps, at most 120 of them
         (evenly spaced in input order) so that the plot stays quick; a class of fewer than 5 maps: its first
         two principal components."""
         if class_index not in self._embeddings:
@@ -257,7 +262,8 @@ class Audit:
 
                 perplexity = min(30.0, (len(rows) - 1) / 3)
                 tsne = TSNE(2, perplexity=perplexity, random_state=self.settings["seed"], init="pca", max_iter=250)
-                points = tsne.fit_transform(x)
+                with one_thread():
+                    points = tsne.fit_transform(x)
             else:
                 centred = x - x.mean(axis=0)
                 u, s, _ = np.linalg.svd(centred, full_matrices=False)
@@ -267,16 +273,17 @@ class Audit:
         return self._embeddings[class_index]
 
     def explorer(self, row: int) -> Any:
-        """A CAMExplorer of one picture of the audit, with the audit's method, layer and class."""
+        """A CAMExplorer of one picture of the audit, with the audit's method, layer and class (or target)."""
         from camwidget.explorer.widget import CAMExplorer
 
         return CAMExplorer(
             self.model,
             [self.pictures[row].source],
-            class_names=self.class_names,
+            class_names=self.class_names if self.settings["target"] is None else None,  # a target is its own class
             layer=self.settings["layer"],
             method=self.settings["method"],
-            class_index=int(self.classes[row]),
+            class_index=None if self.settings["target"] is not None else int(self.classes[row]),
+            target=self.settings["target"],
             preprocess=self.settings["preprocess"],
         )
 
@@ -309,22 +316,25 @@ class Audit:
 def audit(
     model: Any,
     images: Any,
-    labels: Any = None,
-    masks: Any = None,
+    labels: Sequence[int | str] | Mapping[str, int | str] | np.ndarray | None = None,
+    masks: np.ndarray | Sequence[np.ndarray] | Mapping[str, np.ndarray] | str | os.PathLike | None = None,
     method: str = "gradcam",
     layer: str | None = None,
     *,
     class_names: Sequence[str] | None = None,
+    target: Any = None,
     preprocess: Callable[[np.ndarray], np.ndarray] | str | None = None,
     side: int = 16,
     max_clusters: int = 8,
     seed: int = 0,
     concepts: int = 4,
-    concept_pictures: int = 64,
+    concept_pictures: int = 32,
     cluster_threshold: float = flagging.CLUSTER_THRESHOLD,
     picture_threshold: float = flagging.PICTURE_THRESHOLD,
     batch_size: int = 32,
     progress_bar: bool = True,
+    store: Report | None = None,
+    explain: Callable[..., Any] | None = None,
 ) -> Audit:
     """Audit where `model` looks across `images` (SpRAy, Lapuschkin et al. 2019).
 
@@ -345,11 +355,17 @@ def audit(
         masks: None; object masks as an (N, H, W) array, a sequence, a mapping from picture name, or a folder
             of mask pictures under the pictures' names (nonzero = object), each the picture's size.
         method, layer, preprocess, class_names, batch_size: as explain_many.
+        target: as explain_many takes it: the maps explain this function of the output instead of a class
+            (:mod:`camwidget.targets`); pictures are then grouped by `labels`, or all in one group "target".
         side: the common grid (4 to 64); max_clusters: the most clusters per class; seed: k-means and t-SNE.
         concepts: Deep Feature Factorization concepts across the data (:func:`camwidget.concepts`), 0 for none,
             over at most ``concept_pictures`` pictures spread over the input.
         cluster_threshold, picture_threshold: the suspicion from which a cluster, or a lone picture, is flagged.
         progress_bar: explain_many's bar.
+        store: None, or an output folder's :class:`camwidget.pipeline.report.Report`: maps it holds are read
+            back, not computed again, and each new one is kept in it (the command line's resume).
+        explain: explain_many (None), or a function that takes its arguments and yields its results
+            (:func:`camwidget.pipeline.on_ray.explain_on_ray` for ``--ray``).
 
     Returns:
         An :class:`Audit`; ``audit.flags()`` says what looks like a shortcut, ``audit.notes`` what was left out.
@@ -357,6 +373,7 @@ def audit(
     Raises:
         ValueError: labels of the wrong length or not classes of the model, masks of the wrong number or size,
             a bad side or max_clusters, or no picture that could be read.
+        TypeError, CAMError: a method or target that explain_many would refuse (the same message).
     """
     if isinstance(side, bool) or not isinstance(side, int) or not 4 <= side <= 64:
         raise ValueError(f"side (the audit's common grid) must be a whole number from 4 to 64, not {side!r}")
@@ -365,10 +382,15 @@ def audit(
     if isinstance(concepts, bool) or not isinstance(concepts, int) or concepts < 0:
         raise ValueError(f"concepts must be a whole number of at least 0 (0: none), not {concepts!r}")
     from camwidget.classes import resolve_class_names
+    from camwidget.explain.request import Request
 
+    Request.of(layer=layer, target=target, method=method)  # explain_many's request, checked before any picture
     given = isinstance(images, list) and bool(images) and all(isinstance(p, Picture) for p in images)
     pictures = images if given else find_pictures(images)
-    names = resolve_class_names(class_names, number_of_classes(model, pictures, layer, preprocess))
+    if target is not None and labels is None:
+        names = ["target"]  # every map explains the target: one group (explain_many's name for it)
+    else:
+        names = resolve_class_names(class_names, number_of_classes(model, pictures, layer, preprocess))
     classes = None if labels is None else label_classes(labels, pictures, names)
     find_mask = mask_finder(masks, pictures)
     settings = dict(
@@ -381,6 +403,7 @@ def audit(
         picture_threshold=picture_threshold,
         preprocess=preprocess,
         labels=labels is not None,
+        target=target,
     )
     found = collect(
         model,
@@ -389,8 +412,11 @@ def audit(
         find_mask,
         side,
         progress_bar,
+        store,
+        explain or explain_many,
         layer=layer,
         method=method,
+        target=target,
         preprocess=preprocess,
         class_names=names,
         batch_size=batch_size,
@@ -401,9 +427,10 @@ def audit(
             f"{found.skipped[0][1]}"
         )
     result = Audit(model, found, names, settings)
-    result.analyse()
-    if concepts:
-        _add_concepts(result, concepts, concept_pictures, layer, preprocess)
+    with one_thread():
+        result.analyse()
+        if concepts:
+            _add_concepts(result, concepts, concept_pictures, layer, preprocess)
     return result
 
 
@@ -427,7 +454,8 @@ def _add_concepts(result: Audit, n: int, limit: int, layer: str | None, preproce
     if len({x.shape for x in inputs}) > 1:
         result.notes.append("concepts left out: the pictures have different sizes and the model takes any size")
         return
-    classes = sorted(result.per_class)
+    by_class = result.settings["target"] is None or result.settings["labels"]  # groups that are model classes
+    classes = sorted(result.per_class) if by_class else None
     try:
         found = concepts(
             result.model, np.concatenate(inputs), n, layer, classes=classes, class_names=result.class_names
@@ -437,7 +465,7 @@ def _add_concepts(result: Audit, n: int, limit: int, layer: str | None, preproce
         return
     result.concepts, result.concept_rows = found, rows
     where = {int(r): i for i, r in enumerate(rows)}
-    for c, entry in result.per_class.items():
+    for c, entry in result.per_class.items() if by_class else ():
         members = [where[int(r)] for r in entry.members if int(r) in where]
         if members:
             entry.concept_share = found.class_share(members, c)

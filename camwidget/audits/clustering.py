@@ -15,6 +15,7 @@ seeded). On the same affinity and k, the labels are scikit-learn's (up to their 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +28,20 @@ class Clustering:
     labels: np.ndarray  # (n,) int, 0..k-1, clusters numbered by size (0 the largest)
     eigenvalues: np.ndarray  # the smallest eigenvalues of L, l_0..l_K
     k: int
+
+
+def one_thread() -> Any:
+    """A context in which BLAS (OpenBLAS, MKL) and OpenMP run on one thread: the audit's numerical stages
+    (affinities, eigenvectors, k-means, NMF, t-SNE) work on matrices of a few hundred to a few thousand rows,
+    where more threads gain little and, beside the model's own thread pool (whose idle threads spin) on a
+    busy machine, cost several times their work in waiting (measured with benchmarks/bench_audit.py).
+
+    Returns:
+        threadpoolctl's context manager (``with one_thread(): ...``).
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1)
 
 
 def affinity(points: np.ndarray, neighbours: int = NEIGHBOURS) -> np.ndarray:

@@ -4,19 +4,26 @@ Pictures stream through :func:`camwidget.explain_many` one class at a time (the 
 are given, else each picture's top class); of each result only the map and the picture downsampled to a
 side x side grid, and a few numbers, are kept, so memory grows by about 4 * side^2 * 4 bytes a picture
 (16 KB at side 32, 4 KB at 16) whatever the pictures' size.
+
+With a store (the command line's --out, a :class:`camwidget.pipeline.report.Report`), each picture's map at
+the layer's resolution and what is kept of it (:class:`Kept`) are written there as they come, and a picture the
+store already holds is read back from it instead of being explained again: a run that stopped resumes.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from camwidget.audits.regions import mass
-from camwidget.pipeline.batch import PICTURE_SUFFIXES, Picture, explain_many, find_pictures
+from camwidget.pipeline.batch import PICTURE_SUFFIXES, Explained, Picture, explain_many, find_pictures
+
+if TYPE_CHECKING:
+    from camwidget.pipeline.report import Report
 
 
 @dataclass
@@ -32,7 +39,35 @@ class Collected:
     masks: list[np.ndarray | None] = field(default_factory=list)  # (side, side) float32 0..1, or None
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (picture, why)
     problems: list[str] = field(default_factory=list)  # what was left out of a picture, and why
-    map_shape: tuple[int, ...] = ()  # the layer's map (h, w), as the first map came
+    map_shape: tuple[int, ...] = ()  # the layer's map (h, w) of the first picture in input order
+    reused: int = 0  # pictures read back from an earlier run's output folder, not explained again
+
+
+@dataclass
+class Kept:
+    """What the audit keeps of one picture besides its map: its class, the model's top class and probability,
+    its pixels on the grid and its size."""
+
+    class_index: int  # the class its map explains (its label, or its top class)
+    predicted: int
+    confidence: np.float32
+    pixels: np.ndarray  # (side, side, 3) float32 0..1
+    shape: tuple[int, ...]  # the picture's (H, W)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """As arrays (kept beside the map in an output folder: Report.add's `extra`)."""
+        return {
+            "pixels": self.pixels,
+            "shape": np.asarray(self.shape, np.int64),
+            "classes": np.asarray([self.class_index, self.predicted], np.int64),
+            "confidence": np.asarray([self.confidence], np.float32),
+        }
+
+    @classmethod
+    def read(cls, arrays: dict[str, np.ndarray]) -> Kept:
+        """A picture kept by :meth:`arrays`."""
+        c, top = (int(v) for v in arrays["classes"])
+        return cls(c, top, np.float32(arrays["confidence"][0]), arrays["pixels"], tuple(arrays["shape"].tolist()))
 
 
 def small(array: np.ndarray, side: int) -> np.ndarray:
@@ -156,10 +191,25 @@ def collect(
     find_mask: Callable[[Picture], np.ndarray | None],
     side: int,
     progress_bar: bool = True,
+    store: Report | None = None,
+    explain: Callable[..., Iterator[Explained]] = explain_many,
     **settings: Any,
 ) -> Collected:
-    """Maps of every picture (for its class in `classes`, or its top class), kept small; see the module."""
-    kept: dict[int, tuple[Any, ...]] = {}
+    """Maps of every picture (for its class in `classes`, or its top class), kept small; see the module.
+
+    Args:
+        model, pictures, classes, find_mask, side, progress_bar: as the module says.
+        store: None, or a :class:`camwidget.pipeline.report.Report` of an output folder: the pictures it holds
+            are read back from it (not explained again), and each picture explained is kept in it as it comes,
+            so that a run that stopped resumes (the command line's ``--out``).
+        explain: explain_many, or a function that takes its arguments (``camwidget audit --ray``).
+        **settings: explain_many's settings.
+
+    Returns:
+        The :class:`Collected` pictures, in input order; ``reused`` counts those read back from `store`.
+    """
+    kept: dict[int, tuple[Kept, np.ndarray]] = {}  # index -> what is kept, its map on the grid (mass 1)
+    shapes: dict[int, tuple[int, ...]] = {}  # index -> the shape of its map at the layer
     by_index = {p.index: p for p in pictures}
     found = Collected()
     groups: list[tuple[int | None, list[Picture]]]
@@ -171,49 +221,67 @@ def collect(
             by_class.setdefault(c, []).append(picture)
         groups = sorted(by_class.items())
     for class_index, group in groups:
-        for item in explain_many(
-            model, group, class_index=class_index, overlays=True, progress_bar=progress_bar, **settings
-        ):
-            picture = by_index[item.index]
+        todo = [p for p in group if store is None or not store.done(p)]
+        for picture in group:
+            if store is not None and store.done(picture):
+                _, cam, arrays = store.kept(picture)
+                kept[picture.index] = (Kept.read(arrays), mass(small(cam, side)[None])[0])
+                shapes[picture.index] = tuple(cam.shape)
+                found.reused += 1
+        if not todo:
+            continue
+        for item in explain(model, todo, class_index=class_index, pixels=True, progress_bar=progress_bar, **settings):
             if item.error is not None or item.cam is None or item.pixels is None:
                 found.skipped.append((item.name, item.error or "no map"))
                 continue
-            pixels = small(item.pixels[..., :3], side) / 255.0
-            mask = None
-            try:
-                full = find_mask(picture)
-            except Exception as exc:  # noqa: BLE001 - an unreadable mask leaves the picture without one
-                found.problems.append(f"the mask of {item.name!r} could not be read ({exc}); audited without it")
-                full = None
-            if full is not None:
-                if full.shape[:2] != item.pixels.shape[:2]:
-                    found.problems.append(
-                        f"the mask of {item.name!r} is {full.shape[1]}x{full.shape[0]} but the picture is "
-                        f"{item.pixels.shape[1]}x{item.pixels.shape[0]}; audited without its mask"
-                    )
-                else:
-                    mask = np.clip(small(full.astype(np.float32), side), 0.0, 1.0)
             top_class, _, top_probability = item.top[0]
-            found.map_shape = found.map_shape or tuple(item.cam.shape)
-            kept[item.index] = (
-                picture,
-                item.class_index,
-                top_class,
-                top_probability,
-                mass(small(item.cam, side)[None])[0],
-                pixels.astype(np.float32),
-                mask,
+            one = Kept(
+                int(item.class_index if class_index is None else class_index),
+                int(top_class),
+                np.float32(top_probability),
+                small(item.pixels[..., :3], side).astype(np.float32) / np.float32(255.0),
+                tuple(item.pixels.shape[:2]),
             )
+            if store is not None:
+                store.add(item, one.arrays())  # no overlay: the map, then these arrays
+            kept[item.index] = (one, mass(small(item.cam, side)[None])[0])  # the map itself is not kept
+            shapes[item.index] = tuple(item.cam.shape)
     for index in sorted(kept):
-        picture, c, top, probability, m, p, mask = kept[index]
+        (one, grid), picture = kept[index], by_index[index]
         found.pictures.append(picture)
-        found.classes.append(int(c))
-        found.predicted.append(int(top))
-        found.confidence.append(float(probability))
-        found.masses.append(m)
-        found.pixels.append(p)
-        found.masks.append(mask)
+        found.classes.append(one.class_index)
+        found.predicted.append(one.predicted)
+        found.confidence.append(float(one.confidence))
+        found.masses.append(grid)
+        found.pixels.append(one.pixels)
+        found.masks.append(_mask_cells(picture, one.shape, find_mask, side, found.problems))
+    found.map_shape = shapes[min(shapes)] if shapes else ()  # the first picture's: the same when resumed
     return found
+
+
+def _mask_cells(
+    picture: Picture,
+    shape: tuple[int, ...],
+    find_mask: Callable[[Picture], np.ndarray | None],
+    side: int,
+    problems: list[str],
+) -> np.ndarray | None:
+    """The picture's object mask on the grid (0..1), or None: none given, unreadable or of another size (said
+    in `problems`)."""
+    try:
+        full = find_mask(picture)
+    except Exception as exc:  # noqa: BLE001 - an unreadable mask leaves the picture without one
+        problems.append(f"the mask of {picture.name!r} could not be read ({exc}); audited without it")
+        return None
+    if full is None:
+        return None
+    if tuple(full.shape[:2]) != tuple(shape):
+        problems.append(
+            f"the mask of {picture.name!r} is {full.shape[1]}x{full.shape[0]} but the picture is "
+            f"{shape[1]}x{shape[0]}; audited without its mask"
+        )
+        return None
+    return np.clip(small(full.astype(np.float32), side), 0.0, 1.0)
 
 
 __all__ = ["Collected", "collect", "find_pictures", "label_classes", "mask_finder", "number_of_classes", "small"]

@@ -1,11 +1,16 @@
 """``camwidget audit MODEL IMAGES... --out DIR [--labels labels.csv] [--masks DIR]``: the audit from the
-command line (see :mod:`camwidget.audits.report` for what it writes). Every run audits all the pictures again:
-clustering needs every map at once, so there is nothing to resume."""
+command line (see :mod:`camwidget.audits.report` for what it writes). Each picture's map is kept under --out as
+it comes, as ``camwidget explain`` keeps its results (:class:`camwidget.pipeline.report.Report`): a run stopped,
+or started again, reuses the maps already made and computes only the rest; the clusters, flags and report are
+made again from all of them (clustering needs every map at once). ``--ray`` computes the maps on a Ray cluster
+(:mod:`camwidget.pipeline.on_ray`), as ``camwidget explain --ray`` does."""
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
+import json
 import sys
 import time
 from typing import Any
@@ -16,14 +21,16 @@ what looks like a shortcut (a watermark, a frame, a background). Writes, into --
   audit.html      flags, clusters with their mean maps and typical pictures, a t-SNE plot, concepts
   clusters.csv    one row a cluster
   pictures.csv    one row a picture (cluster, suspicion, where its map lies)
-  flags.json      what looks like a shortcut, and why"""
+  flags.json      what looks like a shortcut, and why
+Run it again with the same --out to finish an interrupted run: the maps already made are reused."""
 
 EXAMPLES = """\
 examples:
   camwidget audit model.keras photos/ --out audit/
   camwidget audit model.keras photos/ --out audit/ --labels labels.csv --masks masks/
+  camwidget audit model.keras photos/ --out audit/ --ray auto      (a running Ray cluster)
 labels.csv: picture,label per line (the picture's path relative to the folder given; label a class index or name)
-exit codes: 0 audited; 1 some pictures could not be read (listed); 2 bad usage"""
+exit codes: 0 audited; 1 some pictures could not be read (listed); 2 bad usage; 130 interrupted (run it again)"""
 
 
 def add_parser(commands: Any) -> None:
@@ -47,6 +54,12 @@ def add_parser(commands: Any) -> None:
     audit.add_argument("--class-names", metavar="FILE", help="a text file with one class name per line")
     audit.add_argument("--concepts", type=int, default=4, metavar="N", help="DFF concepts, 0 for none (default 4)")
     audit.add_argument("--batch-size", type=positive_int, default=32, metavar="N", help="pictures per pass")
+    audit.add_argument(
+        "--target",
+        metavar="SPEC",
+        help="explain this instead of a class: unit:I or module:function returning a target (see camwidget.targets)",
+    )
+    audit.add_argument("--ray", metavar="ADDRESS", help="compute the maps on a Ray cluster: its address, or auto")
 
 
 def read_labels(path: str) -> dict[str, str]:
@@ -69,47 +82,53 @@ def read_labels(path: str) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """The audit command: settings checked before anything is written; files only under --out."""
+    """The audit command: settings checked before anything is written; files only under --out. The maps are
+    kept under --out as they come (:class:`camwidget.pipeline.report.Report`, as ``camwidget explain`` keeps
+    its results), so that a run stopped by Ctrl-C, or run again, reuses them."""
     from camwidget.quiet import quiet_tensorflow
 
     quiet_tensorflow()
     from camwidget.audits.analysis import audit
     from camwidget.audits.report import write
-    from camwidget.pipeline.batch import find_pictures
-    from camwidget.pipeline.cli import read_class_names
-    from camwidget.pipeline.model_file import UsageError, load_model
-    from camwidget.pipeline.outputs import OutputFolder
-    from camwidget.pipeline.report import check_output_folder
+    from camwidget.pipeline.cli import explainer_of, map_options, say_interrupted, start_run
+    from camwidget.pipeline.model_file import UsageError
 
-    check_output_folder(args.out)
-    class_names = read_class_names(args.class_names)
     labels = read_labels(args.labels) if args.labels else None
-    model = load_model(args.model)
-    given = args.images if len(args.images) > 1 else args.images[0]
-    pictures = find_pictures(given, exclude=OutputFolder.of(args.out).excluded_from_inputs)
+    started = start_run(args, [args.masks] if args.masks else [])
+    report = started.report
+    settings = {k: v for k, v in vars(args).items() if k in ("layer", "method", "target", "class_names")}
+    settings["labels"] = hashlib.sha1(json.dumps(sorted((labels or {}).items())).encode()).hexdigest()
+    report.claim(started.model, settings)  # another model's or other settings' maps are never reused
+    kept = sum(report.done(p) for p in started.pictures)
+    if kept:  # said before the work, so that a long run says at once what it will not do again
+        print(
+            f"resuming: the maps of {kept} of {len(started.pictures)} pictures are kept in {args.out} and reused; "
+            f"computing the other {len(started.pictures) - kept}",
+            file=sys.stderr,
+        )
     start = time.perf_counter()
     try:
         found = audit(
-            model,
-            pictures,
+            started.model,
+            started.pictures,
             labels=labels,
             masks=args.masks,
-            method=args.method,
-            layer=args.layer,
-            class_names=class_names,
             concepts=args.concepts,
-            batch_size=args.batch_size,
             progress_bar=sys.stderr.isatty(),
+            store=report,
+            explain=explainer_of(args),
+            **map_options(args, started),
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    inputs = [*args.images, *(p.source for p in pictures if isinstance(p.source, str))]
-    if args.masks:
-        inputs.append(args.masks)
-    write(found, args.out, inputs)
+    except KeyboardInterrupt:  # each map is kept as it comes (Report.add): nothing more to write
+        return say_interrupted(started)
+    write(found, args.out, report.folder.inputs)
     flags = found.flags()
+    computed = len(found.names) - found.reused
     print(
-        f"{len(found.names)} pictures audited in {time.perf_counter() - start:.1f} s; {len(flags)} flags; "
+        f"{len(found.names)} pictures audited in {time.perf_counter() - start:.1f} s ({computed} maps computed, "
+        f"{found.reused} reused from an earlier run into {args.out}); {len(flags)} flags; "
         f"{args.out}: audit.html, clusters.csv, pictures.csv, flags.json"
     )
     for flag in flags:

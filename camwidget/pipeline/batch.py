@@ -40,7 +40,7 @@ class Explained:
     class_index: int = -1  # the class explained
     cam: np.ndarray | None = None  # (h, w) float32 in [0, 1], at the layer's resolution
     overlay: np.ndarray | None = None  # RGB uint8 at the picture's size (when asked for)
-    pixels: np.ndarray | None = None  # the picture as read (when overlays are asked for)
+    pixels: np.ndarray | None = None  # the picture as read (when overlays or pixels are asked for)
     stats: dict[str, float] = field(default_factory=dict)
     error: str | None = None  # why this picture was skipped
     key: str = ""  # the picture's identity (Picture.key)
@@ -169,6 +169,7 @@ def explain_many(
     class_names: Sequence[str] | None = None,
     mask: np.ndarray | None = None,
     overlays: bool = False,
+    pixels: bool = False,
     alpha: float = 0.5,
     colormap: str = "jet",
     workers: int = 2,
@@ -195,7 +196,8 @@ def explain_many(
         preprocess: a function of RGB 0-255, a keras.applications family's name, or None (detected).
         class_names: the classes' names, for each result's label.
         mask: a region (bool, any size: resized); each result's stats then give the map's share inside it.
-        overlays: also make each picture's overlay (H, W, 3) at its own size.
+        overlays: also make each picture's overlay (H, W, 3) at its own size (and keep its pixels).
+        pixels: keep each picture as read (``item.pixels``) without making an overlay.
         alpha: the overlays' opacity, 0 to 1.
         colormap: the overlays' matplotlib colormap.
         workers: threads reading pictures.
@@ -234,13 +236,13 @@ def explain_many(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, bar:
         pending: list[tuple[Picture, np.ndarray, np.ndarray]] = []
         done = 0
-        for picture, pixels, x in _ahead(pool, load, pictures, 2 * batch_size):
+        for picture, read, x in _ahead(pool, load, pictures, 2 * batch_size):
             if isinstance(x, str):
                 done += 1
                 bar.update(1)
                 yield Explained(picture.index, picture.name, error=x, key=picture.key)
                 continue
-            pending.append((picture, pixels, x))
+            pending.append((picture, read, x))
             full = len(pending) == batch_size
             if full or pending[0][2].shape != x.shape:
                 group = pending if full else pending[:-1]
@@ -250,12 +252,12 @@ def explain_many(
                 done += len(group)
                 bar.update(len(group))
                 progress.step(done, len(pictures), "pictures")  # the explorer's bar, where one runs this
-                yield from _explain_group(explainer, group, class_index, names, mask, overlays, alpha, colormap)
+                yield from _explain_group(explainer, group, class_index, names, mask, overlays, pixels, alpha, colormap)
         if pending:
             if names is None:
                 names = _checked_settings(explainer, pending[0][2], class_index, class_names)
             bar.update(len(pending))
-            yield from _explain_group(explainer, pending, class_index, names, mask, overlays, alpha, colormap)
+            yield from _explain_group(explainer, pending, class_index, names, mask, overlays, pixels, alpha, colormap)
 
 
 def _are_pictures(images: Any) -> bool:
@@ -301,6 +303,7 @@ def _explain_group(
     names: list[str],
     mask: np.ndarray | None,
     overlays: bool,
+    keep_pixels: bool,
     alpha: float,
     colormap: str,
 ) -> Iterator[Explained]:
@@ -315,7 +318,8 @@ def _explain_group(
         order = np.argsort(-probs)[:5]
         top = [(int(k), names[k] if k < len(names) else str(k), float(probs[k])) for k in order]
         item = Explained(picture.index, picture.name, top, int(c), cam, stats=map_stats(cam, mask), key=picture.key)
-        if overlays:
+        if overlays or keep_pixels:
             item.pixels = pixels
+        if overlays:
             item.overlay = render.overlay(pixels, cam, alpha, colormap)
         yield item

@@ -8,11 +8,14 @@ same ``--out`` skips the pictures already done. ``--ray ADDRESS`` spreads the ba
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import signal
 import sys
 import textwrap
 import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from camwidget import notes
@@ -153,6 +156,96 @@ def read_class_names(path: str | None) -> list[str] | None:
         raise UsageError(f"--class-names {path!r}: not a UTF-8 text file (one class name per line)") from None
 
 
+@dataclass
+class Run:
+    """What a command that writes into --out starts from (:func:`start_run`)."""
+
+    model: Any
+    pictures: list[Any]  # camwidget.pipeline.batch.Picture, in input order
+    report: Any  # camwidget.pipeline.report.Report of --out: output names given, earlier results read
+    class_names: list[str] | None
+    target: Any
+
+
+def start_run(args: argparse.Namespace, inputs: Sequence[str] = ()) -> Run:
+    """What ``explain`` and ``audit`` do first, in this order, so that a mistake is said before any work: the
+    output folder checked (not made), the class names and ``--target`` read, the model loaded, the pictures
+    found (never inside --out), and each picture given its output name in --out's :class:`Report`.
+
+    Args:
+        args: the command's options (model, images, out, class_names, and target where it has one).
+        inputs: more paths that must never be written (the audit's masks folder).
+
+    Returns:
+        A :class:`Run`.
+    """
+    from camwidget.pipeline.batch import find_pictures
+    from camwidget.pipeline.outputs import OutputFolder
+    from camwidget.pipeline.report import Report, check_output_folder
+
+    check_output_folder(args.out)  # refused before any work when it cannot be written
+    class_names = read_class_names(args.class_names)
+    target = parse_target(getattr(args, "target", None))
+    model = load_model(args.model)
+    given = args.images if len(args.images) > 1 else args.images[0]
+    pictures = find_pictures(given, exclude=OutputFolder.of(args.out).excluded_from_inputs)
+    files = [p.source for p in pictures if isinstance(p.source, str)]
+    report = Report(args.out, inputs=[*args.images, *files, *inputs])
+    report.assign(pictures)
+    return Run(model, pictures, report, class_names, target)
+
+
+def explainer_of(args: argparse.Namespace) -> Callable[..., Iterator[Any]]:
+    """explain_many, or with ``--ray ADDRESS`` the same on a Ray cluster (the model travels as bytes).
+
+    Args:
+        args: the command's options (``ray``: None, or the cluster's address).
+
+    Returns:
+        A function that takes explain_many's arguments and yields its results.
+    """
+    if args.ray:
+        from camwidget.pipeline.on_ray import explain_on_ray
+
+        return functools.partial(explain_on_ray, address=args.ray)
+    from camwidget.pipeline.batch import explain_many
+
+    return explain_many
+
+
+def map_options(args: argparse.Namespace, run: Run) -> dict[str, Any]:
+    """What both commands pass on to explain_many as given: the layer, method, target, batch size, class names.
+
+    Args:
+        args: the command's options.
+        run: what :func:`start_run` read (the target and class names).
+
+    Returns:
+        explain_many's keyword arguments.
+    """
+    return {
+        "layer": args.layer,
+        "method": args.method,
+        "target": run.target,
+        "batch_size": args.batch_size,
+        "class_names": run.class_names,
+    }
+
+
+def say_interrupted(run: Run) -> int:
+    """After Ctrl-C: how many pictures are done (kept in --out), on stderr.
+
+    Args:
+        run: the run that was interrupted.
+
+    Returns:
+        The exit code, 130.
+    """
+    done = sum(run.report.done(p) for p in run.pictures)
+    print(f"interrupted: {done} of {len(run.pictures)} done; run the same command again to resume", file=sys.stderr)
+    return 130
+
+
 def explain_command(args: argparse.Namespace) -> int:
     """The explain command: settings checked before anything is written; each picture's files under --out
     only (camwidget.pipeline.outputs); Ctrl-C keeps what is done."""
@@ -161,44 +254,22 @@ def explain_command(args: argparse.Namespace) -> int:
     quiet_tensorflow()  # before anything imports Keras: TensorFlow's start-up lines never reach the terminal
     from tqdm import tqdm
 
-    from camwidget.pipeline.batch import explain_many, find_pictures
-    from camwidget.pipeline.outputs import OutputFolder
-    from camwidget.pipeline.report import Report, check_output_folder
-
-    check_output_folder(args.out)  # refused before any work when it cannot be written
-    class_names = read_class_names(args.class_names)
-    target = parse_target(args.target)
-    model = load_model(args.model)
-    given = args.images if len(args.images) > 1 else args.images[0]
-    pictures = find_pictures(given, exclude=OutputFolder.of(args.out).excluded_from_inputs)
-    report = Report(args.out, inputs=[*args.images, *(p.source for p in pictures if isinstance(p.source, str))])
-    report.assign(pictures)
+    run = start_run(args)
+    model, pictures, report = run.model, run.pictures, run.report
     todo = [p for p in pictures if not report.done(p)]
     bound = ("layer", "method", "class_index", "target", "max_side", "class_names", "no_overlays")
     report.claim(model, {k: v for k, v in vars(args).items() if k in bound})
-    options = dict(
-        layer=args.layer,
-        method=args.method,
-        class_index=args.class_index,
-        target=target,
-        batch_size=args.batch_size,
-        max_side=args.max_side,
-        class_names=class_names,
-        overlays=not args.no_overlays,
-        progress_bar=False,
-    )
+    options = map_options(args, run) | {
+        "class_index": args.class_index,
+        "max_side": args.max_side,
+        "overlays": not args.no_overlays,
+        "progress_bar": False,
+    }
     details = _details(args, model)
     start = time.perf_counter()
     bar = None
     try:
-        if not todo:
-            results: Any = iter(())
-        elif args.ray:
-            from camwidget.pipeline.on_ray import explain_on_ray
-
-            results = explain_on_ray(model, todo, address=args.ray, **options)  # the model travels as bytes
-        else:
-            results = explain_many(model, todo, **options)
+        results: Any = explainer_of(args)(model, todo, **options) if todo else iter(())
         first = next(results, None)  # the settings are checked on the first batch: an error shows alone
         # a bar only on a terminal (disable=None), cleared at the end: the error or the summary is what stays
         bar = tqdm(total=len(todo), unit="img", desc="explaining", leave=False, disable=None)
@@ -213,9 +284,7 @@ def explain_command(args: argparse.Namespace) -> int:
             report.finish(details)
         finally:
             signal.signal(signal.SIGINT, previous)
-        done = len(pictures) - len([p for p in pictures if not report.done(p)])
-        print(f"interrupted: {done} of {len(pictures)} done; run the same command again to resume", file=sys.stderr)
-        return 130
+        return say_interrupted(run)
     finally:
         if bar is not None:
             bar.close()

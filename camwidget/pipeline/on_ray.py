@@ -65,7 +65,7 @@ class _Explainer:
 
         sources = list(rows["source"])
         found = {item.index: item for item in explain_many(self.model, sources, **self.options)}
-        fields = ("index", "name", "key", "top", "class_index", "cam", "overlay", "stats", "error")
+        fields = ("index", "name", "key", "top", "class_index", "cam", "overlay", "pixels", "stats", "error")
         out: dict[str, list[Any]] = {k: [] for k in fields}
         for position, (index, name, key) in enumerate(zip(rows["index"], rows["name"], rows["key"])):
             item = found.get(position)
@@ -76,6 +76,7 @@ class _Explainer:
             out["class_index"].append(-1 if item is None else item.class_index)
             out["cam"].append(None if item is None else item.cam)
             out["overlay"].append(None if item is None else item.overlay)
+            out["pixels"].append(None if item is None or not self.options.get("pixels") else item.pixels)
             out["stats"].append(None if item is None else item.stats)
             out["error"].append("not returned" if item is None else item.error)
         return {k: np.array(v, dtype=object) for k, v in out.items()}
@@ -153,6 +154,7 @@ def explain_on_ray(
             int(row["class_index"]),
             row["cam"],
             row["overlay"],
+            row["pixels"],
             stats=dict(row["stats"]),
             key=str(row["key"]),
         )

@@ -20,7 +20,7 @@ import os
 import tempfile
 import urllib.parse
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import cv2
@@ -34,6 +34,7 @@ THUMBNAIL = 160  # px, the longer side
 STATE = ".camwidget"  # per-picture results kept as they come, and the run's mark (run.json)
 OVERLAYS = "overlays"
 FORMAT = 2  # of the state files: 2 keys them by the picture's identity
+EXTRA = ".extra.npz"  # a picture's arrays kept beside its map by another command (see Report.add)
 
 
 def file_mode() -> int:
@@ -170,8 +171,9 @@ class Report:
         """This picture's results are written (a resumed run skips it)."""
         return picture.key in self._kept
 
-    def add(self, item: Explained) -> None:
-        """Keep one picture's results: its overlay, its map, then (last, marking it done) its record."""
+    def add(self, item: Explained, extra: Mapping[str, np.ndarray] | None = None) -> None:
+        """Keep one picture's results: its overlay, its map, `extra` (arrays another command keeps of the
+        picture: the audit's small copy of it), then (last, marking it done) its record."""
         name = self.name(item.key)
         record: dict[str, Any] = {"file": item.name, "index": item.index, "key": item.key, "output": name}
         if item.error is not None:
@@ -189,6 +191,9 @@ class Report:
         buffer = io.BytesIO()
         np.save(buffer, item.cam.astype(np.float32))
         atomic_write(self._state(state_key(item.key) + ".npy"), buffer.getvalue())
+        if extra:
+            atomic_write(self._state(state_key(item.key) + EXTRA), npz_bytes(dict(extra)))
+            record["extra"] = sorted(extra)
         record.update(
             class_index=item.class_index,
             top=[{"class": c, "name": n, "score": round(s, 6)} for c, n, s in item.top],
@@ -196,6 +201,23 @@ class Report:
         )
         atomic_write(self._state(state_key(item.key) + ".json"), json.dumps(record).encode())
         self._kept[item.key] = record
+
+    def kept(self, picture: Picture) -> tuple[dict[str, Any], np.ndarray, dict[str, np.ndarray]]:
+        """A done picture's record, map and `extra` arrays (see :meth:`add`), as an earlier run kept them.
+
+        Args:
+            picture: a picture :meth:`done` says is done.
+
+        Returns:
+            (its record, its map (h, w) float32, its extra arrays by name; empty if none were kept).
+        """
+        record = self._kept[picture.key]
+        cam = np.load(self._state(state_key(picture.key) + ".npy"))
+        extra: dict[str, np.ndarray] = {}
+        if record.get("extra"):
+            with np.load(self._state(state_key(picture.key) + EXTRA)) as archive:
+                extra = {name: archive[name] for name in archive.files}
+        return record, cam, extra
 
     def records(self) -> list[dict[str, Any]]:
         return sorted(list(self._kept.values()) + self.errors, key=lambda r: r["index"])

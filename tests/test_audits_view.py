@@ -1,6 +1,6 @@
 """The audit as a notebook widget: a class selector, a card per cluster (and the class's mean map), the t-SNE
 plot, the pictures ranked by suspicion, and a click that opens a CAMExplorer with the audit's method, layer and
-class below; names reach the page escaped."""
+class (or target) below; names reach the page escaped."""
 
 from __future__ import annotations
 
@@ -59,3 +59,18 @@ def test_a_click_opens_the_picture_in_an_explorer_with_the_same_settings(view):
     assert explorer.class_index == 1
     assert np.isfinite(explorer.cam).all()
     explorer.close()
+
+
+def test_an_audit_of_a_target_opens_an_explorer_of_that_target():
+    from camwidget import targets
+
+    x, y, _ = pictures(8, 4)
+    target = targets.Unit(1)
+    found = cw.audit(network(), x, labels=y, layer="last_conv", target=target, concepts=0, progress_bar=False)
+    explorer = found.explorer(3)
+    try:
+        assert explorer._session.explainer.target is target  # the explorer's one request holds it
+        cam = explorer.cam
+        np.testing.assert_allclose(cam / cam.sum(), found.masses[3], atol=1e-5)
+    finally:
+        explorer.close()
