@@ -173,6 +173,22 @@ def test_smooth_gradcam_pp_matches_its_formula(model, x):
     assert np.abs(ours - cam(model, x, "gradcam++")).max() > 1e-3
 
 
+@pytest.mark.parametrize("samples, passes", [(5, [3, 15]), (12, [3, 15, 15, 6])])
+def test_smooth_gradcam_pp_sends_its_noisy_copies_through_the_tape_together(model, x, monkeypatch, samples, passes):
+    """One clean capture of the 3 images, then the noisy copies in passes of NOISY_BATCH (16) images at most,
+    whole copies of the batch each; the map is the same as copy by copy (the formula test above)."""
+    sizes = []
+    capture = cw.engines.base.Engine.capture
+
+    def counted(self, x, *args, **kw):
+        sizes.append(len(x))
+        return capture(self, x, *args, **kw)
+
+    monkeypatch.setattr(cw.engines.base.Engine, "capture", counted)
+    cam(model, x, "smooth-gradcam++", method_options={"samples": samples})
+    assert sizes == passes
+
+
 def ref_finer(model, layer, x, classes, gamma, top=None, references=None, base="gradcam"):
     """The base method's map for the score y_c - gamma * mean_j y_j over the `top` classes whose logits are
     nearest y_c (or the given references), differentiated by the hand split."""
