@@ -299,8 +299,7 @@ def psi_sum(terms, size):
     return out
 
 
-@pytest.mark.tensorflow_only
-def test_fullgrad_matches_its_formula(model, x):
+def ref_fullgrad(model, x):
     """The flat-head model written out in tf ops, its convolutions' outputs before the ReLU (z) kept, dy/dx and
     dy/dz by one GradientTape; |dy/dx * x| and |b * dy/dz| summed over channels after psi."""
     import tensorflow as tf
@@ -327,10 +326,35 @@ def test_fullgrad_matches_its_formula(model, x):
         for name in zs:
             m += psi_sum(np.abs(as_numpy(L(name).bias) * dz[name][n]), 32)
         maps.append(m)
+    return relu_max(np.array(maps))
+
+
+@pytest.mark.tensorflow_only
+def test_fullgrad_matches_its_formula(model, x):
     ours = cam(model, x, "fullgrad")
     assert ours.shape == (3, 32, 32)  # the input's resolution, whatever the layer
-    assert_close(ours, relu_max(np.array(maps)))
+    assert_close(ours, ref_fullgrad(model, x))
     np.testing.assert_array_equal(ours, cam(model, x, "fullgrad", layer="conv_a"))
+
+
+@pytest.mark.tensorflow_only
+def test_fullgrad_is_its_one_pass_alone(model, x, calls):
+    """compute_cam runs FullGrad's own pass (forward, and backward to the input) and no capture of the layer."""
+    cam(model, x, "fullgrad")
+    assert calls == [("capture_with_input_gradient", True)]
+
+
+@pytest.mark.tensorflow_only
+def test_fullgrad_reads_the_biases_as_they_are_when_it_runs(model, x):
+    """The biases are read inside the traced pass: a bias changed after the pass was traced is the one used."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    before = cam(copy, x, "fullgrad")
+    bias = copy.get_layer("conv_b").bias
+    bias.assign(as_numpy(bias) + np.linspace(-0.5, 0.5, bias.shape[0]).astype("float32"))
+    after = cam(copy, x, "fullgrad")
+    assert np.abs(after - before).max() > 1e-2
+    assert_close(after, ref_fullgrad(copy, x))
 
 
 @pytest.mark.tensorflow_only

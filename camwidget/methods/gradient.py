@@ -10,11 +10,17 @@ import keras
 import numpy as np
 
 from camwidget import progress
-from camwidget.engines.base import Scoring
+from camwidget.engines.base import MapsCapture, Scoring
 from camwidget.errors import CAMError
 from camwidget.methods.activation import project_first_component
-from camwidget.methods.passes import capture_at_layer, check_class_scores, from_grid, to_grid
-from camwidget.methods.registry import EPS, MethodInputs, number_in, option, register, register_formula
+from camwidget.methods.passes import (
+    capture_at_layer,
+    check_class_probabilities,
+    check_class_scores,
+    from_grid,
+    to_grid,
+)
+from camwidget.methods.registry import EPS, MethodInputs, PassInputs, number_in, option, register, register_formula
 
 # the methods this family registers, in the order the Method dropdown lists them
 NAMES = (
@@ -172,35 +178,24 @@ def shapley_cam(inputs: MethodInputs) -> np.ndarray:
     return (weights * inputs.capture.activations.astype(np.float64)).astype(np.float32)
 
 
-@register(
-    "fullgrad",
-    "FullGrad",
-    per_channel=False,
-    input_resolution=True,
-    class_only=True,
-    image_only=True,
-    cost="1 pass + 1 pass for the input's gradient",
-)
-def fullgrad(inputs: MethodInputs) -> np.ndarray:
-    """FullGrad (Srinivas & Fleuret 2019), as pytorch-grad-cam's FullGrad: at the input's resolution,
-    map = sum_c psi(|dy/dx_c * x_c|) + sum_l sum_k psi(|b_l,k * dy/dz_l,k|), with z_l the output of layer l
-    before its activation, b_l its bias (a batch normalisation's effective bias beta - mu gamma / sqrt(var + eps)),
-    and psi a channel's map shifted and scaled to [0, 1] and resized bilinearly to the input. Every convolution
-    and batch normalisation with a bias on the way to the output counts, whatever layer is chosen: the
-    bias-gradients are the part of the score a plain input-gradient misses (the paper's completeness). Dense
-    layers' biases have no position and are left out, as in the paper's saliency map. dy/dz of a layer with a
-    fused ReLU is dy/da where a > 0, 0 elsewhere.
+def fullgrad_pass(inputs: PassInputs) -> MapsCapture:
+    """FullGrad's one pass (see :func:`fullgrad`): a forward and a backward that reaches the input, each layer's
+    psi-summed bias-gradient map and the input-gradient's made in the graph; only those leave the pass, and
+    are resized here.
+
+    Args:
+        inputs: the images, their classes and the model's engine.
+
+    Returns:
+        The maps at the input's resolution (N, H, W), with the pass's probabilities and classes.
 
     Raises:
-        CAMError: the model has no convolution or batch normalisation with a bias; a layer with a bias has a
-            fused activation other than ReLU (z cannot be read from its output); the model is not an image
-            model; Keras does not run on TensorFlow.
+        CAMError: as :func:`fullgrad`.
     """
-    check_class_scores(inputs, "FullGrad")
-    c, x = inputs.capture, inputs.images
+    x = inputs.images
     if x.ndim != 4:
         raise CAMError("FullGrad makes a map at the input's resolution, so it works on image models (N, H, W, C)")
-    layers = [info for info in inputs.layout.layers.values() if _fullgrad_bias(info) is not None]
+    layers = [info for info in inputs.layout.layers.values() if _has_fullgrad_bias(info)]
     if not layers:
         raise CAMError(
             "FullGrad adds up the gradients of the biases of the model's convolutions and batch normalisations, "
@@ -213,50 +208,88 @@ def fullgrad(inputs: MethodInputs) -> np.ndarray:
                 f"FullGrad needs the gradient before layer {info.path!r}'s activation, and its fused {name!r} "
                 "cannot be undone from its output (only linear and relu can); use 'gradcam'"
             )
-    spec = Scoring(c.class_index.astype(np.int32), inputs.output, inputs.score, None, inputs.feed)
-    both = inputs.engine.capture_with_input_gradient(x, layers, spec)
-    if both is None:
+    spec = Scoring(inputs.classes.astype(np.int32), inputs.output, inputs.score, None, inputs.feed)
+    got = inputs.engine.capture_with_input_gradient(x, layers, _fullgrad_term, spec)
+    if got is None:
         raise CAMError("FullGrad needs the input's gradient, which only the TensorFlow backend computes here")
-    passed, dx = both
+    per_layer, total, probabilities, classes = got
+    check_class_probabilities(probabilities, "FullGrad")
     H, W = x.shape[1:3]
-    total = _scaled_channel_sum(np.abs(dx.astype(np.float64) * x), H, W)
-    for info in layers:
-        g = passed.gradients[info.path].astype(np.float64)
+    total = total.astype(np.float64)
+    for summed in per_layer.values():  # bilinear resizing is linear: each layer's channel sum resized once
+        total += summed if summed.shape[1:] == (H, W) else np.stack([cv2.resize(m, (W, H)) for m in summed])
+    return MapsCapture(total.astype(np.float32), probabilities, classes)
+
+
+@register(
+    "fullgrad",
+    "FullGrad",
+    per_channel=False,
+    input_resolution=True,
+    class_only=True,
+    image_only=True,
+    cost="1 pass, its backward to the input",
+    own_pass=fullgrad_pass,
+)
+def fullgrad(inputs: MethodInputs) -> np.ndarray:
+    """FullGrad (Srinivas & Fleuret 2019), as pytorch-grad-cam's FullGrad: at the input's resolution,
+    map = sum_c psi(|dy/dx_c * x_c|) + sum_l sum_k psi(|b_l,k * dy/dz_l,k|), with z_l the output of layer l
+    before its activation, b_l its bias (a batch normalisation's effective bias beta - mu gamma / sqrt(var + eps)),
+    and psi a channel's map shifted to 0, divided by (1e-7 + its max) and resized bilinearly to the input
+    (pytorch-grad-cam's scale_accross_batch_and_channels). Every convolution and batch normalisation with a bias
+    on the way to the output counts, whatever layer is chosen: the bias-gradients are the part of the score a
+    plain input-gradient misses (the paper's completeness). Dense layers' biases have no position and are left
+    out, as in the paper's saliency map. dy/dz of a layer with a fused ReLU is dy/da where a > 0, 0 elsewhere.
+    It needs no capture of the chosen layer: compute_cam runs only its own pass (:func:`fullgrad_pass`).
+
+    Raises:
+        CAMError: the model has no convolution or batch normalisation with a bias; a layer with a bias has a
+            fused activation other than ReLU (z cannot be read from its output); the model is not an image
+            model; Keras does not run on TensorFlow.
+    """
+    c = inputs.capture
+    return fullgrad_pass(
+        PassInputs(inputs.images, c.class_index, inputs.engine, inputs.layout, inputs.output, inputs.score, inputs.feed)
+    ).maps
+
+
+def _fullgrad_term(info: Any, a: Any, g: Any) -> Any:
+    """Inside FullGrad's pass: (N, h, w) sum_k psi_k(|b_k * dy/dz_k|) of a layer (psi before the resize), or of
+    the input (info None; a = x, g = dy/dx) sum_c psi_c(|dy/dx_c * x_c|). Bilinear resizing is linear and every
+    channel of a layer has the same size, so the channels are summed before the one resize (the same map up to
+    rounding; one resize a layer instead of one a channel, 4,224 on VGG16)."""
+    ops = keras.ops
+    if info is None:
+        terms = ops.abs(g * a)
+    else:
         if getattr(getattr(info.layer, "activation", None), "__name__", "linear") == "relu":
-            g = g * (passed.activations[info.path] > 0)
-        total += _scaled_channel_sum(np.abs(_fullgrad_bias(info) * g), H, W)  # type: ignore[operator]
-    return total.astype(np.float32)
+            g = g * ops.cast(a > 0, g.dtype)
+        terms = ops.abs(_fullgrad_bias(info.layer) * g)
+    shifted = terms - ops.min(terms, axis=(1, 2), keepdims=True)
+    return ops.sum(shifted / (1e-7 + ops.max(shifted, axis=(1, 2), keepdims=True)), axis=-1)
 
 
-def _fullgrad_bias(info: Any) -> np.ndarray | None:
-    """The bias a FullGrad layer adds per channel, or None where the layer has none (or is not an image map)."""
+def _has_fullgrad_bias(info: Any) -> bool:
+    """Whether FullGrad counts the layer: a convolution with a bias or a batch normalisation, on an image map
+    that reaches the output, called once."""
     layer = info.layer
     if info.geometry is None or info.geometry.kind != "image" or info.calls != 1 or not info.reaches_output:
-        return None
+        return False
     if isinstance(layer, keras.layers.BatchNormalization):
-        mean = keras.ops.convert_to_numpy(layer.moving_mean).astype(np.float64)
-        var = keras.ops.convert_to_numpy(layer.moving_variance).astype(np.float64)
-        gamma = keras.ops.convert_to_numpy(layer.gamma).astype(np.float64) if layer.scale else 1.0
-        beta = keras.ops.convert_to_numpy(layer.beta).astype(np.float64) if layer.center else 0.0
-        return beta - mean * gamma / np.sqrt(var + layer.epsilon)
+        return True
     convolutions = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
-    if isinstance(layer, convolutions) and getattr(layer, "use_bias", False):
-        return keras.ops.convert_to_numpy(layer.bias).astype(np.float64)
-    return None
+    return isinstance(layer, convolutions) and bool(getattr(layer, "use_bias", False))
 
 
-def _scaled_channel_sum(terms: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(N, h, w, K) -> (N, H, W): each channel's map shifted to 0, divided by (1e-7 + its max), resized
-    bilinearly to the input (OpenCV), and summed over the channels (pytorch-grad-cam's
-    scale_accross_batch_and_channels).
+def _fullgrad_bias(layer: Any) -> Any:
+    """The bias a FullGrad layer adds per channel (float32), read from its variables inside the pass, so a
+    trained model's new values are the ones used."""
 
-    Bilinear resizing is linear and every channel of a layer has the same size, so the channels are summed
-    first and the sum resized once: one resize per layer instead of one per channel (4,224 for VGG16's 13
-    convolutions, most of FullGrad's time), the same map up to rounding.
-    """
-    terms = np.asarray(terms, np.float64)
-    shifted = terms - terms.min(axis=(1, 2), keepdims=True)
-    summed = (shifted / (1e-7 + shifted.max(axis=(1, 2), keepdims=True))).sum(axis=-1)
-    if summed.shape[1:] == (height, width):
-        return summed
-    return np.stack([cv2.resize(m, (width, height)) for m in summed])
+    def value(variable: Any) -> Any:
+        return keras.ops.cast(variable, "float32")
+
+    if isinstance(layer, keras.layers.BatchNormalization):
+        gamma = value(layer.gamma) if layer.scale else 1.0
+        beta = value(layer.beta) if layer.center else 0.0
+        return beta - value(layer.moving_mean) * gamma / keras.ops.sqrt(value(layer.moving_variance) + layer.epsilon)
+    return value(layer.bias)

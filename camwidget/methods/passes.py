@@ -65,7 +65,16 @@ def from_grid(grid: np.ndarray, inputs: MethodInputs, method: str) -> np.ndarray
 
 def check_class_scores(inputs: MethodInputs, method: str) -> None:
     """The capture explains a class (not a target=, whose single score these methods cannot rerun)."""
-    if inputs.capture.probabilities.ndim != 2 or inputs.capture.probabilities.shape[1] < 2:
+    check_class_probabilities(inputs.capture.probabilities, method)
+
+
+def check_class_probabilities(probabilities: np.ndarray, method: str) -> None:
+    """A pass's probabilities are a class's (N, C >= 2), not a target's single score.
+
+    Raises:
+        CAMError: they are not.
+    """
+    if probabilities.ndim != 2 or probabilities.shape[1] < 2:
         raise CAMError(
             f"{method} reruns the model and reads a class's score from its output, so it explains a class and "
             "cannot take target=; use a gradient method such as 'gradcam' with a target"
