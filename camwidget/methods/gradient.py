@@ -120,7 +120,9 @@ def smooth_gradcam_plus_plus(inputs: MethodInputs, samples: int, noise: float) -
     T_k = w_k A_k with A the clean image's activations. Averaging the gradients removes the noise of a single
     backward pass that makes Grad-CAM++'s maps speckled. The copies go through the gradient tape together
     (NOISY_BATCH images a pass), so the method costs what its batched passes cost. torch-cam 0.5 takes ReLU of
-    the last copy's gradient where the paper (and camwidget) take the mean D_1, and an absolute noise std (0.3)."""
+    the last copy's gradient where the paper (and camwidget) take the mean D_1, sum_ab (A D_3)_k,ab in alpha's
+    denominator, the last noisy copy's activations for the map, and an absolute noise std (0.3)
+    (tests/test_methods_peers.py compares the two on the same noise)."""
     check_class_scores(inputs, "Smooth Grad-CAM++")
     x = inputs.images.astype(np.float64)
     n = len(x)
