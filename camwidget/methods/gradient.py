@@ -259,16 +259,21 @@ def _fullgrad_term(info: Any, a: Any, g: Any) -> Any:
     """Inside FullGrad's pass: (N, h, w) sum_k psi_k(|b_k * dy/dz_k|) of a layer (psi before the resize), or of
     the input (info None; a = x, g = dy/dx) sum_c psi_c(|dy/dx_c * x_c|). Bilinear resizing is linear and every
     channel of a layer has the same size, so the channels are summed before the one resize (the same map up to
-    rounding; one resize a layer instead of one a channel, 4,224 on VGG16)."""
+    rounding; one resize a layer instead of one a channel, 4,224 on VGG16).
+
+    With t_k = |b_k| u_k, u = |dy/dz|: psi_k(t_k) = (u_k - min u_k) s_k, s_k = |b_k| / (1e-7 + |b_k| (max u_k -
+    min u_k)), so the sum over k is one product u s minus a constant, and the layer's map is read 4 times rather
+    than 9 (the reductions' share of the pass on VGG16, about a quarter of a forward pass, halved)."""
     ops = keras.ops
     if info is None:
-        terms = ops.abs(g * a)
+        u, scale = ops.abs(g * a), 1.0
     else:
-        if getattr(getattr(info.layer, "activation", None), "__name__", "linear") == "relu":
-            g = g * ops.cast(a > 0, g.dtype)
-        terms = ops.abs(_fullgrad_bias(info.layer) * g)
-    shifted = terms - ops.min(terms, axis=(1, 2), keepdims=True)
-    return ops.sum(shifted / (1e-7 + ops.max(shifted, axis=(1, 2), keepdims=True)), axis=-1)
+        relu = getattr(getattr(info.layer, "activation", None), "__name__", "linear") == "relu"
+        u = ops.where(a > 0, ops.abs(g), 0.0) if relu else ops.abs(g)
+        scale = ops.abs(_fullgrad_bias(info.layer))
+    low, high = ops.min(u, axis=(1, 2)), ops.max(u, axis=(1, 2))  # (N, K)
+    s = scale / (1e-7 + scale * (high - low))
+    return ops.einsum("nhwk,nk->nhw", u, s) - ops.sum(low * s, axis=-1)[:, None, None]
 
 
 def _has_fullgrad_bias(info: Any) -> bool:
