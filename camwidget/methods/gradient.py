@@ -105,7 +105,7 @@ def eigen_gradcam(inputs: MethodInputs) -> np.ndarray:
 @register(
     "smooth-gradcam++",
     "Smooth Grad-CAM++",
-    cost="samples passes (1 + samples with the first)",
+    cost="1 pass + its samples noisy copies in one batched pass",
     class_only=True,
     options={
         "samples": option(8, number_in("samples", 1, 1000, whole=True)),
