@@ -358,6 +358,41 @@ def test_fullgrad_reads_the_biases_as_they_are_when_it_runs(model, x):
 
 
 @pytest.mark.tensorflow_only
+def test_fullgrad_takes_a_batch_normalisations_effective_bias(x):
+    """A convolution without a bias, then a batch normalisation (its moving statistics set), then a ReLU layer:
+    the only bias FullGrad counts is the normalisation's b = beta - mu gamma / sqrt(var + eps), with dy/dz at its
+    output, written out here in tf ops."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((32, 32, 3))
+    h = layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv")(inp)
+    h = layers.ReLU()(layers.BatchNormalization(name="bn")(h))
+    m = keras.Model(inp, layers.Dense(3, activation="softmax", name="dense")(layers.GlobalAveragePooling2D()(h)))
+    rng = np.random.default_rng(2)
+    bn = m.get_layer("bn")
+    gamma, beta, mean, var = (
+        rng.uniform(lo, hi, 4).astype("float32") for lo, hi in [(0.5, 2), (-1, 1), (-1, 1), (0.5, 2)]
+    )
+    beta[0], mean[0] = 0.0, 0.7  # psi scales each channel to [0, 1], so a bias counts by being zero or not: here
+    # only the effective bias is nonzero, so reading beta alone would drop the channel
+    bn.set_weights([gamma, beta, mean, var])
+    classes = [0, 2, 1]
+    xt = tf.convert_to_tensor(x)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(xt)
+        z = (tf.nn.conv2d(xt, m.get_layer("conv").kernel, 1, "SAME") - mean) / np.sqrt(var + bn.epsilon) * gamma + beta
+        tape.watch(z)
+        logits = dense_logits(m.get_layer("dense"), tf.reduce_mean(tf.nn.relu(z), axis=(1, 2)))
+        y = tf.reduce_sum(tf.stack([logits[n, c] for n, c in enumerate(classes)]))
+    dx, dz = tape.gradient(y, xt).numpy(), tape.gradient(y, z).numpy()
+    bias = beta - mean * gamma / np.sqrt(var + bn.epsilon)
+    maps = [psi_sum(np.abs(dx[n] * x[n]), 32) + psi_sum(np.abs(bias * dz[n]), 32) for n in range(len(x))]
+    ours = cw.compute_cam(m, x, method="fullgrad", class_index=classes)
+    assert_close(ours, relu_max(np.array(maps)))
+
+
+@pytest.mark.tensorflow_only
 def test_fullgrad_refuses_a_model_without_biases(x):
     inp = keras.Input((32, 32, 3))
     h = layers.Conv2D(4, 3, padding="same", use_bias=False, activation="relu", name="plain")(inp)
