@@ -38,8 +38,9 @@ NAMES = (
 FAMILY = "gradient"
 SEED = 0  # Smooth Grad-CAM++'s noise: the same map for the same input, every run
 # Smooth Grad-CAM++'s noisy images per pass: its copies go through the gradient tape together (8 copies of one
-# image, the default, in one pass), a bounded batch so that many samples of many images stay within memory
-NOISY_BATCH = 16
+# image, the default, in one pass), at most a batch of 8 (as Score-CAM's masked inputs), so that the tape holds
+# no more than compute_cam on 8 images does, however many samples of however many images
+NOISY_BATCH = 8
 
 
 @register_formula("gradcam", "Grad-CAM")
