@@ -1,4 +1,5 @@
-"""camwidget against pytorch-grad-cam, side by side on the same machine and the same model (issue 28, section 3).
+"""camwidget against pytorch-grad-cam (and torch-cam for Smooth Grad-CAM++), side by side on the same machine and the
+same model (issue 28, section 3).
 
 VGG16 with random weights (offline) at 224x224, batch 1, layer block5_conv3; pytorch-grad-cam 1.5.7 runs on a
 torch twin of the same Keras model with the weights copied in (kernels transposed; the feature map put back in
@@ -36,6 +37,7 @@ METHODS = {  # camwidget's name -> pytorch-grad-cam's class
     "kpca-cam": "KPCA_CAM",
     "eigencam": "EigenCAM",
 }
+TORCH_CAM = {"smooth-gradcam++": "SmoothGradCAMpp"}  # torch-cam's, on the same twin: 8 noisy copies in both
 
 
 def pytorch_grad_cam() -> types.ModuleType:
@@ -131,16 +133,33 @@ def main() -> None:
         candidates[f"pytorch-grad-cam {name}"] = lambda name=name: cams[name](
             input_tensor=xt, targets=[ClassifierOutputTarget(top)]
         )
+    if importlib.util.find_spec("torchcam") is not None:
+        import torchcam.methods
+
+        for name, peer in TORCH_CAM.items():
+            candidates[f"camwidget {name}"] = lambda name=name: cw.compute_cam(
+                model, x, layer="block5_conv3", method=name, class_index=top
+            )
+
+            def torch_cam(peer=peer):
+                with getattr(torchcam.methods, peer)(twin, relu, num_samples=8) as extractor:  # hooks off after
+                    twin(xt)
+                    return extractor(class_idx=top)
+
+            candidates[f"torch-cam {name}"] = torch_cam
     results = medians(candidates, args.rounds)
     keras_fwd, torch_fwd = results["keras forward (compiled)"], results["torch forward"]
     print(f"\nforward: Keras {keras_fwd * 1e3:.0f} ms, torch {torch_fwd * 1e3:.0f} ms (medians of {args.rounds})")
-    print("\n| method | camwidget ms | x its forward | pytorch-grad-cam ms | x its forward | camwidget / pgc |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name in METHODS:
-        ours, theirs = results[f"camwidget {name}"], results[f"pytorch-grad-cam {name}"]
+    print("\n| method | camwidget ms | x its forward | peer | peer ms | x its forward | camwidget / peer |")
+    print("|---|---:|---:|---|---:|---:|---:|")
+    peers = [(name, "pytorch-grad-cam") for name in METHODS] + [(name, "torch-cam") for name in TORCH_CAM]
+    for name, library in peers:
+        if f"{library} {name}" not in results:
+            continue
+        ours, theirs = results[f"camwidget {name}"], results[f"{library} {name}"]
         print(
-            f"| {name} | {ours * 1e3:.0f} | {ours / keras_fwd:.2f} | {theirs * 1e3:.0f} | {theirs / torch_fwd:.2f} | "
-            f"{ours / theirs:.2f} |"
+            f"| {name} | {ours * 1e3:.0f} | {ours / keras_fwd:.2f} | {library} | {theirs * 1e3:.0f} | "
+            f"{theirs / torch_fwd:.2f} | {ours / theirs:.2f} |"
         )
 
 

@@ -32,3 +32,7 @@ python -c "import xplique, quantus" 2>/dev/null || {
 # for image helpers the tests never call; the tests stand in for that import.
 python -c "import importlib.util as u, sys; sys.exit(u.find_spec('pytorch_grad_cam') is None)" 2>/dev/null \
     || pip install -q --no-deps "grad-cam==1.5.7" "ttach==0.0.3"
+# torch-cam, the peer for SS-CAM, IS-CAM and Smooth Grad-CAM++ (tests/test_methods_peers.py); its requirements
+# (torch, numpy, pillow, matplotlib) are in already, and pip would otherwise reach for another torch build.
+python -c "import importlib.util as u, sys; sys.exit(u.find_spec('torchcam') is None)" 2>/dev/null \
+    || pip install -q --no-deps "torchcam==0.5.0"

@@ -163,6 +163,25 @@ def test_smooth_gradcam_pp_matches_its_formula(model, x):
     assert np.abs(ours - cam(model, x, "gradcam++")).max() > 1e-3
 
 
+@pytest.mark.parametrize("images, samples, passes", [(1, 8, [1, 8]), (3, 5, [3, 6, 6, 3]), (3, 8, [3, 6, 6, 6, 6])])
+def test_smooth_gradcam_pp_sends_its_noisy_copies_through_the_tape_together(
+    model, x, monkeypatch, images, samples, passes
+):
+    """One clean capture of the images, then the noisy copies in passes of NOISY_BATCH (8) images at most,
+    whole copies of the batch each (one image's 8 default copies: one pass); the map is the same as copy by copy
+    (the formula test above)."""
+    sizes = []
+    capture = cw.engines.base.Engine.capture
+
+    def counted(self, x, *args, **kw):
+        sizes.append(len(x))
+        return capture(self, x, *args, **kw)
+
+    monkeypatch.setattr(cw.engines.base.Engine, "capture", counted)
+    cw.compute_cam(model, x[:images], layer="conv_b", method="smooth-gradcam++", method_options={"samples": samples})
+    assert sizes == passes
+
+
 def ref_finer(model, layer, x, classes, gamma, top=None, references=None, base="gradcam"):
     """The base method's map for the score y_c - gamma * mean_j y_j over the `top` classes whose logits are
     nearest y_c (or the given references), differentiated by the hand split."""
@@ -273,8 +292,7 @@ def psi_sum(terms, size):
     return out
 
 
-@pytest.mark.tensorflow_only
-def test_fullgrad_matches_its_formula(model, x):
+def ref_fullgrad(model, x):
     """The flat-head model written out in tf ops, its convolutions' outputs before the ReLU (z) kept, dy/dx and
     dy/dz by one GradientTape; |dy/dx * x| and |b * dy/dz| summed over channels after psi."""
     import tensorflow as tf
@@ -301,10 +319,70 @@ def test_fullgrad_matches_its_formula(model, x):
         for name in zs:
             m += psi_sum(np.abs(as_numpy(L(name).bias) * dz[name][n]), 32)
         maps.append(m)
+    return relu_max(np.array(maps))
+
+
+@pytest.mark.tensorflow_only
+def test_fullgrad_matches_its_formula(model, x):
     ours = cam(model, x, "fullgrad")
     assert ours.shape == (3, 32, 32)  # the input's resolution, whatever the layer
-    assert_close(ours, relu_max(np.array(maps)))
+    assert_close(ours, ref_fullgrad(model, x))
     np.testing.assert_array_equal(ours, cam(model, x, "fullgrad", layer="conv_a"))
+
+
+@pytest.mark.tensorflow_only
+def test_fullgrad_is_its_one_pass_alone(model, x, calls):
+    """compute_cam runs FullGrad's own pass (forward, and backward to the input) and no capture of the layer."""
+    cam(model, x, "fullgrad")
+    assert calls == [("capture_with_input_gradient", True)]
+
+
+@pytest.mark.tensorflow_only
+def test_fullgrad_reads_the_biases_as_they_are_when_it_runs(model, x):
+    """The biases are read inside the traced pass: a bias changed after the pass was traced is the one used."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    before = cam(copy, x, "fullgrad")
+    bias = copy.get_layer("conv_b").bias
+    bias.assign(as_numpy(bias) + np.linspace(-0.5, 0.5, bias.shape[0]).astype("float32"))
+    after = cam(copy, x, "fullgrad")
+    assert np.abs(after - before).max() > 1e-2
+    assert_close(after, ref_fullgrad(copy, x))
+
+
+@pytest.mark.tensorflow_only
+def test_fullgrad_takes_a_batch_normalisations_effective_bias(x):
+    """A convolution without a bias, then a batch normalisation (its moving statistics set), then a ReLU layer:
+    the only bias FullGrad counts is the normalisation's b = beta - mu gamma / sqrt(var + eps), with dy/dz at its
+    output, written out here in tf ops."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((32, 32, 3))
+    h = layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv")(inp)
+    h = layers.ReLU()(layers.BatchNormalization(name="bn")(h))
+    m = keras.Model(inp, layers.Dense(3, activation="softmax", name="dense")(layers.GlobalAveragePooling2D()(h)))
+    rng = np.random.default_rng(2)
+    bn = m.get_layer("bn")
+    gamma, beta, mean, var = (
+        rng.uniform(lo, hi, 4).astype("float32") for lo, hi in [(0.5, 2), (-1, 1), (-1, 1), (0.5, 2)]
+    )
+    beta[0], mean[0] = 0.0, 0.7  # psi scales each channel to [0, 1], so a bias counts by being zero or not: here
+    # only the effective bias is nonzero, so reading beta alone would drop the channel
+    bn.set_weights([gamma, beta, mean, var])
+    classes = [0, 2, 1]
+    xt = tf.convert_to_tensor(x)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(xt)
+        z = (tf.nn.conv2d(xt, m.get_layer("conv").kernel, 1, "SAME") - mean) / np.sqrt(var + bn.epsilon) * gamma + beta
+        tape.watch(z)
+        logits = dense_logits(m.get_layer("dense"), tf.reduce_mean(tf.nn.relu(z), axis=(1, 2)))
+        y = tf.reduce_sum(tf.stack([logits[n, c] for n, c in enumerate(classes)]))
+    dx, dz = tape.gradient(y, xt).numpy(), tape.gradient(y, z).numpy()
+    bias = beta - mean * gamma / np.sqrt(var + bn.epsilon)
+    maps = [psi_sum(np.abs(dx[n] * x[n]), 32) + psi_sum(np.abs(bias * dz[n]), 32) for n in range(len(x))]
+    ours = cw.compute_cam(m, x, method="fullgrad", class_index=classes)
+    assert_close(ours, relu_max(np.array(maps)))
 
 
 @pytest.mark.tensorflow_only

@@ -33,6 +33,7 @@ SCORE_BATCH = 8  # masked inputs per forward pass: fixed, so the last, padded ba
 # that a superseded Score-CAM stops soon (at its next batch) and progress is fine-grained; CPU throughput is the
 # same from 8 to 32 (VGG16: 3.9-4.0 s for 64 inputs)
 
+Reduce = Callable[[Any, Any, Any], Any]  # (LayerInfo or None for the input, A or x, G or dy/dx) -> a tensor
 NO_FUNCTION = object()  # cached "this model has no such pass" (no tail), so it is not looked for again
 
 
@@ -343,18 +344,20 @@ class Engine(abc.ABC):
         return None
 
     def capture_with_input_gradient(
-        self, x: np.ndarray, infos: Sequence[LayerInfo], spec: Scoring
-    ) -> tuple[Capture, np.ndarray] | None:
-        """:meth:`capture` at every layer of `infos` and the plain input gradient dy_c/dx, from one pass (FullGrad).
+        self, x: np.ndarray, infos: Sequence[LayerInfo], reduce: Reduce, spec: Scoring
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray] | None:
+        """One pass with the input watched too, whose layers' A and G are reduced inside it (FullGrad).
 
         Args:
             x: the images (N, H, W, C).
             infos: the layers.
-            spec: what the pass scores (its classes resolved, not -1).
+            reduce: (info, A, G) -> what leaves the pass of each layer, and (None, x, dy_c/dx) of the input,
+                in keras.ops (float32 tensors in, a tensor out).
+            spec: what the pass scores.
 
         Returns:
-            (the capture, float32 dy_c/dx (N, *input)), or None where the engine does not make this pass (only
-            TensorFlow's does).
+            ({path: its reduction}, the input's, probabilities (N, C), class_index (N,)), or None where the
+            engine does not make this pass (only TensorFlow's does).
         """
         return None
 

@@ -18,7 +18,16 @@ import numpy as np
 
 from camwidget import progress
 from camwidget.engines import scores as scoring
-from camwidget.engines.base import SCORE_BATCH, Capture, Engine, LayerCapture, PerturbedCopies, Scoring, row_chunks
+from camwidget.engines.base import (
+    SCORE_BATCH,
+    Capture,
+    Engine,
+    LayerCapture,
+    PerturbedCopies,
+    Reduce,
+    Scoring,
+    row_chunks,
+)
 from camwidget.engines.capture import call_model, capturing
 from camwidget.engines.layout import LayerInfo, ModelLayout
 from camwidget.engines.tail import tail_function
@@ -62,29 +71,28 @@ class TensorFlowEngine(Engine):
         return self._run_capture(x, infos, spec)
 
     def _run_capture(
-        self, x: np.ndarray, infos: Sequence[LayerInfo], spec: Scoring, input_gradient: bool = False
+        self, x: np.ndarray, infos: Sequence[LayerInfo], spec: Scoring, reduce: Reduce | None = None
     ) -> Any:
-        """The capture pass, traced once per (layers, output, score, shape, target, feed, input_gradient); with
-        `input_gradient`, (the capture, dy_c/dx)."""
+        """The capture pass, traced once per (layers, output, score, shape, target, feed, reduce); with `reduce`,
+        the input watched too and only what `reduce` makes of each layer and of the input leaves the pass:
+        ({path: reduce(info, A, G)}, reduce(None, x, dy_c/dx), probabilities, classes)."""
         classes, output, score, target, feed = spec
         infos = sorted(infos, key=lambda i: i.order)
-        key = ("capture", tuple(i.path for i in infos), output, score, x.shape[1:], target, _signature(feed))
-        key += (input_gradient,)
-        fn = self._compiled(
-            key, lambda: self._build_capture(infos, output, score, x.shape[1:], target, feed, input_gradient)
-        )
-        a, g, s, p, c, *dx = fn(
+        key = ("capture", tuple(i.path for i in infos), output, score, x.shape[1:], target, _signature(feed), reduce)
+        fn = self._compiled(key, lambda: self._build_capture(infos, output, score, x.shape[1:], target, feed, reduce))
+        a, g, s, p, c = fn(
             tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(classes, tf.int32), *_rows(feed, len(x))
         )
         paths = [i.path for i in infos]
-        capture = Capture(
+        if reduce is not None:  # a: each layer's reduction, g: the input's
+            return dict(zip(paths, (t.numpy() for t in a))), g.numpy(), p.numpy(), c.numpy()
+        return Capture(
             dict(zip(paths, (t.numpy() for t in a))),
             dict(zip(paths, (t.numpy() for t in g))),
             s.numpy(),
             p.numpy(),
             c.numpy(),
         )
-        return (capture, dx[0].numpy()) if input_gradient else capture
 
     def _recapture(
         self, activations: np.ndarray, info: LayerInfo, spec: Scoring, image_shape: tuple[int, ...] | None
@@ -114,11 +122,12 @@ class TensorFlowEngine(Engine):
         return g.numpy(), hv.numpy()
 
     def capture_with_input_gradient(
-        self, x: np.ndarray, infos: Sequence[LayerInfo], spec: Scoring
-    ) -> tuple[Capture, np.ndarray] | None:
+        self, x: np.ndarray, infos: Sequence[LayerInfo], reduce: Reduce, spec: Scoring
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray] | None:
         """:meth:`camwidget.engines.base.Engine.capture_with_input_gradient`: :meth:`capture`'s pass with the input
-        watched too, so FullGrad's bias-gradients and input-gradient come from one forward and one backward."""
-        return self._run_capture(x, infos, spec, input_gradient=True)
+        watched too, each reduction made in the graph, so FullGrad is one forward and one backward whose
+        layers' A and G never leave the pass."""
+        return self._run_capture(x, infos, spec, reduce)
 
     def class_probabilities(
         self, x: np.ndarray, output: int, feed: Feed | None = None, image: int | None = None
@@ -187,9 +196,10 @@ class TensorFlowEngine(Engine):
         input_shape: tuple[int, ...],
         target: Any = None,
         feed: Feed | None = None,
-        input_gradient: bool = False,
+        reduce: Reduce | None = None,
     ) -> Any:
         model_ref, layers = self._model, {info.path: info.layer for info in infos}
+        by_path = {info.path: info for info in infos}
 
         def full_pass(x: tf.Tensor, classes: tf.Tensor, *others: tf.Tensor) -> tuple[Any, ...]:
             captured: dict[str, list[tf.Tensor]] = {path: [] for path in layers}
@@ -199,7 +209,7 @@ class TensorFlowEngine(Engine):
                 captured[path].append(out)
 
             with tf.GradientTape(watch_accessed_variables=False) as tape:
-                if input_gradient:
+                if reduce is not None:
                     tape.watch(x)
                 with capturing(layers, on_output):
                     outputs = call_model(model_ref(), x, feed, others)
@@ -212,7 +222,7 @@ class TensorFlowEngine(Engine):
                         "or in a loop inside the model?); choose another layer"
                     )
             activations = [captured[path][0] for path in layers]
-            sources = activations + [x] if input_gradient else activations
+            sources = activations + [x] if reduce is not None else activations
             grads = tape.gradient(chosen, sources, unconnected_gradients=tf.UnconnectedGradients.NONE)
             dx = grads[len(activations) :]
             grads = grads[: len(activations)]
@@ -224,10 +234,16 @@ class TensorFlowEngine(Engine):
                     )
                 if g is None:
                     raise CAMError(f"output {output} does not depend on layer {path!r}; choose another layer")
-            passed = [_f32(a) for a in activations], [_f32(g) for g in grads], scores, probs, classes
-            if input_gradient:  # a picture that does not reach the score has a zero gradient
-                passed += (_f32(tf.zeros_like(x) if dx[0] is None else dx[0]),)
-            return passed
+            if reduce is not None:  # a picture that does not reach the score has a zero gradient
+                reduced = [reduce(by_path[p], _f32(a), _f32(g)) for p, a, g in zip(layers, activations, grads)]
+                return (
+                    reduced,
+                    reduce(None, x, _f32(tf.zeros_like(x) if dx[0] is None else dx[0])),
+                    scores,
+                    probs,
+                    classes,
+                )
+            return [_f32(a) for a in activations], [_f32(g) for g in grads], scores, probs, classes
 
         return self._trace(full_pass, _spec(input_shape), tf.TensorSpec((None,), tf.int32), *_specs(feed))
 

@@ -31,7 +31,7 @@ from camwidget.errors import CAMError
 from camwidget.explain.request import Options, Request, check_method_fits
 from camwidget.inputs.feed import Feed
 from camwidget.inputs.images import model_batch
-from camwidget.methods import CAMMethod, MethodInputs, finite, get_method, method_maps, normalize_maps
+from camwidget.methods import CAMMethod, MethodInputs, PassInputs, finite, get_method, method_maps, normalize_maps
 from camwidget.methods.grid import as_grid, from_grid
 from camwidget.targets import Class
 
@@ -417,6 +417,13 @@ class Explainer:
                     model_batch(batch, rank=len(batch.shape) - 1)  # the images as given: says what is wrong
                     raise CAMError("the pass read a value that is not finite from images that are; please report it")
                 self._check_target_scores(got.probabilities)
+                if found is not None:
+                    found.update(probabilities=got.probabilities, classes=got.class_index)
+                return got.maps, got.class_index
+            own_pass = self.cam_method.own_pass
+            if own_pass is not None:  # FullGrad: its own pass is the only one, no capture of the layer
+                check_method_fits(self.cam_method, self.geometry(info), info.path, info.describe_shape())
+                got = own_pass(PassInputs(x, classes, self.engine, layout, output, self.options.score, self.feed))
                 if found is not None:
                     found.update(probabilities=got.probabilities, classes=got.class_index)
                 return got.maps, got.class_index

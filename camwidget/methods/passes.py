@@ -10,6 +10,8 @@ turn the engine's arrays into that grid and back.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from camwidget.engines import LayerCapture
@@ -63,7 +65,16 @@ def from_grid(grid: np.ndarray, inputs: MethodInputs, method: str) -> np.ndarray
 
 def check_class_scores(inputs: MethodInputs, method: str) -> None:
     """The capture explains a class (not a target=, whose single score these methods cannot rerun)."""
-    if inputs.capture.probabilities.ndim != 2 or inputs.capture.probabilities.shape[1] < 2:
+    check_class_probabilities(inputs.capture.probabilities, method)
+
+
+def check_class_probabilities(probabilities: np.ndarray, method: str) -> None:
+    """A pass's probabilities are a class's (N, C >= 2), not a target's single score.
+
+    Raises:
+        CAMError: they are not.
+    """
+    if probabilities.ndim != 2 or probabilities.shape[1] < 2:
         raise CAMError(
             f"{method} reruns the model and reads a class's score from its output, so it explains a class and "
             "cannot take target=; use a gradient method such as 'gradcam' with a target"
@@ -103,10 +114,25 @@ def tail_class_scores(inputs: MethodInputs, layer_values: np.ndarray, image: int
     return np.concatenate(results).astype(np.float64)
 
 
-def capture_at_layer(inputs: MethodInputs, x: np.ndarray, classes: np.ndarray) -> LayerCapture:
-    """A whole pass of images `x` for `classes` at the method's layer: A and G on the methods' grid."""
+def capture_at_layer(inputs: MethodInputs, x: np.ndarray, classes: np.ndarray, copies: int = 1) -> LayerCapture:
+    """A whole pass of images `x` for `classes` at the method's layer: A and G on the methods' grid.
+
+    Args:
+        inputs: what the method was given.
+        x: the images, `copies` versions of the method's batch one after the other (copy-major).
+        classes: (len(x),) the class of each.
+        copies: how many versions of the batch `x` holds: a model's other inputs given per image go with each.
+
+    Returns:
+        The :class:`LayerCapture` of the pass at the layer.
+    """
+    feed = inputs.feed
+    if feed is not None and copies > 1:
+        feed = dataclasses.replace(
+            feed, others=tuple(o if len(o) == 1 else np.concatenate([o] * copies) for o in feed.others)
+        )
     got = inputs.engine.capture(
-        x.astype(np.float32), [inputs.layer], classes.astype(np.int32), inputs.output, inputs.score, None, inputs.feed
+        x.astype(np.float32), [inputs.layer], classes.astype(np.int32), inputs.output, inputs.score, None, feed
     ).at(inputs.layer.path)
     return LayerCapture(
         to_grid(got.activations, inputs), to_grid(got.gradients, inputs), got.scores, got.probabilities, got.class_index

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from camwidget.engines import CAMEngine, LayerCapture, LayerInfo, ModelLayout
+from camwidget.engines import CAMEngine, LayerCapture, LayerInfo, MapsCapture, ModelLayout
 from camwidget.errors import CAMError, closest, quoted
 from camwidget.inputs.feed import Feed
 
@@ -37,6 +37,19 @@ class MethodInputs:
     score: str
     max_channels: int | None = None  # Score-CAM: use at most this many channels
     feed: Feed | None = None  # a model's other inputs, where it has several
+
+
+@dataclass
+class PassInputs:
+    """What a method that makes its maps in one pass of its own (FullGrad) is given in place of a capture."""
+
+    images: np.ndarray  # (N, H, W, C) model input
+    classes: np.ndarray  # (N,) int32, -1 for each image's top class
+    engine: CAMEngine
+    layout: ModelLayout
+    output: int
+    score: str
+    feed: Feed | None = None
 
 
 Formula = Callable[[Any, Any, Any], Any]  # (A, G, xp) -> per-channel terms T, xp: numpy or keras.ops
@@ -69,6 +82,9 @@ class CAMMethod:
     settings: tuple[tuple[str, Any], ...] = ()  # the settings it was configured with (defaults left out)
     class_only: bool = False  # it reruns the model for a class's score: it cannot explain a target= yet
     image_only: bool = False  # it masks or traces the input as a picture: image (and token) layers only
+    # a method whose maps come from one pass of its own over the images, whatever the layer (FullGrad): the
+    # explainer calls it in place of capturing the layer, so that pass is the only one
+    own_pass: Callable[[PassInputs], MapsCapture] | None = None
 
 
 METHODS: dict[str, CAMMethod] = {}
@@ -83,9 +99,11 @@ def register(
     options: Mapping[str, Option] | None = None,
     class_only: bool = False,
     image_only: bool = False,
+    own_pass: Callable[[PassInputs], MapsCapture] | None = None,
 ):
     """Register a method computed by ``fn(inputs, **settings)``: `options` names each setting it takes, with its
-    default and check; `cost` says what a map costs in forward passes (the explorer's tooltip reads it)."""
+    default and check; `cost` says what a map costs in forward passes (the explorer's tooltip reads it);
+    `own_pass` makes its maps from the images alone (see :attr:`CAMMethod.own_pass`)."""
 
     def add(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
         given = dict(options or {})
@@ -102,6 +120,7 @@ def register(
             options=given,
             class_only=class_only,
             image_only=image_only,
+            own_pass=own_pass,
         )
         return fn
 
