@@ -2,12 +2,12 @@
 
 The backend is chosen once, when Keras is imported, so the JAX and torch runs are fresh processes
 (`test_the_suite_passes_on`, at the end): each runs this file, test_exact.py (every kind of model against a
-hand split differentiated by that backend's own autodiff), test_methods.py and test_methods_<module>.py (each
-method's formula), test_explain.py and test_explain_explainer.py (the model as it is now, threads), and the JAX
-and torch modules' own tests (test_engines_portable.py, test_engines_jax_autodiff.py,
-test_engines_torch_autodiff.py, marked `backends`: skipped in the TensorFlow run) with KERAS_BACKEND set, and
-with TensorFlow made impossible to import, as where only camwidget[jax] or camwidget[torch] is installed. The
-main run checks the same files on TensorFlow.
+hand split differentiated by that backend's own autodiff), test_methods.py, test_methods_<module>.py and
+test_methods_added.py (each method's formula, each method on each kind of model), test_explain.py and
+test_explain_explainer.py (the model as it is now, threads), and the JAX and torch modules' own tests
+(test_engines_portable.py, test_engines_jax_autodiff.py, test_engines_torch_autodiff.py, marked `backends`:
+skipped in the TensorFlow run) with KERAS_BACKEND set, and with TensorFlow made impossible to import, as where
+only camwidget[jax] or camwidget[torch] is installed. The main run checks the same files on TensorFlow.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ except ValueError as exc:
 # The other backends' runs: (the files, the least number of tests that must pass there).
 SUITE = ["test_backends.py", "test_exact.py", "test_methods.py", "test_explain.py", "test_explain_explainer.py"]
 SUITE += [f"test_methods_{module}.py" for module in ("gradient", "perturbation", "activation", "baseline")]
-SUITE += [f"test_methods_{module}.py" for module in ("model_based", "scaling", "registry")]
+SUITE += [f"test_methods_{module}.py" for module in ("model_based", "scaling", "registry", "added")]
 SUITE += ["test_engines_portable.py", "test_engines_jax_autodiff.py", "test_engines_torch_autodiff.py"]  # theirs alone
 
 
