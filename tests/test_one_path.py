@@ -69,6 +69,26 @@ def test_the_explorer_session_goes_through_the_explainer(calls, model_and_images
     models.all_through_explainer(calls)
 
 
+def test_the_gallery_goes_through_the_explainer(calls, model_and_images):
+    from camwidget.explorer.gallery import Gallery
+
+    model, x = model_and_images
+    pictures = list((x * 255).astype("uint8"))
+    Gallery(model, pictures, layer="conv_b", preprocess=lambda p: p / 255)
+    models.all_through_explainer(calls)
+
+
+def test_the_audit_and_the_concepts_go_through_the_explainer(calls, model_and_images):
+    """The audit's maps (explain_many) and the concepts' activations (the Explainer's capture) alike."""
+    model, x = model_and_images
+    pictures = [np.clip(x[i % 2] + 0.01 * i, 0, 1) for i in range(6)]
+    cw.audit(model, pictures, labels=[0, 1] * 3, layer="conv_b", concepts=2, progress_bar=False)
+    models.all_through_explainer(calls)
+    calls.clear()
+    cw.concepts(model, x, n=2, layer="conv_b")
+    models.all_through_explainer(calls)
+
+
 def test_the_check_catches_a_direct_engine_call(calls, model_and_images):
     """The check itself: a capture made straight on the engine is recorded as outside the Explainer."""
     model, x = model_and_images
