@@ -18,6 +18,7 @@ sum_j r_ijc = y_c - b_c; it is then Collins et al.'s (and pytorch-grad-cam's) "c
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,6 +101,7 @@ def concepts(
         ValueError: `n` not an int in range; a class out of range; images that are not images.
     """
     from sklearn.decomposition import NMF
+    from sklearn.exceptions import ConvergenceWarning
 
     from camwidget.classes import resolve_class_names
     from camwidget.explain import Explainer
@@ -148,10 +150,20 @@ def concepts(
 
     A = activations.reshape(positions, K)
     nmf = NMF(n_components=int(n), init="nndsvda", random_state=seed, max_iter=max_iter, tol=tol)
-    W = nmf.fit_transform(A).astype(np.float32)
+    with warnings.catch_warnings(record=True) as caught:  # said in words in `notes`, not on stderr
+        warnings.simplefilter("always", ConvergenceWarning)
+        W = nmf.fit_transform(A).astype(np.float32)
     H = nmf.components_.astype(np.float32)
     norm = float(np.linalg.norm(A))
     error = float(np.linalg.norm(A - W @ H) / norm) if norm > 0 else 0.0
+    if any(issubclass(said.category, ConvergenceWarning) for said in caught):
+        notes.append(
+            f"the factorisation stopped at max_iter={max_iter} iterations before its change fell under tol={tol} "
+            f"(relative error {error:.3g}); a larger max_iter= fits closer"
+        )
+    for said in caught:
+        if not issubclass(said.category, ConvergenceWarning):
+            warnings.warn_explicit(said.message, said.category, said.filename, said.lineno)  # any other: as it was
 
     predicted = np.concatenate([c.class_index for c in first])
     chosen = _chosen_classes(classes, n_classes, predicted)

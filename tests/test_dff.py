@@ -81,3 +81,18 @@ def test_bad_classes(setting):
     model, images = setting
     with pytest.raises(ValueError, match="from 0 to 2"):
         concepts(model, images, n=2, layer="features", classes=[5])
+
+
+def test_a_factorisation_stopped_before_converging_is_said_in_notes_not_on_stderr(setting):
+    """scikit-learn warns on stderr when NMF reaches max_iter; concepts says so in its notes, in words, and
+    stays silent when the factorisation converged."""
+    import warnings
+
+    model, images = setting
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning that escaped would fail here
+        stopped = concepts(model, images, n=3, layer="features", max_iter=2, tol=1e-12)
+        converged = concepts(model, images, n=3, layer="features", max_iter=2000, tol=1e-2)
+    said = [note for note in stopped.notes if "stopped at max_iter=2 iterations" in note]
+    assert said and f"relative error {stopped.error:.3g}" in said[0], stopped.notes
+    assert not any("max_iter" in note for note in converged.notes), converged.notes

@@ -464,6 +464,7 @@ def _add_concepts(result: Audit, n: int, limit: int, layer: str | None, preproce
         result.notes.append(f"concepts left out: {exc}")
         return
     result.concepts, result.concept_rows = found, rows
+    result.notes += [f"concepts: {note}" for note in found.notes]
     where = {int(r): i for i, r in enumerate(rows)}
     for c, entry in result.per_class.items() if by_class else ():
         members = [where[int(r)] for r in entry.members if int(r) in where]
