@@ -37,6 +37,18 @@ FORMAT = 2  # of the state files: 2 keys them by the picture's identity
 EXTRA = ".extra.npz"  # a picture's arrays kept beside its map by another command (see Report.add)
 
 
+def _stamp(key: str) -> list[int] | None:
+    """A picture file's [size, modification time in ns] (its key is "file:" and its real path), None for an
+    array or a file that is gone: what tells a resumed run that the file changed since its map was made."""
+    if not key.startswith("file:"):
+        return None
+    try:
+        stat = os.stat(key[len("file:") :])
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 def file_mode() -> int:
     """The mode a new file gets under the process's umask (0644 under the usual 022)."""
     global _FILE_MODE
@@ -168,14 +180,17 @@ class Report:
         return self._names[key]
 
     def done(self, picture: Picture) -> bool:
-        """This picture's results are written (a resumed run skips it)."""
-        return picture.key in self._kept
+        """This picture's results are written, from the file as it is now (a resumed run skips it). A file
+        changed since (another size or modification time) is not done: its kept map would be stale."""
+        record = self._kept.get(picture.key)
+        return record is not None and record.get("stamp") == _stamp(picture.key)
 
     def add(self, item: Explained, extra: Mapping[str, np.ndarray] | None = None) -> None:
         """Keep one picture's results: its overlay, its map, `extra` (arrays another command keeps of the
         picture: the audit's small copy of it), then (last, marking it done) its record."""
         name = self.name(item.key)
         record: dict[str, Any] = {"file": item.name, "index": item.index, "key": item.key, "output": name}
+        record["stamp"] = _stamp(item.key)
         if item.error is not None:
             record["error"] = item.error
             self.errors.append(record)
